@@ -1,0 +1,1 @@
+//! Sans-IO implementation of the MikroTik RouterOS API protocol.
