@@ -1,1 +1,3 @@
 //! Sans-IO implementation of the MikroTik RouterOS API protocol.
+
+pub mod codec;
