@@ -111,6 +111,13 @@ pub struct Trap {
     pub message: String,
 }
 
+impl Trap {
+    /// True for the `interrupted` trap (category 2) a cancelled command answers with.
+    pub fn is_interrupted(&self) -> bool {
+        self.category == Some(TrapCategory::Interrupted)
+    }
+}
+
 impl fmt::Display for Trap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.category {
