@@ -12,3 +12,6 @@ pub use connection::{
 };
 pub use login::LoginMethod;
 pub use reply::{Reply, ReplyError, ReplyKind, Trap, TrapCategory, tag_of};
+
+#[cfg(feature = "tokio")]
+pub mod net;
