@@ -80,10 +80,13 @@ async fn run(args: &Args) -> Result<ExitCode, Error> {
 
     let mut replies = client.stream(command);
     let mut refused = false;
+    // One listener for the whole run, so a Ctrl-C between two replies is not missed.
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     let interrupted = loop {
         let item = tokio::select! {
             item = replies.next() => item,
-            _ = tokio::signal::ctrl_c() => break true,
+            _ = &mut ctrl_c => break true,
         };
         match item {
             None => break false,
