@@ -739,13 +739,11 @@ impl Connection {
     }
 
     fn handle_sentence(&mut self, now: Instant, sentence: Sentence) {
-        let raw_tag = tag_of(&sentence).map(Bytes::copy_from_slice);
-        let reply = match Reply::parse(sentence) {
+        let reply = match Reply::parse_or_return(sentence) {
             Ok(r) => r,
-            Err(error) => {
+            Err((error, sentence)) => {
                 self.stats.malformed_replies += 1;
-                let known = raw_tag
-                    .as_deref()
+                let known = tag_of(&sentence)
                     .and_then(Tag::parse)
                     .filter(|t| self.in_flight.contains_key(&t.0));
                 match known {

@@ -202,8 +202,22 @@ pub fn tag_of(sentence: &Sentence) -> Option<&[u8]> {
 impl Reply {
     /// Reads a reply sentence.
     pub fn parse(sentence: Sentence) -> Result<Self, ReplyError> {
+        Self::parse_or_return(sentence).map_err(|(e, _)| e)
+    }
+
+    /// Like [`parse`](Self::parse), but gives the sentence back on error so the caller can
+    /// still route it by its tag (without a copy on the good path).
+    pub(crate) fn parse_or_return(sentence: Sentence) -> Result<Self, (ReplyError, Sentence)> {
+        match Self::check(&sentence) {
+            Ok((kind, tag, bare)) => Self::finish(sentence, kind, tag, &bare),
+            Err(e) => Err((e, sentence)),
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn check(sentence: &Sentence) -> Result<(ReplyKind, Option<usize>, Vec<usize>), ReplyError> {
         let first = sentence.word(0).ok_or(ReplyError::Empty)?;
-        let mut kind = match first {
+        let kind = match first {
             b"!re" => ReplyKind::Re,
             b"!done" => ReplyKind::Done,
             b"!trap" => ReplyKind::Trap(Trap {
@@ -235,6 +249,15 @@ impl Reply {
                 }
             }
         }
+        Ok((kind, tag, bare))
+    }
+
+    fn finish(
+        sentence: Sentence,
+        mut kind: ReplyKind,
+        tag: Option<usize>,
+        bare: &[usize],
+    ) -> Result<Self, (ReplyError, Sentence)> {
         let mut reply = Self {
             sentence,
             kind: ReplyKind::Re,
@@ -244,11 +267,16 @@ impl Reply {
             ReplyKind::Trap(trap) => {
                 trap.message = reply.get_str("message").unwrap_or_default().into_owned();
                 if let Some(c) = reply.get("category") {
-                    let code = std::str::from_utf8(c)
+                    match std::str::from_utf8(c)
                         .ok()
                         .and_then(|s| s.trim().parse::<u32>().ok())
-                        .ok_or_else(|| ReplyError::BadTrapCategory { value: clip(c) })?;
-                    trap.category = Some(TrapCategory::from_code(code));
+                    {
+                        Some(code) => trap.category = Some(TrapCategory::from_code(code)),
+                        None => {
+                            let e = ReplyError::BadTrapCategory { value: clip(c) };
+                            return Err((e, reply.sentence));
+                        }
+                    }
                 }
             }
             ReplyKind::Fatal { reason } => {
