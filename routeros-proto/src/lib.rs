@@ -90,6 +90,49 @@
 //!
 //! The same loop, run against a scripted peer in virtual time, is how this crate tests the
 //! state machine (`tests/virtual_time.rs`).
+//!
+//! # Features
+//!
+//! - `tokio`: `net::Client`, an async client over TCP that drives a [`Connection`] from one
+//!   background task (as quinn drives quinn-proto): connect with a timeout, log in, `call`
+//!   (all rows, or the trap as an error), `stream` (rows as they come; dropping it sends
+//!   `/cancel`), cheap clones so concurrent tasks share one connection. Its errors,
+//!   I/O included, are `net::Error`.
+//! - `tls` (implies `tokio`): API-SSL (port 8729) with rustls and ring, no OpenSSL. The
+//!   router's certificate is verified against a CA file or pinned by its SHA-256
+//!   fingerprint (`net::TlsConfig`). The router needs a certificate on the service:
+//!   without one it offers only anonymous Diffie-Hellman, which rustls does not do
+//!   (`/ip service set api-ssl certificate=NAME tls-version=only-1.2`).
+//!
+//! ```no_run
+//! # #[cfg(feature = "tokio")]
+//! # async fn example() -> Result<(), routeros_proto::net::Error> {
+//! use routeros_proto::Command;
+//! use routeros_proto::net::{Client, ClientConfig};
+//!
+//! let client = Client::connect(&ClientConfig::new("192.0.2.1", "admin", "secret")).await?;
+//! let added = client
+//!     .call(
+//!         Command::new("/ip/firewall/address-list/add")
+//!             .attr("list", "blocked")
+//!             .attr("address", "198.51.100.7")
+//!             .attr("timeout", "1d"),
+//!     )
+//!     .await?;
+//! println!("added {:?}", added.ret_str());
+//!
+//! // Another task can use a clone of the same connection at the same time.
+//! let log = client.clone();
+//! tokio::spawn(async move {
+//!     let mut rows = log.stream(Command::new("/log/print").follow_only());
+//!     while let Some(Ok(row)) = rows.next().await {
+//!         println!("{}", row.get_str("message").unwrap_or_default());
+//!     }
+//! });
+//! # Ok(())
+//! # }
+//! # fn main() {}
+//! ```
 
 pub mod codec;
 mod command;

@@ -53,6 +53,8 @@ mod clock {
 
     /// Now, for the sans-IO connection, which takes `now` as an argument and never reads
     /// the clock itself; its driver is where time comes from.
+    // The core is sans-IO and never reads the clock (clippy's disallowed-methods keeps it
+    // so); this layer drives it and must hand it `now`, so it reads the clock here only.
     #[allow(clippy::disallowed_methods)]
     pub(crate) fn now() -> Instant {
         Instant::now()
