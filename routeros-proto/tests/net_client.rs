@@ -472,3 +472,80 @@ async fn the_password_never_shows_in_debug() {
     assert!(!shown.contains(PASSWORD), "{shown}");
     assert!(shown.contains("<hidden>"), "{shown}");
 }
+
+#[tokio::test]
+async fn a_per_call_timeout_overrides_the_default() {
+    let router = FakeRouter::start(|mut peer| async move {
+        assert!(peer.login_plain(USER, PASSWORD).await);
+        let slow = peer.expect("/ip/firewall/address-list/print").await;
+        peer.expect("/cancel").await;
+        // The connection goes on after a timeout.
+        peer.reply(&slow, &["!done"]).await;
+        answer_print(&mut peer).await;
+        peer.wait_closed().await;
+    })
+    .await;
+    // The default (60 s) would make this test hang; the call's own 200 ms does not.
+    let client = Client::connect(&config(&router)).await.unwrap();
+    let err = client
+        .call_with_timeout(
+            Command::new("/ip/firewall/address-list/print"),
+            Some(Duration::from_millis(200)),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Timeout { after, .. } if after == Duration::from_millis(200)),
+        "{err:?}"
+    );
+    assert_print(&client).await;
+    drop(client);
+    router.finish().await;
+}
+
+#[tokio::test]
+async fn an_unknown_reply_word_fails_its_command_only() {
+    let router = FakeRouter::start(|mut peer| async move {
+        assert!(peer.login_plain(USER, PASSWORD).await);
+        let cmd = peer.expect("/system/resource/print").await;
+        peer.reply(&cmd, &["!surprise", "=cpu-load=3"]).await;
+        peer.reply(&cmd, &["!done"]).await;
+        answer_print(&mut peer).await;
+        peer.wait_closed().await;
+    })
+    .await;
+    let client = Client::connect(&config(&router)).await.unwrap();
+    let err = client
+        .call(Command::new("/system/resource/print"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::MalformedReply { .. }), "{err:?}");
+    assert!(err.to_string().contains("!surprise"), "{err}");
+    assert_print(&client).await;
+    drop(client);
+    router.finish().await;
+}
+
+#[tokio::test]
+async fn empty_without_done_still_ends_the_command() {
+    // One RouterOS release sent `!empty` and no `!done`.
+    let router = FakeRouter::start(|mut peer| async move {
+        assert!(peer.login_plain(USER, PASSWORD).await);
+        let cmd = peer.expect("/ip/firewall/address-list/print").await;
+        peer.reply(&cmd, &["!empty"]).await;
+        peer.wait_closed().await;
+    })
+    .await;
+    let mut protocol = routeros_proto::Config::default();
+    protocol.empty_done_timeout = Duration::from_millis(200);
+    let client = Client::connect(&config(&router).protocol(protocol))
+        .await
+        .unwrap();
+    let response = client
+        .call(Command::new("/ip/firewall/address-list/print"))
+        .await
+        .unwrap();
+    assert!(response.empty && response.rows.is_empty());
+    drop(client);
+    router.finish().await;
+}

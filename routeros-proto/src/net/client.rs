@@ -248,7 +248,24 @@ impl Client {
     /// # Errors
     /// The command's trap, its timeout, an unreadable reply, or the connection's end.
     pub async fn call(&self, command: Command) -> Result<Response, Error> {
-        let mut rows = self.open(command, None);
+        self.collect(self.open(command, None, None)).await
+    }
+
+    /// Like [`Client::call`], with this command's own timeout instead of
+    /// [`ClientConfig::command_timeout`] (`None`: wait forever). For example a short one
+    /// for an address-list `add`, a long one for a 200k-row `print`.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn call_with_timeout(
+        &self,
+        command: Command,
+        timeout: Option<Duration>,
+    ) -> Result<Response, Error> {
+        self.collect(self.open(command, None, Some(timeout))).await
+    }
+
+    async fn collect(&self, mut rows: RowStream) -> Result<Response, Error> {
         let mut collected = Vec::new();
         let mut first_error = None;
         while let Some(item) = rows.next().await {
@@ -279,10 +296,15 @@ impl Client {
     /// Rows wait in the stream until read; past [`ClientConfig::stream_buffer`] unread rows
     /// the command is cancelled and [`Error::StreamLagged`] is yielded.
     pub fn stream(&self, command: Command) -> RowStream {
-        self.open(command, Some(self.shared.stream_buffer))
+        self.open(command, Some(self.shared.stream_buffer), None)
     }
 
-    fn open(&self, command: Command, limit: Option<usize>) -> RowStream {
+    fn open(
+        &self,
+        command: Command,
+        limit: Option<usize>,
+        timeout: Option<Option<Duration>>,
+    ) -> RowStream {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let path = String::from_utf8_lossy(command.path()).into_owned();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -292,10 +314,12 @@ impl Client {
             pending: pending.clone(),
             limit,
         };
-        let sent = self
-            .shared
-            .requests
-            .send(Request::Send { id, command, sink });
+        let sent = self.shared.requests.send(Request::Send {
+            id,
+            command,
+            timeout,
+            sink,
+        });
         RowStream {
             id,
             command: path,

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -55,6 +56,8 @@ pub(crate) enum Request {
     Send {
         id: u64,
         command: Command,
+        /// `Some`: this command's own timeout instead of the connection's default.
+        timeout: Option<Option<Duration>>,
         sink: Sink,
     },
     /// The stream with this id was dropped before its end.
@@ -66,6 +69,8 @@ pub(crate) enum Request {
 struct Route {
     id: u64,
     command: String,
+    /// The timeout in force, for the error message.
+    timeout: Option<Duration>,
     sink: Sink,
 }
 
@@ -81,6 +86,8 @@ struct Driver {
 }
 
 const READ_CHUNK: usize = 64 * 1024;
+/// How long closing may wait to write `/quit` (and pending `/cancel`s) out.
+const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs the connection until it closes or every handle is gone.
 pub(crate) async fn run<S: Transport>(
@@ -113,7 +120,7 @@ pub(crate) async fn run<S: Transport>(
             .map(tokio::time::Instant::from_std);
         tokio::select! {
             request = requests.recv() => match request {
-                Some(Request::Send { id, command, sink }) => driver.send(id, command, sink),
+                Some(Request::Send { id, command, timeout, sink }) => driver.send(id, command, timeout, sink),
                 Some(Request::Cancel { id }) => driver.cancel(id),
                 Some(Request::Close { done }) => {
                     close_waiters.push(done);
@@ -184,9 +191,17 @@ impl Driver {
         }
     }
 
-    fn send(&mut self, id: u64, command: Command, sink: Sink) {
+    fn send(&mut self, id: u64, command: Command, timeout: Option<Option<Duration>>, sink: Sink) {
         let path = String::from_utf8_lossy(command.path()).into_owned();
-        match self.connection.send(clock::now(), command) {
+        let timeout = match timeout {
+            Some(own) => own,
+            None if command.is_streaming() => None,
+            None => self.connection.config().command_timeout,
+        };
+        match self
+            .connection
+            .send_with_timeout(clock::now(), command, timeout)
+        {
             Ok(tag) => {
                 self.tags.insert(id, tag);
                 self.routes.insert(
@@ -194,6 +209,7 @@ impl Driver {
                     Route {
                         id,
                         command: path,
+                        timeout,
                         sink,
                     },
                 );
@@ -226,9 +242,12 @@ impl Driver {
         while let Some(bytes) = self.connection.poll_transmit() {
             self.outgoing.extend_from_slice(&bytes);
         }
-        // Best effort: the router may be gone already.
-        let _ = writer.write_all_buf(&mut self.outgoing).await;
-        let _ = writer.flush().await;
+        // Best effort, and bounded: the router may be gone or not reading.
+        let flush = async {
+            writer.write_all_buf(&mut self.outgoing).await?;
+            writer.flush().await
+        };
+        let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, flush).await;
         self.end.get_or_insert(Error::Disconnected);
     }
 
@@ -283,13 +302,13 @@ impl Driver {
             Event::ReplyError { tag, error } => self.deliver(tag, Delivery::Malformed(error)),
             Event::Done { tag, ret } => self.finish(tag, Delivery::Done(ret)),
             Event::TimedOut { tag } => {
-                let after = self.connection.config().command_timeout.unwrap_or_default();
-                let command = self
-                    .routes
-                    .get(&tag)
-                    .map(|r| r.command.clone())
-                    .unwrap_or_default();
-                self.finish(tag, Delivery::Failed(Error::Timeout { command, after }));
+                if let Some(route) = self.routes.get(&tag) {
+                    let error = Error::Timeout {
+                        command: route.command.clone(),
+                        after: route.timeout.unwrap_or_default(),
+                    };
+                    self.finish(tag, Delivery::Failed(error));
+                }
             }
             // Only dropped streams are cancelled, and their routes are gone already.
             Event::Cancelled { tag } => self.finish(tag, Delivery::Done(None)),

@@ -31,10 +31,7 @@ pub enum Error {
     },
 
     /// Connecting (TCP, TLS handshake and login together) took longer than allowed.
-    #[error(
-        "connecting to {addr} did not finish within {after:?}; check that the router is \
-         reachable and that the port is the API ({hint})"
-    )]
+    #[error("connecting to {addr} did not finish within {after:?}: {hint}")]
     ConnectTimeout {
         /// The `host:port` that was tried.
         addr: String,

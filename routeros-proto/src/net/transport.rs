@@ -69,13 +69,19 @@ pub(crate) enum Step {
 impl Step {
     pub(crate) fn hint(self) -> &'static str {
         match self {
-            Step::Tcp => "the TCP connection was not accepted",
+            Step::Tcp => {
+                "the TCP connection was not accepted; check that the router is reachable and \
+                 that no firewall drops the port"
+            }
             #[cfg(feature = "tls")]
             Step::Tls => {
                 "the TLS handshake did not finish: is this the API-SSL port (8729) and does \
                  `/ip service` give api-ssl a certificate?"
             }
-            Step::Login => "the router did not answer the login: is this an API port?",
+            Step::Login => {
+                "the router did not answer the login; is this the API port (8728, or 8729 \
+                 with TLS)?"
+            }
         }
     }
 }
@@ -95,5 +101,19 @@ pub(crate) async fn within<T>(
             after: limit,
             hint: step.hint(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_literals_are_bracketed_in_addresses_and_bare_for_connecting() {
+        assert_eq!(display_addr("::1", 8728), "[::1]:8728");
+        assert_eq!(display_addr("[::1]", 8728), "[::1]:8728");
+        assert_eq!(display_addr("gw.example", 8729), "gw.example:8729");
+        assert_eq!(bare_host("[2001:db8::1]"), "2001:db8::1");
+        assert_eq!(bare_host("192.0.2.1"), "192.0.2.1");
     }
 }
