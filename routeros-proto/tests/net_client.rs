@@ -549,3 +549,59 @@ async fn empty_without_done_still_ends_the_command() {
     drop(client);
     router.finish().await;
 }
+
+#[tokio::test]
+async fn commands_beyond_max_in_flight_wait_for_room_instead_of_failing() {
+    let router = FakeRouter::start(|mut peer| async move {
+        assert!(peer.login_plain(USER, PASSWORD).await);
+        let first = peer.recv().await.unwrap();
+        let second = peer.recv().await.unwrap();
+        // Two are out; the third waits on the client side.
+        let early = tokio::time::timeout(Duration::from_millis(200), peer.recv()).await;
+        assert!(early.is_err(), "a third command was sent early: {early:?}");
+        peer.reply(&first, &["!done"]).await;
+        let third = peer.recv().await.unwrap();
+        peer.reply(&second, &["!done"]).await;
+        peer.reply(&third, &["!done"]).await;
+        peer.wait_closed().await;
+    })
+    .await;
+    let mut protocol = routeros_proto::Config::default();
+    protocol.max_in_flight = 2;
+    let client = Client::connect(&config(&router).protocol(protocol))
+        .await
+        .unwrap();
+    let calls: Vec<_> = (0..3)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .call(Command::new("/ip/firewall/address-list/add").attr("n", i.to_string()))
+                    .await
+            })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    drop(client);
+    router.finish().await;
+}
+
+#[tokio::test]
+async fn fatal_during_login_is_reported_as_the_connect_error() {
+    // What a router at `max-sessions` may do.
+    let router = FakeRouter::start(|mut peer| async move {
+        peer.expect("/login").await;
+        peer.send(&["!fatal", "too many commands before login"])
+            .await;
+        peer.close().await;
+    })
+    .await;
+    let err = Client::connect(&config(&router)).await.unwrap_err();
+    match &err {
+        Error::Fatal { reason } => assert_eq!(reason, "too many commands before login"),
+        other => panic!("expected Fatal, got {other:?}"),
+    }
+    router.finish().await;
+}

@@ -105,6 +105,9 @@ impl ClientConfig {
     }
 
     /// All protocol settings (decoder limits, timeouts, commands in flight) at once.
+    ///
+    /// Commands beyond [`Config::max_in_flight`] are not refused: they wait, in order,
+    /// until earlier ones finish (their timeout starts when they are sent).
     #[must_use]
     pub fn protocol(mut self, config: Config) -> Self {
         self.protocol = config;

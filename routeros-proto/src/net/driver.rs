@@ -5,7 +5,7 @@
 //! to the connection, then drain it in the documented order (transmit, events, timeout),
 //! routing each event to the command's channel by tag.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -74,10 +74,20 @@ struct Route {
     sink: Sink,
 }
 
+/// A command waiting for room: the connection has `Config::max_in_flight` commands out.
+struct Waiting {
+    id: u64,
+    command: Command,
+    timeout: Option<Option<Duration>>,
+    sink: Sink,
+}
+
 struct Driver {
     connection: Connection,
     routes: HashMap<Tag, Route>,
     tags: HashMap<u64, Tag>,
+    /// Commands not sent yet, in the order they were made.
+    waiting: VecDeque<Waiting>,
     login: Option<oneshot::Sender<Result<(), Error>>>,
     /// Bytes from `poll_transmit` not yet written.
     outgoing: BytesMut,
@@ -101,6 +111,7 @@ pub(crate) async fn run<S: Transport>(
         connection,
         routes: HashMap::new(),
         tags: HashMap::new(),
+        waiting: VecDeque::new(),
         login: Some(login),
         outgoing: BytesMut::new(),
         end: None,
@@ -155,6 +166,9 @@ pub(crate) async fn run<S: Transport>(
     for (_, route) in driver.routes.drain() {
         let _ = route.sink.tx.send(Delivery::Failed(reason.clone()));
     }
+    for waiting in driver.waiting.drain(..) {
+        let _ = waiting.sink.tx.send(Delivery::Failed(reason.clone()));
+    }
     requests.close();
     // Commands queued meanwhile never reached the connection: tell them why.
     while let Ok(request) = requests.try_recv() {
@@ -185,13 +199,50 @@ impl Driver {
         while let Some(event) = self.connection.poll_event() {
             self.dispatch(event);
         }
+        // Finished commands made room for waiting ones.
+        self.send_waiting();
         // Lagging streams were cancelled while dispatching: their `/cancel` goes out too.
         while let Some(bytes) = self.connection.poll_transmit() {
             self.outgoing.extend_from_slice(&bytes);
         }
     }
 
+    /// Sends the command now, or queues it while the connection has no room: a burst of
+    /// commands (say, thousands of optimistic address-list adds) waits instead of failing.
     fn send(&mut self, id: u64, command: Command, timeout: Option<Option<Duration>>, sink: Sink) {
+        let waiting = Waiting {
+            id,
+            command,
+            timeout,
+            sink,
+        };
+        if self.waiting.is_empty() && self.has_room() {
+            self.send_now(waiting);
+        } else {
+            self.waiting.push_back(waiting);
+        }
+    }
+
+    fn has_room(&self) -> bool {
+        self.connection.in_flight() < self.connection.config().max_in_flight
+    }
+
+    fn send_waiting(&mut self) {
+        while self.has_room() && !self.connection.is_closed() {
+            let Some(next) = self.waiting.pop_front() else {
+                break;
+            };
+            self.send_now(next);
+        }
+    }
+
+    fn send_now(&mut self, waiting: Waiting) {
+        let Waiting {
+            id,
+            command,
+            timeout,
+            sink,
+        } = waiting;
         let path = String::from_utf8_lossy(command.path()).into_owned();
         let timeout = match timeout {
             Some(own) => own,
@@ -233,6 +284,9 @@ impl Driver {
             self.routes.remove(&tag);
             // UnknownTag: it ended meanwhile; Closed: nothing to cancel any more.
             let _ = self.connection.cancel(clock::now(), tag);
+        } else {
+            // Not sent yet: it never will be.
+            self.waiting.retain(|w| w.id != id);
         }
     }
 
