@@ -176,7 +176,7 @@ pub(crate) async fn run<S: Transport>(
             let _ = sink.tx.send(Delivery::Failed(reason.clone()));
         }
     }
-    let _ = writer.shutdown().await;
+    let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, writer.shutdown()).await;
     for done in close_waiters {
         let _ = done.send(());
     }

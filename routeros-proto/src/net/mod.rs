@@ -31,8 +31,8 @@
 //! # }
 //! ```
 //!
-//! With feature `tls`, [`ClientConfig::tls`] switches to API-SSL; see [`tls`] for what the
-//! router needs (a certificate: rustls cannot do the anonymous DH a router without one
+//! With feature `tls`, `ClientConfig::tls` switches to API-SSL; the `tls` module says what
+//! the router needs (a certificate: rustls cannot do the anonymous DH a router without one
 //! offers).
 
 mod client;
