@@ -384,6 +384,7 @@ async fn fatal_ends_every_command_with_the_routers_reason() {
 
 #[tokio::test]
 async fn a_stream_read_too_slowly_is_cancelled_with_lagged() {
+    let (cancelled_tx, cancelled) = tokio::sync::oneshot::channel();
     let router = FakeRouter::start(|mut peer| async move {
         assert!(peer.login_plain(USER, PASSWORD).await);
         let follow = peer.expect("/log/print").await;
@@ -393,6 +394,7 @@ async fn a_stream_read_too_slowly_is_cancelled_with_lagged() {
         }
         let cancel = peer.expect("/cancel").await;
         assert_eq!(cancel.attr("tag"), follow.tag());
+        cancelled_tx.send(()).unwrap();
         peer.wait_closed().await;
     })
     .await;
@@ -400,26 +402,12 @@ async fn a_stream_read_too_slowly_is_cancelled_with_lagged() {
         .await
         .unwrap();
     let mut log = client.stream(Command::new("/log/print").follow_only());
-    // Not reading: the rows pile up until the bound is hit.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        log.next()
-            .await
-            .unwrap()
-            .unwrap()
-            .get_str("message")
-            .as_deref(),
-        Some("0")
-    );
-    assert_eq!(
-        log.next()
-            .await
-            .unwrap()
-            .unwrap()
-            .get_str("message")
-            .as_deref(),
-        Some("1")
-    );
+    // Not reading until the bound was hit and the router was told to stop.
+    cancelled.await.unwrap();
+    for expected in ["0", "1"] {
+        let row = log.next().await.unwrap().unwrap();
+        assert_eq!(row.get_str("message").as_deref(), Some(expected));
+    }
     let err = log.next().await.unwrap().unwrap_err();
     assert!(
         matches!(err, Error::StreamLagged { limit: 2, .. }),
@@ -603,5 +591,35 @@ async fn fatal_during_login_is_reported_as_the_connect_error() {
         Error::Fatal { reason } => assert_eq!(reason, "too many commands before login"),
         other => panic!("expected Fatal, got {other:?}"),
     }
+    router.finish().await;
+}
+
+#[tokio::test]
+async fn a_peer_closing_between_replies_is_closed_not_mid_sentence() {
+    let router = FakeRouter::start(|mut peer| async move {
+        assert!(peer.login_plain(USER, PASSWORD).await);
+        let cmd = peer.expect("/ip/address/print").await;
+        peer.reply(&cmd, &["!re", "=.id=*1"]).await;
+        peer.close().await;
+    })
+    .await;
+    let client = Client::connect(&config(&router)).await.unwrap();
+    let mut rows = client.stream(Command::new("/ip/address/print"));
+    assert_eq!(
+        rows.next().await.unwrap().unwrap().id().as_deref(),
+        Some("*1")
+    );
+    let err = rows.next().await.unwrap().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Closed {
+                mid_sentence: false
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(rows.next().await.is_none());
+    assert!(rows.is_finished());
     router.finish().await;
 }
