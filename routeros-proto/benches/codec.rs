@@ -5,6 +5,13 @@
 //! chunks and decoded into [`Reply`] values. Memory stays at one read chunk plus one
 //! sentence. `connection/...` runs the same stream through [`Connection`] (routing
 //! included). `encode/...` encodes address-list commands.
+//!
+//! The machine this runs on may be shared, which makes wall-clock figures depend on the
+//! neighbours' load. The `cpu_time/...` groups repeat the decode benches measured in CPU
+//! time of the benchmark thread (Linux `/proc/thread-self/schedstat`): what one core
+//! achieves, whatever else runs. That counter moves in scheduler ticks, fine for the
+//! decode iterations (tens of ms) but too coarse for the encode ones (about 1 ms), which
+//! are measured in wall time only.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 // The benchmark needs a starting instant; the crate itself never reads the clock.
 #![allow(clippy::disallowed_methods)]
@@ -13,6 +20,9 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use bytes::BytesMut;
+use std::time::Duration;
+
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use routeros_proto::codec::{Decoder, encode_sentence};
 use routeros_proto::{Command, Config, Connection, Event, Reply};
@@ -65,9 +75,54 @@ fn connection_print_stream() -> Vec<u8> {
     out
 }
 
+/// CPU time consumed by the calling thread, from `/proc/thread-self/schedstat` (ns).
+struct ThreadCpuTime;
+
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = u64;
+    type Value = Duration;
+
+    fn start(&self) -> u64 {
+        thread_cpu_ns().unwrap_or(0)
+    }
+    fn end(&self, start: u64) -> Duration {
+        Duration::from_nanos(thread_cpu_ns().unwrap_or(0).saturating_sub(start))
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, d: &Duration) -> f64 {
+        d.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        static WALL: WallTime = WallTime;
+        WALL.formatter()
+    }
+}
+
 fn decode(c: &mut Criterion) {
+    decode_benches(c, "decode", "connection");
+}
+
+fn decode_cpu_time(c: &mut Criterion<ThreadCpuTime>) {
+    if thread_cpu_ns().is_none() {
+        eprintln!("cpu_time benches skipped: /proc/thread-self/schedstat is not readable here");
+        return;
+    }
+    decode_benches(c, "cpu_time/decode", "cpu_time/connection");
+}
+
+fn decode_benches<M: Measurement>(c: &mut Criterion<M>, decode_name: &str, conn_name: &str) {
     let stream = connection_print_stream();
-    let mut g = c.benchmark_group("decode");
+    let mut g = c.benchmark_group(decode_name);
     g.throughput(Throughput::Bytes(stream.len() as u64));
     g.sample_size(20);
     g.bench_function("connection_print_100k", |bench| {
@@ -88,7 +143,7 @@ fn decode(c: &mut Criterion) {
     });
     g.finish();
 
-    let mut g = c.benchmark_group("connection");
+    let mut g = c.benchmark_group(conn_name);
     g.throughput(Throughput::Bytes(stream.len() as u64));
     g.sample_size(20);
     g.bench_function("connection_print_100k", |bench| {
@@ -116,6 +171,10 @@ fn decode(c: &mut Criterion) {
 }
 
 fn encode(c: &mut Criterion) {
+    encode_benches(c, "encode");
+}
+
+fn encode_benches(c: &mut Criterion, name: &str) {
     let commands: Vec<Command> = (0..10_000u32)
         .map(|i| {
             Command::new("/ip/firewall/address-list/add")
@@ -127,7 +186,7 @@ fn encode(c: &mut Criterion) {
         })
         .collect();
     let total: usize = commands.iter().map(Command::encoded_len).sum();
-    let mut g = c.benchmark_group("encode");
+    let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Bytes(total as u64));
     g.bench_function("address_list_add_10k", |bench| {
         let mut out = Vec::with_capacity(total);
@@ -160,4 +219,9 @@ fn encode(c: &mut Criterion) {
 }
 
 criterion_group!(benches, decode, encode);
-criterion_main!(benches);
+criterion_group! {
+    name = cpu_time;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = decode_cpu_time
+}
+criterion_main!(benches, cpu_time);

@@ -372,6 +372,12 @@ impl Decoder {
         &self.limits
     }
 
+    /// Forgets the partly parsed sentence, e.g. after the caller discarded its read buffer.
+    pub fn reset(&mut self) {
+        self.scanned = 0;
+        self.words.clear();
+    }
+
     /// True if the decoder holds part of a sentence (complete words without the terminator).
     /// Together with a non-empty read buffer, this tells whether a peer closed the
     /// connection mid-sentence.
@@ -385,7 +391,16 @@ impl Decoder {
     /// and is remembered), `Ok(Some(sentence))` after removing the sentence from `buf`.
     /// Empty sentences (a lone zero byte) are skipped. After an error the stream cannot be
     /// resynchronised: drop the connection.
+    ///
+    /// Only append to `buf` between calls; if you discard its contents, call
+    /// [`reset`](Self::reset).
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Sentence>, DecodeError> {
+        if self.scanned > buf.len() {
+            // The caller consumed or replaced the buffer behind our back: start afresh
+            // rather than wait forever for bytes that already went. (A replacement at
+            // least as long goes unnoticed: call `reset` then.)
+            self.reset();
+        }
         loop {
             let word = self.words.len();
             let rest = buf.get(self.scanned..).unwrap_or_default();
@@ -651,6 +666,23 @@ mod tests {
         // The messages name the bound to raise.
         let msg = DecodeError::TooManyWords { max: 3 }.to_string();
         assert!(msg.contains("Limits::max_words"), "{msg}");
+    }
+
+    #[test]
+    fn a_replaced_buffer_does_not_stall_the_decoder() {
+        let mut dec = Decoder::default();
+        let mut buf = BytesMut::from(&b"\x03!re\x06=a=bcd"[..]);
+        assert!(dec.decode(&mut buf).unwrap().is_none());
+        // Shorter than what was parsed: detected, the decoder starts afresh.
+        let mut fresh = BytesMut::from(&b"\x05!done\x00"[..]);
+        let s = dec.decode(&mut fresh).unwrap().unwrap();
+        assert_eq!(s.word(0), Some(&b"!done"[..]));
+        // Otherwise the caller says so with reset().
+        let mut buf = BytesMut::from(&b"\x03!re"[..]);
+        assert!(dec.decode(&mut buf).unwrap().is_none());
+        dec.reset();
+        let mut fresh = BytesMut::from(&b"\x05!done\x00"[..]);
+        assert_eq!(dec.decode(&mut fresh).unwrap().unwrap().len(), 1);
     }
 
     #[test]
