@@ -189,6 +189,13 @@ fn clip(word: &[u8]) -> String {
     String::from_utf8_lossy(word.get(..64).unwrap_or(word)).into_owned()
 }
 
+/// What [`Reply::check`] learns from the words of a sentence.
+struct Checked {
+    kind: ReplyKind,
+    tag: Option<usize>,
+    bare: Vec<usize>,
+}
+
 /// The `.tag` of a sentence, if it has one, without parsing the rest.
 ///
 /// Useful to route a sentence that [`Reply::parse`] refused to the command it belongs to.
@@ -209,13 +216,14 @@ impl Reply {
     /// still route it by its tag (without a copy on the good path).
     pub(crate) fn parse_or_return(sentence: Sentence) -> Result<Self, (ReplyError, Sentence)> {
         match Self::check(&sentence) {
-            Ok((kind, tag, bare)) => Self::finish(sentence, kind, tag, &bare),
+            Ok(Checked { kind, tag, bare }) => Self::finish(sentence, kind, tag, &bare),
             Err(e) => Err((e, sentence)),
         }
     }
 
-    #[allow(clippy::type_complexity)]
-    fn check(sentence: &Sentence) -> Result<(ReplyKind, Option<usize>, Vec<usize>), ReplyError> {
+    /// Validates the words; returns the kind, the index of the `.tag` word and the indexes
+    /// of bare words (the reason of a `!fatal`).
+    fn check(sentence: &Sentence) -> Result<Checked, ReplyError> {
         let first = sentence.word(0).ok_or(ReplyError::Empty)?;
         let kind = match first {
             b"!re" => ReplyKind::Re,
@@ -249,7 +257,7 @@ impl Reply {
                 }
             }
         }
-        Ok((kind, tag, bare))
+        Ok(Checked { kind, tag, bare })
     }
 
     fn finish(
