@@ -1,0 +1,117 @@
+//! Configuration pieces shared by the notifiers: the retry policy and how durations are
+//! written in configuration files.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// How a notifier retries a failed request.
+///
+/// Server errors (5xx) and network errors are retried with exponential backoff
+/// (`initial_backoff`, doubled each time, at most `max_backoff`). HTTP 429 is retried
+/// after the wait the service asks for (Telegram's `parameters.retry_after`, or a
+/// `Retry-After` header), unless that is longer than `max_retry_after`. Other 4xx answers
+/// are not retried.
+///
+/// In a configuration file durations are strings such as `"500ms"`, `"8s"`, `"1m"`:
+///
+/// ```
+/// # use mtids_alert::RetryPolicy;
+/// let policy: RetryPolicy = toml::from_str(r#"max_attempts = 5
+/// initial_backoff = "250ms""#).unwrap();
+/// assert_eq!(policy.max_attempts, 5);
+/// assert_eq!(policy.max_backoff, RetryPolicy::default().max_backoff);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RetryPolicy {
+    /// Requests made in total before giving up, including the first. Default 4.
+    pub max_attempts: u32,
+    /// Wait before the first retry. Default `500ms`.
+    #[serde(with = "duration_str")]
+    pub initial_backoff: Duration,
+    /// Longest wait between retries. Default `8s`.
+    #[serde(with = "duration_str")]
+    pub max_backoff: Duration,
+    /// Longest `retry_after` honoured; a longer one gives up at once. Default `60s`.
+    #[serde(with = "duration_str")]
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(8),
+            max_retry_after: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The backoff before retry number `retry` (1 for the first retry).
+    pub(crate) fn backoff(&self, retry: u32) -> Duration {
+        let factor = 1u32
+            .checked_shl(retry.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        self.initial_backoff
+            .checked_mul(factor)
+            .unwrap_or(self.max_backoff)
+            .min(self.max_backoff)
+    }
+
+    pub(crate) fn validate(&self, prefix: &'static str) -> Result<(), crate::AlertError> {
+        if self.max_attempts == 0 {
+            return Err(crate::AlertError::InvalidConfig {
+                field: prefix,
+                reason: "retry.max_attempts must be at least 1".to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Serde helpers for durations written as `"10s"`, `"500ms"`, `"1h 30m"`.
+pub(crate) mod duration_str {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration {text:?} ({e}); write it like \"500ms\", \"10s\" or \"1m\""
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.backoff(1), Duration::from_millis(500));
+        assert_eq!(p.backoff(2), Duration::from_secs(1));
+        assert_eq!(p.backoff(4), Duration::from_secs(4));
+        assert_eq!(p.backoff(5), Duration::from_secs(8));
+        assert_eq!(p.backoff(60), Duration::from_secs(8));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_durations_are_named() {
+        let err = toml::from_str::<RetryPolicy>("max_attempt = 3")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_attempt"), "{err}");
+        let err = toml::from_str::<RetryPolicy>("max_backoff = \"soon\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("soon") && err.contains("max_backoff"), "{err}");
+    }
+}
