@@ -195,6 +195,23 @@ pub struct Summary {
     pub top_sources: Vec<SourceCount>,
 }
 
+impl Summary {
+    /// A summary (the dispatcher makes these; notifier tests may too).
+    pub fn new(
+        held_back: u64,
+        blocks: u64,
+        window: Duration,
+        top_sources: Vec<SourceCount>,
+    ) -> Self {
+        Self {
+            held_back,
+            blocks,
+            window,
+            top_sources,
+        }
+    }
+}
+
 /// A source and how many alerts it produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceCount {

@@ -534,3 +534,85 @@ async fn deliver(shared: &Shared, notifiers: &[Arc<dyn Notifier>], notification:
     })
     .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{Action, Threat};
+    use crate::notifier::MockNotifier;
+    use std::time::SystemTime;
+
+    fn alert(source: &str) -> Alert {
+        Alert::new(
+            Threat::PortScan,
+            source,
+            Action::DryRun {
+                duration: None,
+                routers: vec![],
+            },
+            "e",
+            SystemTime::UNIX_EPOCH,
+        )
+    }
+
+    #[tokio::test]
+    async fn mock_notifier_sees_each_alert_once_and_errors_are_counted() {
+        let mut mock = MockNotifier::new();
+        mock.expect_name().return_const("mock".to_owned());
+        let mut calls = 0;
+        mock.expect_notify().times(2).returning(move |n| {
+            calls += 1;
+            assert!(matches!(n, Notification::Alert(a) if a.source == format!("10.0.0.{calls}")));
+            if calls == 1 {
+                Ok(())
+            } else {
+                Err(AlertError::Rejected {
+                    notifier: "mock",
+                    status: 403,
+                    description: "blocked".into(),
+                })
+            }
+        });
+        let dispatcher =
+            Dispatcher::spawn(DispatcherConfig::default(), vec![Arc::new(mock)]).unwrap();
+        assert_eq!(dispatcher.submit(alert("10.0.0.1")), Submitted::Queued);
+        assert_eq!(dispatcher.submit(alert("10.0.0.1")), Submitted::Duplicate);
+        assert_eq!(dispatcher.submit(alert("10.0.0.2")), Submitted::Queued);
+        assert!(
+            dispatcher
+                .shutdown(Duration::from_secs(5))
+                .await
+                .is_complete()
+        );
+        let stats = dispatcher.stats();
+        assert_eq!(
+            (
+                stats.submitted,
+                stats.sent,
+                stats.failed,
+                stats.deduplicated
+            ),
+            (3, 1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn spawn_outside_a_runtime_and_bad_config_are_errors() {
+        let err = Dispatcher::spawn(DispatcherConfig::default(), vec![]).unwrap_err();
+        assert!(matches!(err, AlertError::NoRuntime), "{err:?}");
+        let config: Result<DispatcherConfig, _> = toml::from_str("queue_capacity = 0");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let _entered = runtime.enter();
+        let err = Dispatcher::spawn(config.unwrap(), vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("dispatcher.queue_capacity"), "{err}");
+        let err = toml::from_str::<DispatcherConfig>("rate = 3")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rate"), "{err}");
+    }
+}

@@ -57,6 +57,7 @@ pub(crate) struct Throttle {
     sent_in_window: u32,
     held: HeldBack,
     last_seen: HashMap<(Threat, String), Instant>,
+    pruned_at: Option<Instant>,
 }
 
 impl Throttle {
@@ -67,6 +68,7 @@ impl Throttle {
             sent_in_window: 0,
             held: HeldBack::default(),
             last_seen: HashMap::new(),
+            pruned_at: None,
         }
     }
 
@@ -111,9 +113,16 @@ impl Throttle {
                 return true;
             }
         }
-        if self.last_seen.len() >= MAX_REMEMBERED {
+        // Full: prune stale keys, but at most once per 1/16 of the window, so a flood of
+        // new sources does not scan the whole map on every alert.
+        if self.last_seen.len() >= MAX_REMEMBERED
+            && self
+                .pruned_at
+                .is_none_or(|at| now.saturating_duration_since(at) >= window / 16)
+        {
             self.last_seen
                 .retain(|_, seen| now.saturating_duration_since(*seen) < window);
+            self.pruned_at = Some(now);
         }
         if self.last_seen.len() < MAX_REMEMBERED || self.last_seen.contains_key(&key) {
             // Not refreshed by duplicates: a long attack is re-reported once per window.
@@ -256,9 +265,20 @@ mod tests {
             t.admit(t0, &alert(&i.to_string(), Threat::PortScan));
         }
         assert!(t.last_seen.len() <= MAX_REMEMBERED);
+        // Once the window has passed, stale keys make room again.
+        let later = t0 + Duration::from_secs(300);
+        assert_eq!(
+            t.admit(later, &alert("new", Threat::PortScan)),
+            Verdict::HeldBack
+        );
+        assert_eq!(t.last_seen.len(), 1);
+        assert_eq!(
+            t.admit(later, &alert("new", Threat::PortScan)),
+            Verdict::Duplicate
+        );
         assert!(t.held.per_source.len() <= MAX_COUNTED_SOURCES);
         let s = t.take_summary().unwrap();
-        assert_eq!(s.held_back, (MAX_REMEMBERED + 10_000 - 1) as u64);
+        assert_eq!(s.held_back, (MAX_REMEMBERED + 10_000) as u64);
         assert_eq!(s.top_sources.len(), TOP_SOURCES);
     }
 }
