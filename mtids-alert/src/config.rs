@@ -115,3 +115,85 @@ mod tests {
         assert!(err.contains("soon") && err.contains("max_backoff"), "{err}");
     }
 }
+
+/// The whole alert configuration, as the CLI's `[alert]` table.
+///
+/// ```
+/// # use mtids_alert::AlertConfig;
+/// let config: AlertConfig = toml::from_str(r#"
+///     [dispatcher]
+///     max_messages_per_window = 10
+///
+///     [telegram]
+///     bot_token = "123456:ABC-DEF"
+///     chat_id = -1001234567890
+///
+///     [[webhook]]
+///     url = "https://hooks.example.org/mtids"
+///     auth_header = { value = "Bearer abc" }
+/// "#).unwrap();
+/// assert_eq!(config.webhook.len(), 1);
+/// assert!(config.telegram.is_some());
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AlertConfig {
+    /// Queue, rate limit and dedupe. Defaults as in [`crate::DispatcherConfig`].
+    pub dispatcher: crate::DispatcherConfig,
+    /// Telegram, if configured.
+    pub telegram: Option<crate::TelegramConfig>,
+    /// Any number of webhooks (`[[webhook]]` tables).
+    pub webhook: Vec<crate::WebhookConfig>,
+}
+
+impl AlertConfig {
+    /// Builds one notifier per configured destination (none if nothing is configured).
+    ///
+    /// # Errors
+    /// The first invalid destination, naming the bad key.
+    pub fn notifiers(&self) -> Result<Vec<std::sync::Arc<dyn crate::Notifier>>, crate::AlertError> {
+        let mut notifiers: Vec<std::sync::Arc<dyn crate::Notifier>> = Vec::new();
+        if let Some(telegram) = &self.telegram {
+            notifiers.push(std::sync::Arc::new(crate::TelegramNotifier::new(
+                telegram.clone(),
+            )?));
+        }
+        for webhook in &self.webhook {
+            notifiers.push(std::sync::Arc::new(crate::WebhookNotifier::new(
+                webhook.clone(),
+            )?));
+        }
+        Ok(notifiers)
+    }
+}
+
+#[cfg(test)]
+mod alert_config_tests {
+    use super::*;
+
+    #[test]
+    fn builds_every_destination_and_names_bad_keys() {
+        let config: AlertConfig = toml::from_str(
+            "[telegram]\nbot_token = \"1:a\"\nchat_id = 1\napi_url = \"http://127.0.0.1:1\"\n\
+             [[webhook]]\nurl = \"http://127.0.0.1:2/a\"\n[[webhook]]\nurl = \"http://127.0.0.1:3/b\"\nformat = \"slack\"",
+        )
+        .unwrap();
+        let names: Vec<String> = config
+            .notifiers()
+            .unwrap()
+            .iter()
+            .map(|n| n.name().to_owned())
+            .collect();
+        assert_eq!(names, ["telegram", "webhook", "webhook"]);
+        assert!(AlertConfig::default().notifiers().unwrap().is_empty());
+        let err =
+            toml::from_str::<AlertConfig>("[telegram]\nbot_token = \"1:a\"\nchat_id = 1\nchat = 2")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("unknown field `chat`") && err.contains("line 4"),
+            "{err}"
+        );
+    }
+}

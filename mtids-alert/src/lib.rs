@@ -70,7 +70,7 @@ mod telegram;
 pub mod webhook;
 
 pub use alert::{Action, Alert, Notification, Severity, SourceCount, Summary, Threat};
-pub use config::RetryPolicy;
+pub use config::{AlertConfig, RetryPolicy};
 pub use dispatcher::{Dispatcher, DispatcherConfig, DispatcherStats, FlushOutcome, Submitted};
 pub use error::AlertError;
 #[cfg(any(test, feature = "mock"))]
