@@ -155,6 +155,19 @@ impl LogBuffer {
         (buffer, guard)
     }
 
+    /// Installs the buffer process-wide, with `log` records (reqwest, rustls) bridged in too.
+    /// For test binaries with a single test.
+    pub fn install_global() -> Self {
+        let buffer = Self::default();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(buffer.clone())
+            .try_init()
+            .expect("only one global subscriber per test binary");
+        buffer
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
