@@ -396,13 +396,14 @@ impl Dispatcher {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take();
-        if let Some(worker) = worker {
+        if let Some(mut worker) = worker {
             // The worker checks `stop` at its next await point; abort is the backstop.
-            if tokio::time::timeout(Duration::from_secs(1), &mut Box::pin(worker))
+            if tokio::time::timeout(Duration::from_secs(1), &mut worker)
                 .await
                 .is_err()
             {
-                tracing::warn!("alert delivery task did not stop in time");
+                worker.abort();
+                tracing::warn!("alert delivery task did not stop in time; aborted");
             }
         }
         if !outcome.is_complete() {
