@@ -56,6 +56,7 @@ fn submit_burst(c: &mut Criterion) {
     let mut group = c.benchmark_group("dispatcher");
     group.throughput(Throughput::Elements(BURST as u64));
     group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
     for (name, config) in [
         // Default: 20 a minute, the rest aggregated into a summary.
         ("submit_burst_100k/defaults", DispatcherConfig::default()),

@@ -6,11 +6,12 @@
 //! at most `max_per_window + 1` messages, whatever the attack does.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::alert::{Alert, SourceCount, Summary, Threat};
+use crate::alert::{Alert, SourceCount, Summary};
 
 /// Keys remembered for dedupe; past this, stale keys are pruned, and if none are stale new
 /// keys are not remembered (dedupe fails open: the rate limit still bounds messages).
@@ -56,7 +57,11 @@ pub(crate) struct Throttle {
     window_start: Option<Instant>,
     sent_in_window: u32,
     held: HeldBack,
-    last_seen: HashMap<(Threat, String), Instant>,
+    /// Keyed by a keyed (per-process random) hash of threat and source: no allocation per
+    /// alert, and an attacker cannot craft collisions. A collision between two honest
+    /// keys (odds about 2^-64 per pair) would only hide one duplicate-looking alert.
+    last_seen: HashMap<u64, Instant>,
+    hasher: RandomState,
     pruned_at: Option<Instant>,
 }
 
@@ -68,6 +73,7 @@ impl Throttle {
             sent_in_window: 0,
             held: HeldBack::default(),
             last_seen: HashMap::new(),
+            hasher: RandomState::new(),
             pruned_at: None,
         }
     }
@@ -107,7 +113,7 @@ impl Throttle {
         if window.is_zero() {
             return false;
         }
-        let key = (alert.threat.clone(), alert.source.clone());
+        let key = self.hasher.hash_one((&alert.threat, &alert.source));
         if let Some(seen) = self.last_seen.get(&key) {
             if now.saturating_duration_since(*seen) < window {
                 return true;
@@ -175,7 +181,7 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::Action;
+    use crate::alert::{Action, Threat};
     use std::time::SystemTime;
 
     const MINUTE: Duration = Duration::from_secs(60);
