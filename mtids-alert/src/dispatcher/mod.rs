@@ -36,8 +36,8 @@ use throttle::{Limits, Throttle, Verdict};
 pub struct DispatcherConfig {
     /// Notifications waiting for delivery; when full, the oldest is dropped. Default 256.
     pub queue_capacity: usize,
-    /// Alerts delivered per `window`; the rest become one summary at the window's end.
-    /// 0 turns the limit off. Default 20 (Telegram allows about 20 messages a minute in a
+    /// Alerts delivered per `window`; the rest become one summary at the window's end, so
+    /// a window sends at most this many messages plus one. 0 turns the limit off. Default 20 (Telegram allows about 20 messages a minute in a
     /// group).
     pub max_messages_per_window: u32,
     /// The rate-limit window. Default `60s`.
