@@ -176,7 +176,7 @@ mod alert_config_tests {
     fn builds_every_destination_and_names_bad_keys() {
         let config: AlertConfig = toml::from_str(
             "[telegram]\nbot_token = \"1:a\"\nchat_id = 1\napi_url = \"http://127.0.0.1:1\"\n\
-             [[webhook]]\nurl = \"http://127.0.0.1:2/a\"\n[[webhook]]\nurl = \"http://127.0.0.1:3/b\"\nformat = \"slack\"",
+             [[webhook]]\nurl = \"http://127.0.0.1:2/a\"\n[[webhook]]\nurl = \"http://127.0.0.1:3/b\"\nformat = \"slack\"\nname = \"chat-ops\"",
         )
         .unwrap();
         let names: Vec<String> = config
@@ -185,7 +185,7 @@ mod alert_config_tests {
             .iter()
             .map(|n| n.name().to_owned())
             .collect();
-        assert_eq!(names, ["telegram", "webhook", "webhook"]);
+        assert_eq!(names, ["telegram", "webhook", "chat-ops"]);
         assert!(AlertConfig::default().notifiers().unwrap().is_empty());
         let err =
             toml::from_str::<AlertConfig>("[telegram]\nbot_token = \"1:a\"\nchat_id = 1\nchat = 2")

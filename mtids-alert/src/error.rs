@@ -21,7 +21,7 @@ pub enum AlertError {
     #[error("cannot build the HTTP client for {notifier}: {reason}")]
     Client {
         /// Which notifier.
-        notifier: &'static str,
+        notifier: String,
         /// What failed.
         reason: String,
     },
@@ -30,7 +30,7 @@ pub enum AlertError {
     #[error("{notifier} rejected the message with HTTP {status}: {description}")]
     Rejected {
         /// Which notifier.
-        notifier: &'static str,
+        notifier: String,
         /// The HTTP status code.
         status: u16,
         /// The service's own explanation (bounded, one line).
@@ -41,7 +41,7 @@ pub enum AlertError {
     #[error("{notifier} asked to retry after {retry_after:?}, longer than the allowed {max:?}")]
     RateLimited {
         /// Which notifier.
-        notifier: &'static str,
+        notifier: String,
         /// What the service asked for.
         retry_after: Duration,
         /// The configured maximum wait.
@@ -52,7 +52,7 @@ pub enum AlertError {
     #[error("{notifier} unavailable after {attempts} attempts: {last_error}")]
     Unavailable {
         /// Which notifier.
-        notifier: &'static str,
+        notifier: String,
         /// How many requests were made.
         attempts: u32,
         /// The last failure (no URL in it).

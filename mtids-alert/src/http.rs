@@ -24,11 +24,14 @@ const MAX_ERROR_BODY: usize = 16 * 1024;
 /// (loopback tests) no trust store is loaded, so a machine without CA certificates can
 /// still talk to a local server.
 pub(crate) fn build_client(
-    notifier: &'static str,
+    notifier: &str,
     url: &Url,
     timeout: Duration,
 ) -> Result<Client, AlertError> {
-    let client_err = |reason: String| AlertError::Client { notifier, reason };
+    let client_err = |reason: String| AlertError::Client {
+        notifier: notifier.to_owned(),
+        reason,
+    };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -117,7 +120,7 @@ pub(crate) struct ErrorAnswer {
 ///
 /// `explain` reads a non-2xx answer (status and at most 16 KiB of body).
 pub(crate) async fn send_with_retry(
-    notifier: &'static str,
+    notifier: &str,
     policy: &RetryPolicy,
     make: impl Fn() -> RequestBuilder,
     explain: impl Fn(StatusCode, Option<Duration>, &[u8]) -> ErrorAnswer,
@@ -143,7 +146,7 @@ pub(crate) async fn send_with_retry(
                         .unwrap_or_else(|| policy.backoff(attempt));
                     if wait > policy.max_retry_after {
                         let error = AlertError::RateLimited {
-                            notifier,
+                            notifier: notifier.to_owned(),
                             retry_after: wait,
                             max: policy.max_retry_after,
                         };
@@ -162,7 +165,7 @@ pub(crate) async fn send_with_retry(
                     }
                 } else {
                     let error = AlertError::Rejected {
-                        notifier,
+                        notifier: notifier.to_owned(),
                         status: status.as_u16(),
                         description: answer.description,
                     };
@@ -177,7 +180,7 @@ pub(crate) async fn send_with_retry(
         };
         if attempt >= policy.max_attempts {
             let error = AlertError::Unavailable {
-                notifier,
+                notifier: notifier.to_owned(),
                 attempts: attempt,
                 last_error: wait.reason,
             };

@@ -225,7 +225,7 @@ impl Notifier for TelegramNotifier {
             link_preview_options: LinkPreviewOptions { is_disabled: true },
         };
         let body = serde_json::to_vec(&body).map_err(|e| AlertError::Client {
-            notifier: NAME,
+            notifier: NAME.to_owned(),
             reason: format!("cannot encode the request: {e}"),
         })?;
         http::send_with_retry(

@@ -57,8 +57,6 @@ use crate::notifier::Notifier;
 use crate::render::{Message, rfc3339};
 use crate::secret::Secret;
 
-const NAME: &str = "webhook";
-
 /// The payload shape a webhook receives.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -114,6 +112,10 @@ fn default_auth_header_name() -> String {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct WebhookConfig {
+    /// A name for logs, errors and [`Notifier::name`], to tell several webhooks apart.
+    /// Letters, digits, `-`, `_`, `.`; default `webhook`.
+    #[serde(default = "default_name")]
+    pub name: String,
     /// The endpoint. Kept secret: Slack and Discord webhook URLs are credentials.
     pub url: Secret,
     /// Payload shape. Default `json`.
@@ -134,10 +136,15 @@ fn default_timeout() -> Duration {
     Duration::from_secs(10)
 }
 
+fn default_name() -> String {
+    "webhook".to_owned()
+}
+
 impl WebhookConfig {
     /// A JSON webhook with the defaults above.
     pub fn new(url: impl Into<Secret>) -> Self {
         Self {
+            name: default_name(),
             url: url.into(),
             format: WebhookFormat::Json,
             auth_header: None,
@@ -149,6 +156,7 @@ impl WebhookConfig {
 
 /// POSTs notifications to a URL (see the [module docs](self) for the payloads).
 pub struct WebhookNotifier {
+    name: String,
     client: Client,
     url: Url,
     format: WebhookFormat,
@@ -159,6 +167,7 @@ pub struct WebhookNotifier {
 impl fmt::Debug for WebhookNotifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookNotifier")
+            .field("name", &self.name)
             .field("url", &"[redacted]")
             .field("format", &self.format)
             .field("auth_header", &self.auth.as_ref().map(|(name, _)| name))
@@ -195,8 +204,21 @@ impl WebhookNotifier {
                 Some((name, value))
             }
         };
-        let client = http::build_client(NAME, &url, config.timeout)?;
+        if config.name.is_empty()
+            || config.name.len() > 64
+            || !config
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return Err(AlertError::InvalidConfig {
+                field: "webhook.name",
+                reason: "must be 1 to 64 letters, digits, '-', '_' or '.'".to_owned(),
+            });
+        }
+        let client = http::build_client(&config.name, &url, config.timeout)?;
         Ok(Self {
+            name: config.name,
             client,
             url,
             format: config.format,
@@ -220,17 +242,17 @@ impl WebhookNotifier {
 #[async_trait]
 impl Notifier for WebhookNotifier {
     fn name(&self) -> &str {
-        NAME
+        &self.name
     }
 
     async fn notify(&self, notification: &Notification) -> Result<(), AlertError> {
         let body =
             serde_json::to_vec(&self.payload(notification)).map_err(|e| AlertError::Client {
-                notifier: NAME,
+                notifier: self.name.clone(),
                 reason: format!("cannot encode the request: {e}"),
             })?;
         http::send_with_retry(
-            NAME,
+            &self.name,
             &self.retry,
             || {
                 let mut request = self
@@ -336,8 +358,12 @@ mod tests {
             name: "Bad Header".into(),
             value: "v".into(),
         });
-        let err = WebhookNotifier::new(c).unwrap_err().to_string();
+        let err = WebhookNotifier::new(c.clone()).unwrap_err().to_string();
         assert!(err.contains("webhook.auth_header.name"), "{err}");
+        c.auth_header = None;
+        c.name = "my hook\n".into();
+        let err = WebhookNotifier::new(c).unwrap_err().to_string();
+        assert!(err.contains("webhook.name"), "{err}");
         let err = WebhookNotifier::new(WebhookConfig::new("not a url with key-123"))
             .unwrap_err()
             .to_string();

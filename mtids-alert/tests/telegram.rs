@@ -102,7 +102,7 @@ async fn gives_up_after_the_last_attempt_with_a_logged_error() {
             attempts,
             last_error,
         } => {
-            assert_eq!((*notifier, *attempts), ("telegram", 3));
+            assert_eq!((notifier.as_str(), *attempts), ("telegram", 3));
             assert!(
                 last_error.contains("503") && last_error.contains("down for maintenance"),
                 "{last_error}"

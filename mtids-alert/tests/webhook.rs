@@ -169,10 +169,15 @@ async fn redirects_are_not_followed() {
         "/elsewhere",
     )])
     .await;
-    let err = notifier(&server.base, WebhookFormat::Json)
-        .notify(&hostile_alert().into())
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("HTTP 307"), "{err}");
+    let mut config = WebhookConfig::new(server.base.clone());
+    config.name = "siem".into();
+    let hook = WebhookNotifier::new(config).unwrap();
+    assert_eq!(hook.name(), "siem");
+    let err = hook.notify(&hostile_alert().into()).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("siem rejected the message with HTTP 307"),
+        "{err}"
+    );
     assert_eq!(server.requests().len(), 1);
 }

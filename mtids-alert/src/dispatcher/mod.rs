@@ -568,7 +568,7 @@ mod tests {
                 Ok(())
             } else {
                 Err(AlertError::Rejected {
-                    notifier: "mock",
+                    notifier: "mock".into(),
                     status: 403,
                     description: "blocked".into(),
                 })
