@@ -7,6 +7,7 @@ mod engine;
 mod event;
 mod finding;
 mod guard;
+mod parse;
 mod policy;
 mod time;
 
@@ -22,6 +23,10 @@ pub use finding::{
     normalize_ip,
 };
 pub use guard::{Guard, GuardConfig, GuardReason, InterfaceAddress, IpPrefix, PrefixParseError};
+pub use parse::{
+    Date, LineContext, LogLine, RowError, parse_connection_row, parse_log_line,
+    parse_log_line_bytes, parse_log_row, parse_log_row_bytes, parse_resource_row,
+};
 pub use policy::{
     Decision, MAX_REASON_LEN, Outcome, Policy, PolicyConfig, Suppressed, Suppression,
 };
