@@ -1,6 +1,8 @@
 //! Event builders shared by the detector tests.
 #![allow(dead_code)]
 
+pub mod mixed_log;
+
 use std::borrow::Cow;
 use std::net::IpAddr;
 
