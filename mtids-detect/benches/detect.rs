@@ -1,0 +1,162 @@
+//! Parse + detect throughput over a realistic mixed RouterOS log, with every detector on,
+//! and the memory each tracked source costs, measured with a counting allocator.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[path = "../tests/common/mixed_log.rs"]
+mod mixed_log;
+
+use std::alloc::System;
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+
+use cap::Cap;
+use criterion::{BatchSize, Criterion, Throughput};
+use mtids_detect::detectors::{BruteForceConfig, BruteForceDetector, PortScanConfig, PortScanDetector};
+use mtids_detect::{
+    Auth, AuthKind, AuthSource, Date, DetectionConfig, DetectionEngine, Detector, DetectorSet,
+    Endpoint, Event, FirewallLog, LineContext, Protocol, TcpFlags, Timestamp, parse_log_line,
+};
+
+#[global_allocator]
+static ALLOC: Cap<System> = Cap::new(System, usize::MAX);
+
+const LINES: usize = 100_000;
+
+fn ctx() -> LineContext {
+    LineContext::new(Date::new(2026, 11, 21), 0)
+}
+
+fn bench_parse_and_detect(c: &mut Criterion) {
+    let log = mixed_log::mixed_log(LINES, 7);
+    let config = DetectionConfig::default();
+    let ctx = ctx();
+    let mut group = c.benchmark_group("detect");
+    group.throughput(Throughput::Elements(log.lines.len() as u64));
+    group.bench_function("parse_and_detect_mixed_log", |b| {
+        b.iter_batched_ref(
+            || (DetectionEngine::new(&config).unwrap(), Vec::with_capacity(256)),
+            |(engine, outcomes)| {
+                let mut now = Timestamp::ZERO;
+                for line in &log.lines {
+                    let parsed = parse_log_line(line, &ctx);
+                    now = parsed.timestamp.unwrap_or(now);
+                    engine.observe(now, &parsed.event, outcomes);
+                    outcomes.clear();
+                }
+                black_box(engine.detectors().tracked_sources())
+            },
+            BatchSize::LargeInput,
+        );
+    });
+    let events: Vec<(Timestamp, Event<'_>)> = log
+        .lines
+        .iter()
+        .map(|l| {
+            let p = parse_log_line(l, &ctx);
+            (p.timestamp.unwrap_or_default(), p.event)
+        })
+        .collect();
+    group.bench_function("detect_only_mixed_log", |b| {
+        b.iter_batched_ref(
+            || (DetectionEngine::new(&config).unwrap(), Vec::with_capacity(256)),
+            |(engine, outcomes)| {
+                for (now, event) in &events {
+                    engine.observe(*now, event, outcomes);
+                    outcomes.clear();
+                }
+                black_box(engine.detectors().tracked_sources())
+            },
+            BatchSize::LargeInput,
+        );
+    });
+    group.finish();
+}
+
+fn syn(src: IpAddr, port: u16) -> Event<'static> {
+    Event::Firewall(FirewallLog {
+        prefix: None,
+        chain: "input".into(),
+        in_interface: Some("ether1".into()),
+        out_interface: None,
+        connection_state: Some("new".into()),
+        src_mac: None,
+        protocol: Protocol::Tcp,
+        tcp_flags: TcpFlags::SYN,
+        icmp: None,
+        src: Endpoint::new(src, 40_000),
+        dst: Endpoint::new("192.0.2.1".parse().unwrap(), port),
+        nat: None,
+        length: Some(60),
+    })
+}
+
+fn failure(src: IpAddr) -> Event<'static> {
+    Event::Auth(Auth {
+        kind: AuthKind::Failure,
+        user: "admin".into(),
+        source: AuthSource::Ip(src),
+        service: Some("ssh".into()),
+    })
+}
+
+fn source(i: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i.wrapping_mul(2_654_435_761) % 0x5000_0000))
+}
+
+/// Heap bytes per tracked source after `n` unique sources each sent `per_source` events.
+fn measure(name: &str, n: u32, mut detector: impl Detector, events: impl Fn(IpAddr, u32) -> Vec<Event<'static>>) {
+    let before = ALLOC.allocated();
+    let mut findings = Vec::new();
+    for i in 0..n {
+        for e in events(source(i), i) {
+            detector.observe(Timestamp::from_millis(u64::from(i)), &e, &mut findings);
+        }
+        findings.clear();
+    }
+    let bytes = ALLOC.allocated().saturating_sub(before);
+    let tracked = detector.tracked_sources().max(1);
+    println!(
+        "memory {name}: {n} unique sources, {tracked} tracked entries, {bytes} bytes: {:.1} bytes per unique source, {:.1} per tracked entry",
+        bytes as f64 / f64::from(n.min(tracked as u32).max(1)),
+        bytes as f64 / tracked as f64
+    );
+    drop(detector);
+}
+
+fn memory_report() {
+    let n = 60_000;
+    measure(
+        "port_scan (1 SYN each)",
+        n,
+        PortScanDetector::new(PortScanConfig::default()).unwrap(),
+        |s, _| vec![syn(s, 22)],
+    );
+    measure(
+        "port_scan (3 ports each)",
+        n,
+        PortScanDetector::new(PortScanConfig::default()).unwrap(),
+        |s, _| vec![syn(s, 22), syn(s, 80), syn(s, 443)],
+    );
+    measure(
+        "brute_force (2 failures each)",
+        n,
+        BruteForceDetector::new(BruteForceConfig::default()).unwrap(),
+        |s, _| vec![failure(s), failure(s)],
+    );
+    let set = DetectorSet::new(&DetectionConfig::default()).unwrap();
+    measure("all detectors (1 SYN + 1 failure each)", n, set, |s, _| {
+        vec![syn(s, 22), failure(s)]
+    });
+    // Past the cap (65 536 per table) memory stops growing.
+    let set = DetectorSet::new(&DetectionConfig::default()).unwrap();
+    measure("all detectors, flood of 300 000 (capped)", 300_000, set, |s, _| {
+        vec![syn(s, 22), failure(s)]
+    });
+}
+
+fn main() {
+    memory_report();
+    let mut c = Criterion::default().configure_from_args();
+    bench_parse_and_detect(&mut c);
+    c.final_summary();
+}
