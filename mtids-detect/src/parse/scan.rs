@@ -5,15 +5,42 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use crate::event::Endpoint;
 
 /// The byte index of the first `pat` in `hay`.
+///
+/// Our needles are short and our haystacks a line long, so a SIMD scan for the needle's
+/// first byte and a compare beats building a substring searcher per call (the std
+/// `str::find` sets up a Two-Way searcher each time: most of the parse time).
 #[inline]
 pub(super) fn find(hay: &str, pat: &str) -> Option<usize> {
-    hay.find(pat)
+    let (h, p) = (hay.as_bytes(), pat.as_bytes());
+    let Some((&first, tail)) = p.split_first() else {
+        return Some(0);
+    };
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(first, h.get(from..)?) {
+        let at = from + i;
+        if h.get(at + 1..at + p.len()) == Some(tail) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// The byte index of the last `pat` in `hay`.
 #[inline]
 pub(super) fn rfind(hay: &str, pat: &str) -> Option<usize> {
-    hay.rfind(pat)
+    let (h, p) = (hay.as_bytes(), pat.as_bytes());
+    let Some((&first, tail)) = p.split_first() else {
+        return Some(h.len());
+    };
+    let mut end = h.len();
+    while let Some(at) = memchr::memrchr(first, h.get(..end)?) {
+        if h.get(at + 1..at + p.len()) == Some(tail) {
+            return Some(at);
+        }
+        end = at;
+    }
+    None
 }
 
 /// `hay` split around the first `pat`.
@@ -73,21 +100,34 @@ pub(super) fn parse_ip(s: &str) -> Option<IpAddr> {
     }
 }
 
-/// Dotted-quad IPv4 without leading zeros ambiguity (`010` is refused like std does).
+/// Dotted-quad IPv4, refusing what std refuses (leading zeros like `010`, empty parts).
 #[inline]
 fn parse_ipv4(s: &str) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
-    let mut parts = s.split('.');
-    for octet in &mut octets {
-        let part = parts.next()?;
-        if part.len() > 1 && part.starts_with('0') {
+    let mut index = 0;
+    let (mut value, mut digits, mut leading_zero) = (0u32, 0u8, false);
+    for &c in s.as_bytes() {
+        if c == b'.' {
+            if digits == 0 {
+                return None;
+            }
+            *octets.get_mut(index)? = u8::try_from(value).ok()?;
+            index += 1;
+            (value, digits) = (0, 0);
+            continue;
+        }
+        let d = c.wrapping_sub(b'0');
+        if d > 9 || digits == 3 || leading_zero && digits == 1 {
             return None;
         }
-        *octet = parse_u8(part)?;
+        leading_zero = digits == 0 && d == 0;
+        value = value * 10 + u32::from(d);
+        digits += 1;
     }
-    if parts.next().is_some() {
+    if index != 3 || digits == 0 {
         return None;
     }
+    *octets.get_mut(3)? = u8::try_from(value).ok()?;
     Some(Ipv4Addr::from(octets))
 }
 
@@ -144,6 +184,19 @@ mod tests {
         ] {
             assert_eq!(parse_ipv4(s), s.parse::<Ipv4Addr>().ok(), "{s:?}");
         }
+    }
+
+    #[test]
+    fn find_and_rfind_match_std() {
+        let hay = "a: in:b out:c, d, e->f";
+        for pat in [
+            ": in:", " out:", ", ", "->", "x", "", "f", "a:", "e->f", "->g",
+        ] {
+            assert_eq!(find(hay, pat), hay.find(pat), "find {pat:?}");
+            assert_eq!(rfind(hay, pat), hay.rfind(pat), "rfind {pat:?}");
+        }
+        assert_eq!(find("", "x"), None);
+        assert_eq!(rfind("aa", "aa"), Some(0));
     }
 
     #[test]
