@@ -11,7 +11,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use cap::Cap;
 use criterion::{BatchSize, Criterion, Throughput};
-use mtids_detect::detectors::{BruteForceConfig, BruteForceDetector, PortScanConfig, PortScanDetector};
+use mtids_detect::detectors::{
+    BruteForceConfig, BruteForceDetector, PortScanConfig, PortScanDetector,
+};
 use mtids_detect::{
     Auth, AuthKind, AuthSource, Date, DetectionConfig, DetectionEngine, Detector, DetectorSet,
     Endpoint, Event, FirewallLog, LineContext, Protocol, TcpFlags, Timestamp, parse_log_line,
@@ -34,7 +36,12 @@ fn bench_parse_and_detect(c: &mut Criterion) {
     group.throughput(Throughput::Elements(log.lines.len() as u64));
     group.bench_function("parse_and_detect_mixed_log", |b| {
         b.iter_batched_ref(
-            || (DetectionEngine::new(&config).unwrap(), Vec::with_capacity(256)),
+            || {
+                (
+                    DetectionEngine::new(&config).unwrap(),
+                    Vec::with_capacity(256),
+                )
+            },
             |(engine, outcomes)| {
                 let mut now = Timestamp::ZERO;
                 for line in &log.lines {
@@ -58,7 +65,12 @@ fn bench_parse_and_detect(c: &mut Criterion) {
         .collect();
     group.bench_function("detect_only_mixed_log", |b| {
         b.iter_batched_ref(
-            || (DetectionEngine::new(&config).unwrap(), Vec::with_capacity(256)),
+            || {
+                (
+                    DetectionEngine::new(&config).unwrap(),
+                    Vec::with_capacity(256),
+                )
+            },
             |(engine, outcomes)| {
                 for (now, event) in &events {
                     engine.observe(*now, event, outcomes);
@@ -100,11 +112,18 @@ fn failure(src: IpAddr) -> Event<'static> {
 }
 
 fn source(i: u32) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i.wrapping_mul(2_654_435_761) % 0x5000_0000))
+    IpAddr::V4(Ipv4Addr::from(
+        0x0b00_0000 + i.wrapping_mul(2_654_435_761) % 0x5000_0000,
+    ))
 }
 
 /// Heap bytes per tracked source after `n` unique sources each sent `per_source` events.
-fn measure(name: &str, n: u32, mut detector: impl Detector, events: impl Fn(IpAddr, u32) -> Vec<Event<'static>>) {
+fn measure(
+    name: &str,
+    n: u32,
+    mut detector: impl Detector,
+    events: impl Fn(IpAddr, u32) -> Vec<Event<'static>>,
+) {
     let before = ALLOC.allocated();
     let mut findings = Vec::new();
     for i in 0..n {
@@ -149,9 +168,12 @@ fn memory_report() {
     });
     // Past the cap (65 536 per table) memory stops growing.
     let set = DetectorSet::new(&DetectionConfig::default()).unwrap();
-    measure("all detectors, flood of 300 000 (capped)", 300_000, set, |s, _| {
-        vec![syn(s, 22), failure(s)]
-    });
+    measure(
+        "all detectors, flood of 300 000 (capped)",
+        300_000,
+        set,
+        |s, _| vec![syn(s, 22), failure(s)],
+    );
 }
 
 fn main() {
