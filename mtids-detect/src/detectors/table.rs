@@ -27,10 +27,11 @@ struct Slot<K, V> {
 /// A map from source to state with a hard capacity: inserting past it evicts the source
 /// seen least recently, so a flood of unique (possibly spoofed) sources costs bounded memory.
 ///
-/// The hash map uses std's randomly keyed SipHash on purpose: keys are attacker-chosen
-/// addresses, and a fixed-key fast hasher would let a spoofer build colliding keys.
+/// The hash map uses ahash with random per-process keys: keys are attacker-chosen
+/// addresses, so a fixed-key hasher (FxHash) would let a spoofer build colliding keys, and
+/// ahash keeps that resistance at a fraction of SipHash's cost.
 pub(crate) struct SourceTable<K, V> {
-    index: HashMap<K, u32>,
+    index: HashMap<K, u32, ahash::RandomState>,
     slots: Vec<Slot<K, V>>,
     head: u32,
     tail: u32,
@@ -48,7 +49,7 @@ impl<K: Hash + Eq + Copy, V> SourceTable<K, V> {
     /// An empty table holding at most `capacity` sources (at least one).
     pub(crate) fn new(capacity: usize) -> Self {
         SourceTable {
-            index: HashMap::new(),
+            index: HashMap::default(),
             slots: Vec::new(),
             head: NIL,
             tail: NIL,
@@ -70,8 +71,10 @@ impl<K: Hash + Eq + Copy, V> SourceTable<K, V> {
     pub(crate) fn touch(&mut self, key: K, now: Timestamp, make: impl FnOnce() -> V) -> &mut V {
         let i = match self.index.get(&key) {
             Some(&i) => {
-                self.unlink(i);
-                self.push_front(i);
+                if i != self.head {
+                    self.unlink(i);
+                    self.push_front(i);
+                }
                 i
             }
             None => {
