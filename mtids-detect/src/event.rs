@@ -15,7 +15,8 @@ use std::time::Duration;
 /// One thing the router told us, or [`Event::Unrecognized`] when the input matched no
 /// known shape.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+// Tagged `event`, not `kind`: `Auth` has a field of that name.
+#[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Event<'a> {
     /// A packet logged by a firewall rule with `action=log` or `log=yes`.

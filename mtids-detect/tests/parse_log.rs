@@ -487,3 +487,27 @@ fn events_outlive_their_line_once_owned() {
     let Event::Firewall(fw) = owned else { panic!() };
     assert_eq!(fw.prefix.as_deref(), Some("port scan"));
 }
+
+#[test]
+fn events_serialize_to_json_for_evidence() {
+    let json = serde_json::to_value(parse_log_row("system,error,critical", LOGIN)).unwrap();
+    assert_eq!(json["event"], "auth");
+    assert_eq!(json["kind"], "failure");
+    assert_eq!(json["user"], "admin");
+    assert_eq!(json["source"]["ip"], "198.51.100.7");
+    assert_eq!(json["service"], "ssh");
+
+    let json = serde_json::to_value(parse_log_row("firewall,info", FW)).unwrap();
+    assert_eq!(json["event"], "firewall");
+    assert_eq!(json["protocol"], "tcp");
+    assert_eq!(json["tcp_flags"], "SYN");
+    assert_eq!(json["src"]["ip"], "198.51.100.7");
+    assert_eq!(json["dst"]["port"], 22);
+    assert_eq!(json["out_interface"], serde_json::Value::Null);
+    let mac = "00:0c:42:1a:2b:3c".parse::<MacAddr>().unwrap();
+    assert_eq!(serde_json::to_value(mac).unwrap(), "00:0C:42:1A:2B:3C");
+    assert_eq!(
+        serde_json::to_value(Event::Unrecognized).unwrap(),
+        serde_json::json!({"event": "unrecognized"})
+    );
+}
