@@ -351,6 +351,16 @@ fn bsd_syslog_without_pri_and_space_padded_day() {
 }
 
 #[test]
+fn topics_followed_by_a_colon() {
+    let line = format!("<134>Oct 10 13:55:36 mikrotik-router firewall,info: {FW}");
+    let l = parse_log_line(leak(line), &ctx());
+    assert_eq!(l.host, Some("mikrotik-router"));
+    assert_eq!(l.topics, "firewall,info");
+    assert_eq!(l.message, FW);
+    assert!(matches!(l.event, Event::Firewall(_)));
+}
+
+#[test]
 fn bsd_syslog_without_host() {
     let line =
         "<30>Feb 15 11:25:46 system,info,account user admin logged in from 198.51.100.7 via winbox";

@@ -171,13 +171,14 @@ fn trim_line_end(s: &str) -> &str {
 fn word(s: &str) -> (&str, &str, bool) {
     let b = s.as_bytes();
     let end = memchr::memchr(b' ', b).unwrap_or(b.len());
-    let w = b.get(..end).unwrap_or(b);
+    let (w, rest) = s.split_at_checked(end).unwrap_or((s, ""));
+    // Some syslog relays write `firewall,info:`; the colon is not part of the topics.
+    let w = w.strip_suffix(':').unwrap_or(w);
     // Branch-free over the word: host names and topics differ in the first bytes already,
     // and a branch per byte mispredicts.
-    let (comma, topic_chars) = w.iter().fold((false, true), |(comma, ok), &c| {
+    let (comma, topic_chars) = w.bytes().fold((false, true), |(comma, ok), c| {
         (comma | (c == b','), ok & TOPIC_BYTE[usize::from(c)])
     });
-    let (w, rest) = s.split_at_checked(end).unwrap_or((s, ""));
     (w, rest.trim_start_matches(' '), comma && topic_chars)
 }
 
