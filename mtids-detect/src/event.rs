@@ -15,7 +15,8 @@ use std::time::Duration;
 /// One thing the router told us, or [`Event::Unrecognized`] when the input matched no
 /// known shape.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+// Tagged `event`, not `kind`: `Auth` has a field of that name.
+#[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Event<'a> {
     /// A packet logged by a firewall rule with `action=log` or `log=yes`.
@@ -186,6 +187,13 @@ impl Protocol {
     /// The protocol for a name or number as RouterOS writes it, case-insensitively
     /// (`TCP`, `udp`, `icmpv6`, `gre`, `47`, ...). Unknown names give [`Protocol::Unknown`].
     pub fn from_name(name: &str) -> Protocol {
+        // The names logs and the connection table use all the time, before the table.
+        match name {
+            "TCP" | "tcp" => return Protocol::Tcp,
+            "UDP" | "udp" => return Protocol::Udp,
+            "ICMP" | "icmp" => return Protocol::Icmp,
+            _ => {}
+        }
         if let Ok(n) = name.parse::<u8>() {
             return Protocol::from_number(n);
         }
@@ -389,27 +397,16 @@ impl FromStr for MacAddr {
 
     /// Six two-digit hex groups separated by `:` or `-`, in either case.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let b = s.as_bytes();
-        if b.len() != 17 {
-            return Err(InvalidMacAddr);
-        }
+        let b: &[u8; 17] = s.as_bytes().try_into().map_err(|_| InvalidMacAddr)?;
         let mut out = [0u8; 6];
         for (i, byte) in out.iter_mut().enumerate() {
             let at = i * 3;
-            let hi = b
-                .get(at)
-                .copied()
-                .and_then(hex_digit)
-                .ok_or(InvalidMacAddr)?;
-            let lo = b
-                .get(at + 1)
-                .copied()
-                .and_then(hex_digit)
-                .ok_or(InvalidMacAddr)?;
-            if i < 5 && !matches!(b.get(at + 2), Some(b':' | b'-')) {
-                return Err(InvalidMacAddr);
+            let (hi, lo) = (hex_digit(b[at]), hex_digit(b[at + 1]));
+            let separator_ok = i == 5 || matches!(b.get(at + 2), Some(b':' | b'-'));
+            match (hi, lo) {
+                (Some(hi), Some(lo)) if separator_ok => *byte = hi << 4 | lo,
+                _ => return Err(InvalidMacAddr),
             }
-            *byte = hi << 4 | lo;
         }
         Ok(MacAddr(out))
     }

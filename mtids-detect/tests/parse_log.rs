@@ -351,6 +351,16 @@ fn bsd_syslog_without_pri_and_space_padded_day() {
 }
 
 #[test]
+fn topics_followed_by_a_colon() {
+    let line = format!("<134>Oct 10 13:55:36 mikrotik-router firewall,info: {FW}");
+    let l = parse_log_line(leak(line), &ctx());
+    assert_eq!(l.host, Some("mikrotik-router"));
+    assert_eq!(l.topics, "firewall,info");
+    assert_eq!(l.message, FW);
+    assert!(matches!(l.event, Event::Firewall(_)));
+}
+
+#[test]
 fn bsd_syslog_without_host() {
     let line =
         "<30>Feb 15 11:25:46 system,info,account user admin logged in from 198.51.100.7 via winbox";
@@ -486,4 +496,28 @@ fn events_outlive_their_line_once_owned() {
     };
     let Event::Firewall(fw) = owned else { panic!() };
     assert_eq!(fw.prefix.as_deref(), Some("port scan"));
+}
+
+#[test]
+fn events_serialize_to_json_for_evidence() {
+    let json = serde_json::to_value(parse_log_row("system,error,critical", LOGIN)).unwrap();
+    assert_eq!(json["event"], "auth");
+    assert_eq!(json["kind"], "failure");
+    assert_eq!(json["user"], "admin");
+    assert_eq!(json["source"]["ip"], "198.51.100.7");
+    assert_eq!(json["service"], "ssh");
+
+    let json = serde_json::to_value(parse_log_row("firewall,info", FW)).unwrap();
+    assert_eq!(json["event"], "firewall");
+    assert_eq!(json["protocol"], "tcp");
+    assert_eq!(json["tcp_flags"], "SYN");
+    assert_eq!(json["src"]["ip"], "198.51.100.7");
+    assert_eq!(json["dst"]["port"], 22);
+    assert_eq!(json["out_interface"], serde_json::Value::Null);
+    let mac = "00:0c:42:1a:2b:3c".parse::<MacAddr>().unwrap();
+    assert_eq!(serde_json::to_value(mac).unwrap(), "00:0C:42:1A:2B:3C");
+    assert_eq!(
+        serde_json::to_value(Event::Unrecognized).unwrap(),
+        serde_json::json!({"event": "unrecognized"})
+    );
 }

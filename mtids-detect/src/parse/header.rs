@@ -165,9 +165,15 @@ fn epoch_millis(days: i64, secs: i64, millis: i64, offset_secs: i64) -> Option<T
 /// `n` ASCII digits at `at`.
 fn digits(b: &[u8], at: usize, n: usize) -> Option<i64> {
     let part = b.get(at..at.checked_add(n)?)?;
-    part.iter().try_fold(0i64, |acc, &c| {
-        c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
-    })
+    let mut value = 0i64;
+    for &c in part {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        value = value * 10 + i64::from(d);
+    }
+    Some(value)
 }
 
 /// `HH:MM:SS` at `at`, as seconds of the day (a leap second 60 is accepted).

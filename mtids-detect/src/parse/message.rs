@@ -3,7 +3,9 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use super::scan::{parse_endpoint, parse_ip, parse_u8, parse_u32, rfind, split_once};
+use super::scan::{
+    end_of_token, leading_number, parse_endpoint, parse_ip, parse_u8, rfind, split_once,
+};
 use crate::event::{
     Auth, AuthKind, AuthSource, Event, FirewallLog, IcmpType, MacAddr, NatTranslation, Protocol,
     TcpFlags,
@@ -54,7 +56,7 @@ fn parse_firewall(msg: &str) -> Option<FirewallLog<'_>> {
         Some(r) => r,
         None => split_once(rest, "proto ")?.1,
     };
-    let name_end = r.find([' ', ',']).unwrap_or(r.len());
+    let name_end = end_of_token(r, b" ,");
     let (name, r) = r.split_at(name_end);
     let protocol = Protocol::from_name(name);
     let mut tcp_flags = TcpFlags::EMPTY;
@@ -86,8 +88,8 @@ fn parse_firewall(msg: &str) -> Option<FirewallLog<'_>> {
     }
 
     let length = rest.strip_prefix("len ").and_then(|r| {
-        let end = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
-        parse_u32(r.get(..end)?)
+        let (n, digits) = leading_number(r.as_bytes(), 10);
+        u32::try_from(n).ok().filter(|_| digits > 0)
     });
 
     Some(FirewallLog {
@@ -118,9 +120,24 @@ fn interface(name: &str) -> Option<Cow<'_, str>> {
 
 /// `SYN`, `ACK,FIN`, ...; unknown names are skipped.
 fn parse_tcp_flags(list: &str) -> TcpFlags {
-    list.split(',')
-        .filter_map(|f| TcpFlags::from_name(f.trim()))
-        .fold(TcpFlags::EMPTY, |a, b| a | b)
+    let mut flags = TcpFlags::EMPTY;
+    for name in list.as_bytes().split(|c| *c == b',') {
+        flags |= match name.trim_ascii() {
+            b"SYN" => TcpFlags::SYN,
+            b"ACK" => TcpFlags::ACK,
+            b"FIN" => TcpFlags::FIN,
+            b"RST" => TcpFlags::RST,
+            b"PSH" => TcpFlags::PSH,
+            b"URG" => TcpFlags::URG,
+            b"ECE" => TcpFlags::ECE,
+            b"CWR" => TcpFlags::CWR,
+            other => std::str::from_utf8(other)
+                .ok()
+                .and_then(TcpFlags::from_name)
+                .unwrap_or(TcpFlags::EMPTY),
+        };
+    }
+    flags
 }
 
 /// `type 8, code 0`.

@@ -47,7 +47,7 @@ pub struct LogLine<'a> {
 /// assert_eq!(auth.user, "admin");
 /// ```
 pub fn parse_log_row<'a>(topics: &'a str, message: &'a str) -> Event<'a> {
-    message::parse_message(topics, message.trim_end_matches(['\r', '\n']))
+    message::parse_message(topics, trim_line_end(message))
 }
 
 /// [`parse_log_row`] for fields that may not be UTF-8: valid UTF-8 is borrowed as it is;
@@ -90,18 +90,18 @@ pub fn parse_log_row_bytes<'a>(
 /// assert_eq!(fw.dst.port, Some(161));
 /// ```
 pub fn parse_log_line<'a>(line: &'a str, ctx: &LineContext) -> LogLine<'a> {
-    let line = line.trim_end_matches(['\r', '\n']);
+    let line = trim_line_end(line);
     let rest = header::strip_pri(line);
     let Some((timestamp, rest)) = header::parse_timestamp(rest, ctx) else {
         return without_host(None, rest);
     };
     let rest = rest.trim_start_matches(' ');
-    let (first, after_first) = word(rest);
-    if is_topics(first) {
+    let (first, after_first, first_is_topics) = word(rest);
+    if first_is_topics {
         return with_topics(timestamp, None, first, after_first);
     }
-    let (second, after_second) = word(after_first);
-    if is_topics(second) {
+    let (second, after_second, second_is_topics) = word(after_first);
+    if second_is_topics {
         return with_topics(timestamp, Some(first), second, after_second);
     }
     // No topics: the first word is a host name unless the message starts right away.
@@ -150,28 +150,45 @@ fn with_topics<'a>(
 
 /// `TOPICS MESSAGE` or a bare message.
 fn without_host(timestamp: Option<Timestamp>, rest: &str) -> LogLine<'_> {
-    let (first, after_first) = word(rest);
-    if is_topics(first) {
+    let (first, after_first, first_is_topics) = word(rest);
+    if first_is_topics {
         with_topics(timestamp, None, first, after_first)
     } else {
         with_topics(timestamp, None, "", rest)
     }
 }
 
-/// The first space-separated word and the text after the spaces that follow it.
-fn word(s: &str) -> (&str, &str) {
-    match s.split_once(' ') {
-        Some((w, rest)) => (w, rest.trim_start_matches(' ')),
-        None => (s, ""),
-    }
+/// `s` without a trailing `\n` or `\r\n`.
+fn trim_line_end(s: &str) -> &str {
+    let s = s.strip_suffix('\n').unwrap_or(s);
+    s.strip_suffix('\r').unwrap_or(s)
 }
 
-/// RouterOS topics: a comma list of lowercase words (`firewall,info`,
+/// The first space-separated word, the text after the spaces that follow it, and whether
+/// the word looks like RouterOS topics: a comma list of lowercase words (`firewall,info`,
 /// `system,error,critical`). A list always holds a severity, so it always has a comma,
-/// which tells it apart from a host name.
-fn is_topics(w: &str) -> bool {
-    w.contains(',')
-        && w.bytes().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b',' | b'-' | b'_')
-        })
+/// which tells it apart from a host name. One pass over the bytes.
+fn word(s: &str) -> (&str, &str, bool) {
+    let b = s.as_bytes();
+    let end = memchr::memchr(b' ', b).unwrap_or(b.len());
+    let (w, rest) = s.split_at_checked(end).unwrap_or((s, ""));
+    // Some syslog relays write `firewall,info:`; the colon is not part of the topics.
+    let w = w.strip_suffix(':').unwrap_or(w);
+    // Branch-free over the word: host names and topics differ in the first bytes already,
+    // and a branch per byte mispredicts.
+    let (comma, topic_chars) = w.bytes().fold((false, true), |(comma, ok), c| {
+        (comma | (c == b','), ok & TOPIC_BYTE[usize::from(c)])
+    });
+    (w, rest.trim_start_matches(' '), comma && topic_chars)
 }
+
+/// The bytes a topic list is made of: `a-z`, `0-9`, `,`, `-`, `_`.
+static TOPIC_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        table[c] = matches!(c as u8, b'a'..=b'z' | b'0'..=b'9' | b',' | b'-' | b'_');
+        c += 1;
+    }
+    table
+};
