@@ -230,7 +230,9 @@ fn best_of_report() {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--bench") {
+    // Not under `cargo test` (a smoke run) nor while profiling one benchmark.
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--profile-time") {
         memory_report();
         best_of_report();
     }

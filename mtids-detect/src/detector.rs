@@ -137,6 +137,23 @@ impl std::fmt::Debug for DetectorSet {
 
 impl DetectorSet {
     /// The detectors that `config` enables (validated first).
+    ///
+    /// ```
+    /// use mtids_detect::{parse_log_row, DetectionConfig, Detector, DetectorSet, FindingKind, Timestamp};
+    ///
+    /// let mut config = DetectionConfig::default();
+    /// config.port_scan.threshold = 3;
+    /// let mut set = DetectorSet::new(&config)?;
+    /// let mut findings = Vec::new();
+    /// for (i, port) in [21, 22, 23].into_iter().enumerate() {
+    ///     let msg = format!("input: in:ether1 out:(unknown 0), proto TCP (SYN), 198.51.100.7:4000->192.0.2.1:{port}, len 60");
+    ///     set.observe(Timestamp::from_secs(i as u64), &parse_log_row("firewall,info", &msg), &mut findings);
+    /// }
+    /// assert_eq!(findings.len(), 1);
+    /// assert_eq!(findings[0].kind, FindingKind::PortScan);
+    /// assert_eq!(findings[0].evidence.ports, [21, 22, 23]);
+    /// # Ok::<(), mtids_detect::ConfigError>(())
+    /// ```
     pub fn new(config: &DetectionConfig) -> Result<DetectorSet, ConfigError> {
         config.validate()?;
         Ok(DetectorSet {
