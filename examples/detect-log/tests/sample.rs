@@ -73,6 +73,13 @@ fn sample_log_gives_the_expected_findings_decisions_and_summary() {
     assert_eq!(scan["time_ms"], 1_795_255_203_000u64);
     assert_eq!(scan["evidence"]["ports"].as_array().unwrap().len(), 8);
 
+    // The user-enumeration finding lists the names tried, the empty one included.
+    let enumeration = of_type(&lines, "finding")[2];
+    assert_eq!(
+        enumeration["evidence"]["users"],
+        serde_json::json!(["root", "admin", "test", ""])
+    );
+
     let suppressed: Vec<&str> = of_type(&lines, "suppressed")
         .iter()
         .map(|s| s["suppression"]["why"].as_str().unwrap())

@@ -96,10 +96,60 @@ pub const BRUTE_FORCE: &str = "brute_force";
 ///
 /// Memory per tracked source: table overhead (about 110 bytes), 64 bytes of state, and 8
 /// bytes per failure (at most `max_failures`) and per distinct user name in the window.
+/// The user names in a finding's evidence come from a ring of the last 256 failures (all
+/// sources together, about 30 KiB at most), not from per-source text.
 pub struct BruteForceDetector {
     config: BruteForceConfig,
     window_ms: u64,
     sources: SourceTable<(Source, u32), LoginFailures>,
+    recent: RecentUsers,
+}
+
+/// The user names of the last [`RECENT_USERS`] failures, whatever their source: evidence
+/// for a finding without keeping text per source. Slots reuse their strings, so once warm
+/// it allocates nothing.
+#[derive(Debug, Default)]
+struct RecentUsers {
+    slots: Vec<(Source, String)>,
+    next: usize,
+}
+
+/// How many recent failures [`RecentUsers`] remembers.
+const RECENT_USERS: usize = 256;
+
+impl RecentUsers {
+    fn record(&mut self, source: Source, user: &str) {
+        let user = truncate(user, crate::finding::MAX_EVIDENCE_TEXT);
+        if self.slots.len() < RECENT_USERS {
+            self.slots.push((source, user.to_string()));
+        } else if let Some(slot) = self.slots.get_mut(self.next) {
+            slot.0 = source;
+            slot.1.clear();
+            slot.1.push_str(user);
+        }
+        self.next = (self.next + 1) % RECENT_USERS;
+    }
+
+    /// Distinct user names recently tried by `source`, oldest first.
+    fn users_of(&self, source: Source) -> Vec<String> {
+        let (newer, older) = self.slots.split_at(self.next.min(self.slots.len()));
+        let mut users = Vec::new();
+        for (s, u) in older.iter().chain(newer) {
+            if *s == source {
+                Evidence::push_text(&mut users, u);
+            }
+        }
+        users
+    }
+}
+
+/// `s` cut to at most `max` bytes on a char boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or_default()
 }
 
 impl std::fmt::Debug for BruteForceDetector {
@@ -118,6 +168,7 @@ impl BruteForceDetector {
         Ok(BruteForceDetector {
             window_ms: config.window_secs.saturating_mul(1000),
             sources: SourceTable::new(config.max_sources),
+            recent: RecentUsers::default(),
             config,
         })
     }
@@ -146,8 +197,10 @@ impl BruteForceDetector {
         } else {
             0
         };
+        self.recent.record(source, &auth.user);
         let window_ms = self.window_ms;
         let max_failures = self.config.max_failures as usize;
+        let recent = &self.recent;
         let distinct_users = self.config.distinct_users as usize;
         let state = self
             .sources
@@ -169,7 +222,7 @@ impl BruteForceDetector {
                 last_seen: now,
                 ..Evidence::default()
             };
-            Evidence::push_text(&mut e.users, &auth.user);
+            e.users = recent.users_of(source);
             if !service.is_empty() {
                 Evidence::push_text(&mut e.services, service);
             }
