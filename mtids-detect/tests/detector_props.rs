@@ -823,3 +823,34 @@ fn config_from_toml_rejects_unknown_keys_and_fills_defaults() {
     let err = toml::from_str::<DetectionConfig>("[portscan]\n").unwrap_err();
     assert!(err.to_string().contains("portscan"), "{err}");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Hostile time: timestamps anywhere in u64 (the end of time included), in any order,
+    /// never panic the engine, and its timeouts can always be handled.
+    #[test]
+    fn any_timestamps_in_any_order_never_panic(
+        events in prop::collection::vec((any::<u64>(), 0usize..4, kind()), 1..200),
+        extreme in prop::sample::select(vec![0u64, 1, u64::MAX - 1, u64::MAX, 1 << 40]),
+    ) {
+        let config = small_config();
+        let mut engine = DetectionEngine::new(&config).unwrap();
+        let mut outcomes = Vec::new();
+        let sources = [ip("198.51.100.7"), ip("2001:db8::7"), ip("::ffff:203.0.113.9"), ip("11.2.3.4")];
+        for (n, (t, who, k)) in events.iter().enumerate() {
+            let t = if n % 5 == 0 { extreme } else { *t };
+            let now = Timestamp::from_millis(t);
+            engine.observe(now, &event_for(sources[*who], k, n), &mut outcomes);
+            if let Some(at) = engine.poll_timeout() {
+                engine.handle_timeout(at, &mut outcomes);
+            }
+        }
+        for o in &outcomes {
+            if let Outcome::Ban(d) = o {
+                prop_assert!(d.reason.len() <= mtids_detect::MAX_REASON_LEN);
+                prop_assert!(d.reason.chars().all(|c| !c.is_control()));
+            }
+        }
+    }
+}

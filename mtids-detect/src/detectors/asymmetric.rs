@@ -275,7 +275,7 @@ impl AsymmetricConnectionDetector {
         self.poll_targets.push(target);
         let mut evidence = Evidence {
             count: sample.orig_packets,
-            threshold: self.config.orig_packets_above + 1,
+            threshold: self.config.orig_packets_above.saturating_add(1),
             first_seen: now,
             last_seen: now,
             ports: sample.dst.port.into_iter().collect(),

@@ -258,14 +258,14 @@ impl Window {
         }
         let base = self.base;
         self.entries
-            .retain(|e| now.saturating_sub(base + u64::from(e.at)) < window_ms);
+            .retain(|e| now.saturating_sub(base.saturating_add(u64::from(e.at))) < window_ms);
         if self.entries.is_empty() {
             self.base = now;
         } else if now.saturating_sub(self.base) >= MAX_OFFSET {
             // Every entry left is newer than `now - window`, which becomes the new base.
             let new_base = now.saturating_sub(window_ms);
             for e in &mut self.entries {
-                let abs = base + u64::from(e.at);
+                let abs = base.saturating_add(u64::from(e.at));
                 e.at = u32::try_from(abs.saturating_sub(new_base)).unwrap_or(u32::MAX);
             }
             self.base = new_base;
