@@ -11,7 +11,10 @@ fuzz_target!(|data: &[u8]| {
         Some((&pick, line)) => {
             let offset = i32::from(i8::from_le_bytes([pick])) * 900;
             let year = 1969 + i32::from(pick % 64);
-            (LineContext::new(Date::new(year, 1 + pick % 12, 1 + pick % 31), offset), line)
+            (
+                LineContext::new(Date::new(year, 1 + pick % 12, 1 + pick % 31), offset),
+                line,
+            )
         }
         None => (LineContext::default(), data),
     };
