@@ -217,3 +217,146 @@ fn incident_gives_the_expected_findings_and_decisions() {
             .all(|o| o.finding().source != Source::Ip("198.51.100.10".parse().unwrap()))
     );
 }
+
+/// Three polls of `/ip/firewall/connection/print` as the API returns them (`ip:port` in
+/// one field, or separate `src-port` / `dst-port` on some versions), through the parser.
+#[test]
+fn connection_table_polls_fire_each_stuck_connection_once() {
+    let mut config = DetectionConfig::default();
+    config.guard.router_addresses = vec!["192.168.88.1/24".into()];
+    let mut engine = DetectionEngine::new(&config).unwrap();
+    let poll: Vec<Vec<(&str, &str)>> = vec![
+        // A healthy HTTPS session from the LAN.
+        vec![
+            (".id", "*A1"),
+            ("protocol", "tcp"),
+            ("src-address", "192.168.88.10:51000"),
+            ("dst-address", "93.184.216.34:443"),
+            ("orig-packets", "52"),
+            ("repl-packets", "61"),
+            ("tcp-state", "established"),
+        ],
+        // A TLS handshake nobody answers: 6 packets out, none back.
+        vec![
+            (".id", "*A2"),
+            ("protocol", "tcp"),
+            ("src-address", "192.168.88.11"),
+            ("src-port", "51001"),
+            ("dst-address", "203.0.113.77"),
+            ("dst-port", "443"),
+            ("orig-packets", "6"),
+            ("repl-packets", "0"),
+            ("tcp-state", "syn-sent"),
+        ],
+        // Quiet but not on a watched port (SSH).
+        vec![
+            (".id", "*A3"),
+            ("protocol", "tcp"),
+            ("src-address", "192.168.88.12:51002"),
+            ("dst-address", "203.0.113.78:22"),
+            ("orig-packets", "9"),
+            ("repl-packets", "0"),
+        ],
+        // Inbound: a remote host hammering the router's web UI without answers.
+        vec![
+            (".id", "*A4"),
+            ("protocol", "udp"),
+            ("src-address", "198.51.100.99:40000"),
+            ("dst-address", "192.168.88.1:8443"),
+            ("orig-packets", "12"),
+            ("repl-packets", "2"),
+        ],
+        // A row from a router that does not send orig-packets: an error for this row only.
+        vec![
+            (".id", "*A5"),
+            ("protocol", "tcp"),
+            ("src-address", "192.168.88.13:1"),
+            ("dst-address", "203.0.113.79:80"),
+        ],
+    ];
+    let mut outcomes = Vec::new();
+    let mut row_errors = Vec::new();
+    for second in [10u64, 12, 14] {
+        let now = Timestamp::from_secs(second);
+        for row in &poll {
+            match mtids_detect::parse_connection_row(row.iter().copied()) {
+                Ok(sample) => {
+                    engine.observe(now, &mtids_detect::Event::Connection(sample), &mut outcomes)
+                }
+                Err(e) => row_errors.push(e.to_string()),
+            }
+        }
+    }
+    assert_eq!(row_errors.len(), 3, "{row_errors:?}");
+    assert!(row_errors[0].contains("orig-packets"), "{}", row_errors[0]);
+    let fired: Vec<(String, String)> = outcomes
+        .iter()
+        .map(|o| match o {
+            Outcome::Ban(d) => (o.finding().source.to_string(), format!("ban {}", d.target)),
+            Outcome::Suppressed(s) => (o.finding().source.to_string(), s.reason.to_string()),
+        })
+        .collect();
+    assert_eq!(
+        fired,
+        [
+            ("203.0.113.77".to_string(), "ban 203.0.113.77".to_string()),
+            ("198.51.100.99".to_string(), "ban 198.51.100.99".to_string()),
+        ]
+    );
+}
+
+/// A login line from the log, then `/system/resource/print` rows through the parser.
+#[test]
+fn login_then_cpu_spike_flags_the_login_source() {
+    let mut config = DetectionConfig::default();
+    config.guard.allowlist = vec!["198.51.100.10".parse().unwrap()];
+    let mut engine = DetectionEngine::new(&config).unwrap();
+    let ctx = LineContext::new(Date::new(2026, 11, 21), 0);
+    let mut outcomes = Vec::new();
+    let resource =
+        |engine: &mut DetectionEngine, outcomes: &mut Vec<Outcome>, at: &str, load: &str| {
+            let text = format!("Nov 21 {at} gw script,info tick");
+            let line = parse_log_line(&text, &ctx);
+            let sample =
+                mtids_detect::parse_resource_row([("cpu-load", load), ("uptime", "3d04:05:06")])
+                    .unwrap();
+            engine.observe(
+                line.timestamp.unwrap(),
+                &mtids_detect::Event::Resource(sample),
+                outcomes,
+            );
+        };
+    let log = |engine: &mut DetectionEngine, outcomes: &mut Vec<Outcome>, line: &str| {
+        let parsed = parse_log_line(line, &ctx);
+        engine.observe(parsed.timestamp.unwrap(), &parsed.event, outcomes);
+    };
+    resource(&mut engine, &mut outcomes, "10:00:00", "12");
+    resource(&mut engine, &mut outcomes, "10:00:30", "15");
+    log(
+        &mut engine,
+        &mut outcomes,
+        "Nov 21 10:01:00 gw system,info,account user admin logged in from 198.51.100.10 via winbox",
+    );
+    resource(&mut engine, &mut outcomes, "10:01:30", "35");
+    assert!(outcomes.is_empty(), "an admin session at 35 % is normal");
+    log(
+        &mut engine,
+        &mut outcomes,
+        "Nov 21 10:05:00 gw system,info,account user support logged in from 203.0.113.200 via ssh",
+    );
+    resource(&mut engine, &mut outcomes, "10:05:20", "18");
+    resource(&mut engine, &mut outcomes, "10:05:40", "100%");
+    let fired: Vec<(String, String)> = outcomes
+        .iter()
+        .map(|o| match o {
+            Outcome::Ban(d) => (o.finding().source.to_string(), format!("ban {}", d.target)),
+            Outcome::Suppressed(s) => (o.finding().source.to_string(), s.reason.to_string()),
+        })
+        .collect();
+    // The admin logged in 4m40s before the spike: outside the 120 s window, not flagged.
+    assert_eq!(
+        fired,
+        [("203.0.113.200".to_string(), "ban 203.0.113.200".to_string())]
+    );
+    assert_eq!(outcomes[0].finding().evidence.users, ["support"]);
+}
