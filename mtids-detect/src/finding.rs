@@ -178,6 +178,15 @@ impl Evidence {
     }
 }
 
+/// `s` cut to at most `max` bytes on a char boundary.
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or_default()
+}
+
 /// `text` without control characters, cut to at most `max` bytes on a char boundary.
 pub(crate) fn clean_text(text: &str, max: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max));

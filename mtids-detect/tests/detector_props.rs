@@ -854,3 +854,52 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn replies_and_established_packets_are_not_scan_attempts() {
+    use mtids_detect::TcpFlags;
+    let server = ip("93.184.216.34");
+    let client = ip("198.18.0.10");
+    // A web server's replies: source port 443, the client's ephemeral ports as destination.
+    let reply =
+        |port: u16, flags: TcpFlags, state: Option<&'static str>| match syn(server, client, port) {
+            Event::Firewall(mut row) => {
+                row.tcp_flags = flags;
+                row.connection_state = state.map(Into::into);
+                Event::Firewall(row)
+            }
+            _ => unreachable!(),
+        };
+    let mut d = port_scan(5, 60, 1, 1);
+    let mut events = Vec::new();
+    for i in 0..20u16 {
+        events.push((
+            u64::from(i),
+            reply(50_000 + i, TcpFlags::SYN | TcpFlags::ACK, None),
+        ));
+        events.push((
+            u64::from(i),
+            reply(51_000 + i, TcpFlags::ACK, Some("established")),
+        ));
+        events.push((
+            u64::from(i),
+            reply(52_000 + i, TcpFlags::EMPTY, Some("related")),
+        ));
+    }
+    assert!(run(&mut d, &events).is_empty());
+    // The same rows count when attempts_only is off.
+    let mut all = PortScanDetector::new(PortScanConfig {
+        threshold: 5,
+        sweep_hosts: 0,
+        attempts_only: false,
+        ..PortScanConfig::default()
+    })
+    .unwrap();
+    assert!(!run(&mut all, &events).is_empty());
+    // Attempts: SYN alone, state new; UDP without flags.
+    let mut d = port_scan(5, 60, 1, 1);
+    let attempts: Vec<_> = (0..5u16)
+        .map(|i| (u64::from(i), reply(1 + i, TcpFlags::SYN, Some("new"))))
+        .collect();
+    assert_eq!(run(&mut d, &attempts).len(), 1);
+}

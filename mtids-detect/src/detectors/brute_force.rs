@@ -119,7 +119,7 @@ const RECENT_USERS: usize = 256;
 
 impl RecentUsers {
     fn record(&mut self, source: Source, user: &str) {
-        let user = truncate(user, crate::finding::MAX_EVIDENCE_TEXT);
+        let user = crate::finding::truncate(user, crate::finding::MAX_EVIDENCE_TEXT);
         if self.slots.len() < RECENT_USERS {
             self.slots.push((source, user.to_string()));
         } else if let Some(slot) = self.slots.get_mut(self.next) {
@@ -141,15 +141,6 @@ impl RecentUsers {
         }
         users
     }
-}
-
-/// `s` cut to at most `max` bytes on a char boundary.
-fn truncate(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s.get(..end).unwrap_or_default()
 }
 
 impl std::fmt::Debug for BruteForceDetector {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::table::SourceTable;
 use crate::config::{ConfigError, check_range, check_window};
 use crate::detector::Detector;
-use crate::finding::{Evidence, FindingKind, Severity, Source};
+use crate::finding::{Evidence, FindingKind, MAX_EVIDENCE_TEXT, Severity, Source, truncate};
 use crate::{Auth, AuthKind, Event, Finding, Timestamp};
 
 /// Settings of the login-then-CPU-spike detector, the `[login_cpu_spike]` table.
@@ -142,18 +142,23 @@ impl LoginCpuSpikeDetector {
             .filter(|(t, _)| *t >= since && *t < now)
             .fold((0u32, 0u32), |(s, n), (_, c)| (s + u32::from(*c), n + 1));
         let baseline = (n > 0).then(|| u8::try_from(sum / n).unwrap_or(100));
-        let login = Login {
+        // Text is kept raw (bounded) and cleaned only if it ends up in a finding; the
+        // strings of a known source are reused.
+        let login = self.logins.touch(Source::from(auth.source), now, || Login {
             at: now,
             baseline,
-            user: crate::finding::clean_text(&auth.user, crate::finding::MAX_EVIDENCE_TEXT),
-            service: crate::finding::clean_text(
-                auth.service.as_deref().unwrap_or(""),
-                crate::finding::MAX_EVIDENCE_TEXT,
-            ),
-        };
-        let source = Source::from(auth.source);
-        self.logins.remove(&source);
-        self.logins.touch(source, now, || login);
+            user: String::new(),
+            service: String::new(),
+        });
+        login.at = now;
+        login.baseline = baseline;
+        login.user.clear();
+        login.user.push_str(truncate(&auth.user, MAX_EVIDENCE_TEXT));
+        login.service.clear();
+        login.service.push_str(truncate(
+            auth.service.as_deref().unwrap_or(""),
+            MAX_EVIDENCE_TEXT,
+        ));
     }
 
     /// Records a CPU-load sample at `now`; flags the logins it is a spike for.

@@ -8,7 +8,7 @@ use super::table::{SourceTable, Window};
 use crate::config::{ConfigError, check_range, check_window};
 use crate::detector::Detector;
 use crate::finding::{Evidence, FindingKind, MAX_EVIDENCE_ITEMS, Severity, Source, normalize_ip};
-use crate::{Event, Finding, FirewallLog, Timestamp};
+use crate::{Event, Finding, FirewallLog, Protocol, Timestamp};
 
 /// Settings of the port-scan detector, the `[port_scan]` table.
 ///
@@ -39,6 +39,12 @@ pub struct PortScanConfig {
     /// distinct hosts within the window. Default 25, Zeek's host-scan threshold; 0 turns it
     /// off. It only sees anything when the logging rule covers forwarded traffic.
     pub sweep_hosts: u32,
+    /// Count only connection attempts: a TCP row must be a SYN without ACK, and a row that
+    /// logs its connection state must be `new`, `invalid` or `untracked`. Default `true`:
+    /// the replies of an allowed connection carry the client's ephemeral port as their
+    /// destination, so with a rule that logs both directions every busy server would look
+    /// like a scanner.
+    pub attempts_only: bool,
     /// Count only rows whose log prefix is one of these (case-sensitive, trimmed). Default
     /// empty: every row, since a router usually logs only what it wants checked.
     pub log_prefixes: Vec<String>,
@@ -59,6 +65,7 @@ impl Default for PortScanConfig {
             high_port_weight: 1,
             chain_gap_secs: 0,
             sweep_hosts: 25,
+            attempts_only: true,
             log_prefixes: Vec::new(),
             chains: Vec::new(),
             max_sources: 65_536,
@@ -172,6 +179,9 @@ impl PortScanDetector {
     }
 
     fn accepts(&self, row: &FirewallLog<'_>) -> bool {
+        if self.config.attempts_only && !is_attempt(row) {
+            return false;
+        }
         if !self.config.chains.is_empty() && !self.config.chains.iter().any(|c| c == &row.chain) {
             return false;
         }
@@ -335,6 +345,17 @@ impl PortScanDetector {
         let ports: usize = self.sources.iter().map(|(_, s)| s.ports.heap_bytes()).sum();
         let sweeps: usize = self.sweeps.iter().map(|(_, w)| w.heap_bytes()).sum();
         ports + sweeps + (self.sources.len() + self.sweeps.len()) * 100
+    }
+}
+
+/// Whether a logged packet opens a connection (see [`PortScanConfig::attempts_only`]).
+fn is_attempt(row: &FirewallLog<'_>) -> bool {
+    if row.protocol == Protocol::Tcp && !row.tcp_flags.is_empty() && !row.tcp_flags.is_syn_only() {
+        return false;
+    }
+    match row.connection_state.as_deref() {
+        None | Some("new" | "invalid" | "untracked") => true,
+        Some(_) => false,
     }
 }
 
