@@ -244,3 +244,77 @@ impl Detector for DetectorSet {
             + self.others.tracked_sources()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finding::{Evidence, FindingKind, Severity, Source};
+
+    /// Fires on every event and asks for a timeout one second after the last one.
+    struct Echo {
+        last: Option<Timestamp>,
+        timeouts: usize,
+    }
+
+    impl Detector for Echo {
+        fn name(&self) -> &'static str {
+            "echo"
+        }
+        fn observe(&mut self, now: Timestamp, _: &Event<'_>, findings: &mut Vec<Finding>) {
+            self.last = Some(now);
+            findings.push(Finding {
+                time: now,
+                detector: "echo",
+                kind: FindingKind::PortScan,
+                severity: Severity::Low,
+                source: Source::ip("192.0.2.9".parse().unwrap()),
+                evidence: Evidence::default(),
+            });
+        }
+        fn poll_timeout(&self) -> Option<Timestamp> {
+            self.last.map(|t| t + std::time::Duration::from_secs(1))
+        }
+        fn handle_timeout(&mut self, _: Timestamp, _: &mut Vec<Finding>) {
+            self.timeouts += 1;
+            self.last = None;
+        }
+        fn tracked_sources(&self) -> usize {
+            usize::from(self.last.is_some())
+        }
+    }
+
+    fn echo() -> Echo {
+        Echo {
+            last: None,
+            timeouts: 0,
+        }
+    }
+
+    #[test]
+    fn vec_option_and_box_compose() {
+        let mut stack: Vec<Box<dyn Detector + Send>> = vec![
+            Box::new(echo()),
+            Box::new(None::<Echo>),
+            Box::new(Some(echo())),
+        ];
+        let mut findings = Vec::new();
+        stack.observe(Timestamp::from_secs(5), &Event::Unrecognized, &mut findings);
+        assert_eq!(findings.len(), 2, "the disabled detector sees nothing");
+        assert_eq!(stack.tracked_sources(), 2);
+        assert_eq!(stack.poll_timeout(), Some(Timestamp::from_secs(6)));
+        stack.handle_timeout(Timestamp::from_secs(6), &mut findings);
+        assert_eq!(stack.poll_timeout(), None);
+        assert_eq!(stack.tracked_sources(), 0);
+    }
+
+    #[test]
+    fn a_set_runs_added_detectors_and_takes_the_earliest_timeout() {
+        let mut set = DetectorSet::new(&DetectionConfig::default()).unwrap();
+        set.push(Box::new(echo()));
+        let mut findings = Vec::new();
+        set.observe(Timestamp::from_secs(1), &Event::Unrecognized, &mut findings);
+        assert_eq!(findings.len(), 1);
+        assert_eq!(set.poll_timeout(), Some(Timestamp::from_secs(2)));
+        assert!(format!("{set:?}").contains("others: 1"));
+    }
+}

@@ -232,12 +232,24 @@ impl FromStr for InterfaceAddress {
     }
 }
 
-/// Decides which addresses may never be banned.
-#[derive(Clone, Debug, Default)]
+/// Decides which addresses may never be banned. `Guard::default()` is the guard of
+/// [`GuardConfig::default()`]: no allowlist, no router address yet, private ranges
+/// protected.
+#[derive(Clone, Debug)]
 pub struct Guard {
     allowlist: Vec<IpPrefix>,
     router: Vec<InterfaceAddress>,
     protect_private: bool,
+}
+
+impl Default for Guard {
+    fn default() -> Self {
+        Guard {
+            allowlist: Vec::new(),
+            router: Vec::new(),
+            protect_private: true,
+        }
+    }
 }
 
 impl Guard {

@@ -903,3 +903,52 @@ fn replies_and_established_packets_are_not_scan_attempts() {
         .collect();
     assert_eq!(run(&mut d, &attempts).len(), 1);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// However often one source offends, a new ban only comes when the previous one is
+    /// within `renew_before_secs` of its end, and durations grow up to the cap.
+    #[test]
+    fn a_banned_source_is_decided_again_only_near_expiry(
+        gaps in prop::collection::vec(0u64..4_000, 1..200),
+    ) {
+        let policy = PolicyConfig {
+            ban_secs: 600,
+            renew_before_secs: 60,
+            max_ban_secs: 2_400,
+            max_new_bans_per_minute: 1000,
+            ..PolicyConfig::default()
+        };
+        let mut p = mtids_detect::Policy::new(policy, mtids_detect::Guard::default()).unwrap();
+        let mut t = 0;
+        let mut current: Option<(u64, u64)> = None; // (expires, duration)
+        for gap in gaps {
+            t += gap;
+            let f = Finding {
+                time: Timestamp::from_secs(t),
+                detector: "test",
+                kind: FindingKind::BruteForce,
+                severity: mtids_detect::Severity::High,
+                source: Source::ip(ip("11.22.33.44")),
+                evidence: mtids_detect::Evidence::default(),
+            };
+            match p.decide(Timestamp::from_secs(t), f) {
+                Outcome::Ban(d) => {
+                    let secs = d.duration.as_secs();
+                    if let Some((expires, previous)) = current {
+                        prop_assert!(expires <= t + 60, "re-banned at {t}, ban ran until {expires}");
+                        prop_assert!(secs == (previous * 2).min(2_400) || secs == 600);
+                    }
+                    prop_assert!((600..=2_400).contains(&secs));
+                    current = Some((t + secs, secs));
+                }
+                Outcome::Suppressed(s) => {
+                    let banned = matches!(s.reason, mtids_detect::Suppression::AlreadyBanned { .. });
+                    prop_assert!(banned, "{}", s.reason);
+                    prop_assert!(current.is_some_and(|(expires, _)| expires > t + 60));
+                }
+            }
+        }
+    }
+}
