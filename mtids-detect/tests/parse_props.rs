@@ -65,6 +65,15 @@ proptest! {
     }
 
     #[test]
+    fn any_context_never_panics(
+        year in any::<i32>(), month in any::<u8>(), day in any::<u8>(), offset in any::<i32>(),
+        sample in proptest::sample::select(SAMPLES),
+    ) {
+        let ctx = LineContext { year, today: Date::new(year, month, day), utc_offset_secs: offset };
+        let _ = parse_log_line(sample, &ctx);
+    }
+
+    #[test]
     fn arbitrary_rows_never_panic(
         fields in proptest::collection::vec(
             (proptest::sample::select(&[".id", "protocol", "src-address", "dst-address", "src-port",

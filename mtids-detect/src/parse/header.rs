@@ -157,8 +157,13 @@ fn local(
     epoch_millis(date?, secs?, millis, i64::from(ctx.utc_offset_secs))
 }
 
+/// Checked: a caller's context may hold any year, and nothing may overflow on it.
 fn epoch_millis(days: i64, secs: i64, millis: i64, offset_secs: i64) -> Option<Timestamp> {
-    let total = (days * 86_400 + secs - offset_secs) * 1000 + millis;
+    let total = days
+        .checked_mul(86_400)?
+        .checked_add(secs - offset_secs)?
+        .checked_mul(1000)?
+        .checked_add(millis)?;
     u64::try_from(total).ok().map(Timestamp::from_millis)
 }
 
@@ -328,6 +333,18 @@ mod tests {
             parse_timestamp("00:00:01 x", &east).map(|(t, _)| t),
             Some(None)
         );
+    }
+
+    #[test]
+    fn extreme_context_years_do_not_overflow() {
+        for year in [i32::MIN, -1, 0, 10_000, i32::MAX] {
+            let ctx = LineContext::new(Date::new(year, 12, 31), i32::MIN);
+            let ts = parse_timestamp("Dec 31 23:59:59 x", &ctx).and_then(|(t, _)| t);
+            assert!(year > 0 || ts.is_none(), "{year}: {ts:?}");
+            let _ = parse_timestamp("23:59:59 x", &ctx);
+            let ctx = LineContext::new(Date::new(year, 12, 31), i32::MAX);
+            let _ = parse_timestamp("dec/31 23:59:59 x", &ctx);
+        }
     }
 
     #[test]
