@@ -952,3 +952,64 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_forgotten_connection_fires_again() {
+    let mut d = AsymmetricConnectionDetector::new(AsymmetricConnectionConfig {
+        remember_secs: 60,
+        ..AsymmetricConnectionConfig::default()
+    })
+    .unwrap();
+    let stuck = conn(
+        "*9",
+        Protocol::Tcp,
+        ip("192.168.88.10"),
+        ip("198.51.100.80"),
+        443,
+        8,
+        0,
+    );
+    let mut out = Vec::new();
+    d.observe(Timestamp::from_secs(0), &stuck, &mut out);
+    // Seen in every poll for two minutes: remembered, never fires again.
+    for s in (2..120).step_by(2) {
+        d.observe(Timestamp::from_secs(s), &stuck, &mut out);
+    }
+    assert_eq!(out.len(), 1);
+    assert_eq!(d.poll_timeout(), Some(Timestamp::from_secs(178)));
+    d.handle_timeout(Timestamp::from_secs(177), &mut out);
+    assert_eq!(d.tracked_sources(), 1);
+    // Unseen for exactly remember_secs: forgotten, so its next sighting fires again.
+    d.handle_timeout(Timestamp::from_secs(178), &mut out);
+    assert_eq!(d.tracked_sources(), 0);
+    d.observe(Timestamp::from_secs(200), &stuck, &mut out);
+    assert_eq!(out.len(), 2);
+}
+
+#[test]
+fn host_sweep_window_boundary_is_exclusive() {
+    let src = ip("198.51.100.7");
+    let config = PortScanConfig {
+        sweep_hosts: 2,
+        window_secs: 60,
+        ..PortScanConfig::default()
+    };
+    let mut d = PortScanDetector::new(config.clone()).unwrap();
+    let apart = [
+        (0, syn(src, ip("203.0.113.1"), 3389)),
+        (60_000, syn(src, ip("203.0.113.2"), 3389)),
+    ];
+    assert!(run(&mut d, &apart).is_empty());
+    let mut d = PortScanDetector::new(config).unwrap();
+    let inside = [
+        (0, syn(src, ip("203.0.113.1"), 3389)),
+        (59_999, syn(src, ip("203.0.113.2"), 3389)),
+    ];
+    let found = run(&mut d, &inside);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].kind, FindingKind::HostSweep);
+    assert_eq!(
+        found[0].evidence.destinations,
+        [ip("203.0.113.1"), ip("203.0.113.2")]
+    );
+}
