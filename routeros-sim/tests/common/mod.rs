@@ -178,3 +178,18 @@ pub async fn admin(server: &Server) -> Client {
     c.login("admin", "secret").await;
     c
 }
+
+/// Serves an existing router (e.g. one on a manual clock) with admin / secret.
+pub async fn serve(router: &Router) -> Server {
+    router.add_user(routeros_sim::User::new(
+        "admin",
+        "secret",
+        routeros_sim::Policies::FULL,
+    ));
+    Server::bind(
+        router.clone(),
+        ServerConfig::plain("127.0.0.1:0".parse().unwrap()),
+    )
+    .await
+    .unwrap()
+}
