@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use std::sync::Arc;
+
 use routeros_sim::{
-    LoginMethod, Policies, Router, RouterConfig, RouterOsVersion, SelfSignedCertificate, Server,
-    ServerConfig, TlsIdentity, User,
+    Clock, LoginMethod, Policies, Router, RouterConfig, RouterOsVersion, ScaledClock, Scenario,
+    SelfSignedCertificate, Server, ServerConfig, SystemClock, TlsIdentity, User,
 };
 
 /// A simulated MikroTik RouterOS 7 router speaking the real API (port 8728, or API-SSL).
@@ -50,6 +52,19 @@ struct Args {
     /// fingerprint is printed on stderr for pinning).
     #[arg(long, conflicts_with = "tls_cert")]
     tls_self_signed: bool,
+    /// Play a scenario into the log, connection table and CPU load: benign, port-scan,
+    /// slow-scan, host-sweep, ssh-brute-force, ftp-brute-force, winbox-brute-force,
+    /// api-brute-force, user-enumeration, asymmetric-flood, login-cpu-spike,
+    /// ipv6-port-scan, ipv6-brute-force, mixed. Its ground truth goes to stderr.
+    #[arg(long)]
+    scenario: Option<String>,
+    /// Seed of the scenario (the same seed replays the same events).
+    #[arg(long, default_value_t = 1, requires = "scenario")]
+    seed: u64,
+    /// Time compression: 1 is real time, 60 plays an hour in a minute (the router's clock
+    /// runs as fast).
+    #[arg(long, default_value_t = 1.0, requires = "scenario")]
+    speed: f64,
 }
 
 fn parse_version(text: &str) -> Result<RouterOsVersion, String> {
@@ -89,7 +104,24 @@ async fn run(args: Args) -> Result<(), routeros_sim::SimError> {
         max_sessions: args.max_sessions,
         ..RouterConfig::default()
     };
-    let router = Router::new(config);
+    let scenario = match &args.scenario {
+        Some(name) => Some(Scenario::build(name, args.seed)?),
+        None => None,
+    };
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        return Err(routeros_sim::SimError::Refused(format!(
+            "--speed must be above 0, not {}",
+            args.speed
+        )));
+    }
+    let router = if args.speed == 1.0 {
+        Router::new(config)
+    } else {
+        Router::with_clock(
+            config,
+            Arc::new(ScaledClock::new(SystemClock.now(), args.speed)),
+        )
+    };
     router.remove_user("admin");
     router.add_user(User::new(
         args.user.clone(),
@@ -123,6 +155,25 @@ async fn run(args: Args) -> Result<(), routeros_sim::SimError> {
         server.local_addr(),
         args.user
     );
+    if let Some(scenario) = scenario {
+        for truth in &scenario.truth {
+            eprintln!("routeros-sim: truth {truth}");
+        }
+        eprintln!(
+            "routeros-sim: playing scenario {} (seed {}, {} events over {}s of router time, speed {})",
+            scenario.name,
+            scenario.seed,
+            scenario.events.len(),
+            scenario.duration().as_secs(),
+            args.speed
+        );
+        let router = router.clone();
+        let speed = args.speed;
+        tokio::spawn(async move {
+            scenario.run(&router, speed).await;
+            eprintln!("routeros-sim: scenario finished");
+        });
+    }
     let _ = tokio::signal::ctrl_c().await;
     server.shutdown().await;
     Ok(())
