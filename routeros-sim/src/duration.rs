@@ -80,26 +80,40 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 /// Formats a duration as the RouterOS API prints it: `1w2d3h4m5s`, `0s` for zero, and
 /// milliseconds only below one second (`250ms`).
 pub fn format_duration(d: Duration) -> String {
+    let mut out = Vec::with_capacity(16);
+    write_duration(&mut out, d);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// [`format_duration`] appended in place.
+pub(crate) fn write_duration(out: &mut Vec<u8>, d: Duration) {
     let mut secs = d.as_secs();
     if secs == 0 {
         let ms = d.subsec_millis();
-        return if ms == 0 {
-            "0s".to_owned()
+        if ms == 0 {
+            out.extend_from_slice(b"0s");
         } else {
-            format!("{ms}ms")
-        };
+            crate::model::write_num(out, ms);
+            out.extend_from_slice(b"ms");
+        }
+        return;
     }
-    let mut out = String::new();
-    for (unit, size) in [("w", 7 * 86_400), ("d", 86_400), ("h", 3_600), ("m", 60)] {
+    for (unit, size) in [
+        (b'w', 7 * 86_400),
+        (b'd', 86_400),
+        (b'h', 3_600),
+        (b'm', 60),
+    ] {
         if secs >= size {
-            out.push_str(&format!("{}{unit}", secs / size));
+            crate::model::write_num(out, secs / size);
+            out.push(unit);
             secs %= size;
         }
     }
     if secs > 0 {
-        out.push_str(&format!("{secs}s"));
+        crate::model::write_num(out, secs);
+        out.push(b's');
     }
-    out
 }
 
 /// A calendar date and time of day in UTC.

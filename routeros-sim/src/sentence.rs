@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use routeros_proto::codec::{decode_len, encode_len};
+
 /// A command sentence split into its parts: path, attributes, queries and tag.
 ///
 /// Built from the words of a decoded sentence with [`Request::from_words`], or by hand in
@@ -155,10 +157,11 @@ impl fmt::Debug for Request {
 }
 
 /// One reply sentence: the reply word (`!re`, `!done`, `!trap`, `!empty`, `!fatal`) and
-/// its attribute words, ready to be encoded.
+/// its attribute words, kept in wire form (length-prefixed words, without the terminating
+/// empty word) so that sending it is a copy.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Sentence {
-    words: Vec<Vec<u8>>,
+    wire: Vec<u8>,
 }
 
 /// Trap categories as RouterOS numbers them.
@@ -181,14 +184,25 @@ pub enum TrapCategory {
 
 impl Sentence {
     fn with_word(word: &[u8]) -> Self {
-        Self {
-            words: vec![word.to_vec()],
-        }
+        let mut s = Self {
+            wire: Vec::with_capacity(128),
+        };
+        s.push_word(word);
+        s
     }
 
     /// `!re`: one row of data.
     pub fn re() -> Self {
         Self::with_word(b"!re")
+    }
+
+    /// `!re` with room for `bytes` of words (saves regrowing big rows).
+    pub fn re_with_capacity(bytes: usize) -> Self {
+        let mut s = Self {
+            wire: Vec::with_capacity(bytes),
+        };
+        s.push_word(b"!re");
+        s
     }
 
     /// `!done`: the last reply of a command.
@@ -220,45 +234,65 @@ impl Sentence {
 
     /// `!fatal` followed by its reason as a bare word, as a router sends it.
     pub fn fatal(reason: impl AsRef<[u8]>) -> Self {
-        Self {
-            words: vec![b"!fatal".to_vec(), reason.as_ref().to_vec()],
+        let mut s = Self::with_word(b"!fatal");
+        s.push_word(reason.as_ref());
+        s
+    }
+
+    /// Appends one word as it is.
+    pub fn push_word(&mut self, word: &[u8]) {
+        // Words here are far below the 4 GiB the prefix can announce.
+        if encode_len(word.len(), &mut self.wire).is_ok() {
+            self.wire.extend_from_slice(word);
         }
     }
 
     /// Appends `=name=value`.
     pub fn push_attr(&mut self, name: &str, value: impl AsRef<[u8]>) {
         let value = value.as_ref();
-        let mut word = Vec::with_capacity(name.len() + value.len() + 2);
-        word.push(b'=');
-        word.extend_from_slice(name.as_bytes());
-        word.push(b'=');
-        word.extend_from_slice(value);
-        self.words.push(word);
+        if encode_len(name.len() + value.len() + 2, &mut self.wire).is_ok() {
+            self.wire.push(b'=');
+            self.wire.extend_from_slice(name.as_bytes());
+            self.wire.push(b'=');
+            self.wire.extend_from_slice(value);
+        }
     }
 
     /// Appends `.tag=TAG` when there is a tag.
     pub fn with_tag(mut self, tag: Option<&[u8]>) -> Self {
         if let Some(tag) = tag {
-            let mut word = b".tag=".to_vec();
-            word.extend_from_slice(tag);
-            self.words.push(word);
+            if encode_len(tag.len() + 5, &mut self.wire).is_ok() {
+                self.wire.extend_from_slice(b".tag=");
+                self.wire.extend_from_slice(tag);
+            }
         }
         self
     }
 
-    /// The reply word, e.g. `!re`.
-    pub fn reply_word(&self) -> &[u8] {
-        self.words.first().map_or(&[][..], Vec::as_slice)
+    /// The words in wire form, without the terminating empty word.
+    pub fn wire(&self) -> &[u8] {
+        &self.wire
     }
 
     /// All words, reply word first.
-    pub fn words(&self) -> &[Vec<u8>] {
-        &self.words
+    pub fn words(&self) -> impl Iterator<Item = &[u8]> {
+        let mut rest = self.wire.as_slice();
+        std::iter::from_fn(move || {
+            let (len, prefix) = decode_len(rest, 0).ok().flatten()?;
+            let word = rest.get(prefix..prefix + len as usize)?;
+            rest = rest.get(prefix + len as usize..)?;
+            Some(word)
+        })
+    }
+
+    /// The reply word, e.g. `!re`.
+    pub fn reply_word(&self) -> &[u8] {
+        self.words().next().unwrap_or_default()
     }
 
     /// The value of attribute `name`, if present.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.words.iter().skip(1).find_map(|w| {
+        self.words().skip(1).find_map(|w| {
             let rest = w.strip_prefix(b"=")?;
             let rest = rest.strip_prefix(name.as_bytes())?;
             rest.strip_prefix(b"=")
@@ -267,17 +301,14 @@ impl Sentence {
 
     /// The `.tag` of this reply, if any.
     pub fn tag(&self) -> Option<&[u8]> {
-        self.words
-            .iter()
-            .skip(1)
-            .find_map(|w| w.strip_prefix(b".tag="))
+        self.words().skip(1).find_map(|w| w.strip_prefix(b".tag="))
     }
 }
 
 impl fmt::Debug for Sentence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
-            .entries(self.words.iter().map(|w| String::from_utf8_lossy(w)))
+            .entries(self.words().map(String::from_utf8_lossy))
             .finish()
     }
 }
@@ -335,5 +366,23 @@ mod tests {
         assert_eq!(s.tag(), Some(&b"x"[..]));
         let t = Sentence::trap(Some(TrapCategory::Interrupted), "interrupted");
         assert_eq!(t.get("category"), Some(&b"2"[..]));
+        let words: Vec<&[u8]> = t.words().collect();
+        assert_eq!(
+            words,
+            vec![&b"!trap"[..], b"=category=2", b"=message=interrupted"]
+        );
+        let long = "x".repeat(300);
+        let mut big = Sentence::re();
+        big.push_attr("comment", &long);
+        assert_eq!(
+            big.get("comment"),
+            Some(long.as_bytes()),
+            "two-byte length prefixes"
+        );
+        let fatal = Sentence::fatal("bye");
+        assert_eq!(
+            fatal.words().collect::<Vec<_>>(),
+            vec![&b"!fatal"[..], b"bye"]
+        );
     }
 }

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use bytes::BytesMut;
-use routeros_proto::codec::{Decoder, Limits, encode_sentence};
+use bytes::{BufMut, BytesMut};
+use routeros_proto::codec::{Decoder, Limits};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -309,9 +309,8 @@ where
                         }
                     }
                     for sentence in &sentences {
-                        if encode_sentence(sentence.words(), &mut buf).is_err() {
-                            continue;
-                        }
+                        buf.extend_from_slice(sentence.wire());
+                        buf.put_u8(0);
                         sent += 1;
                         if router.drop_after().is_some_and(|n| sent >= n) {
                             let _ = flush(&mut writer, &mut buf).await;
@@ -325,7 +324,8 @@ where
                 }
                 Out::Close(fatal) => {
                     if let Some(fatal) = fatal {
-                        let _ = encode_sentence(fatal.words(), &mut buf);
+                        buf.extend_from_slice(fatal.wire());
+                        buf.put_u8(0);
                     }
                     let _ = flush(&mut writer, &mut buf).await;
                     let _ = writer.shutdown().await;

@@ -1,11 +1,10 @@
 //! `/ip/firewall/address-list` and `/ipv6/firewall/address-list`.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, SystemTime};
 
-use super::{Record, Trap, bool_text, format_id, parse_bool};
+use super::{Record, Trap, bool_text, parse_bool, write_id};
 use crate::duration::{format_duration, format_router_time, parse_duration};
 use crate::sentence::{Request, TrapCategory};
 
@@ -67,18 +66,27 @@ impl Record for AddressListEntry {
         FIELDS
     }
 
-    fn field(&self, name: &str, now: SystemTime) -> Option<Cow<'_, [u8]>> {
-        Some(match name {
-            ".id" => Cow::Owned(format_id(self.id).into_bytes()),
-            "list" => Cow::Borrowed(self.list.as_bytes()),
-            "address" => Cow::Borrowed(self.address.as_bytes()),
-            "creation-time" => Cow::Owned(format_router_time(self.created, now).into_bytes()),
-            "timeout" => Cow::Owned(format_duration(self.remaining(now)?).into_bytes()),
-            "dynamic" => Cow::Borrowed(bool_text(self.dynamic())),
-            "disabled" => Cow::Borrowed(bool_text(self.disabled)),
-            "comment" => Cow::Borrowed(self.comment.as_deref()?),
-            _ => return None,
-        })
+    fn write_field(&self, name: &str, now: SystemTime, out: &mut Vec<u8>) -> bool {
+        match name {
+            ".id" => write_id(out, self.id),
+            "list" => out.extend_from_slice(self.list.as_bytes()),
+            "address" => out.extend_from_slice(self.address.as_bytes()),
+            "creation-time" => {
+                out.extend_from_slice(format_router_time(self.created, now).as_bytes())
+            }
+            "timeout" => match self.remaining(now) {
+                Some(left) => out.extend_from_slice(format_duration(left).as_bytes()),
+                None => return false,
+            },
+            "dynamic" => out.extend_from_slice(bool_text(self.dynamic())),
+            "disabled" => out.extend_from_slice(bool_text(self.disabled)),
+            "comment" => match &self.comment {
+                Some(c) => out.extend_from_slice(c),
+                None => return false,
+            },
+            _ => return false,
+        }
+        true
     }
 }
 

@@ -1,13 +1,12 @@
 //! `/ip/firewall/connection` (and `/ipv6/firewall/connection`): a table that tests and
 //! scenarios fill.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
-use super::{Record, Trap, bool_text, format_id};
-use crate::duration::format_duration;
+use super::{Record, Trap, bool_text, write_id, write_ipv4, write_num};
+use crate::duration::write_duration;
 
 /// The transport protocol of a tracked connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -154,14 +153,6 @@ impl Connection {
         self.connection_type = Some(kind.into());
         self
     }
-
-    fn endpoint(&self, addr: SocketAddr) -> String {
-        match (self.protocol, addr) {
-            (Protocol::Icmp, a) => a.ip().to_string(),
-            (_, SocketAddr::V4(a)) => format!("{}:{}", a.ip(), a.port()),
-            (_, SocketAddr::V6(a)) => format!("[{}]:{}", a.ip(), a.port()),
-        }
-    }
 }
 
 /// How the simulated RouterOS version prints endpoints in the connection table.
@@ -205,47 +196,61 @@ const FIELDS: &[&str] = &[
     "connection-type",
 ];
 
-fn owned(s: String) -> Cow<'static, [u8]> {
-    Cow::Owned(s.into_bytes())
-}
-
 impl Record for ConnectionRow<'_> {
     fn fields(&self) -> &'static [&'static str] {
         FIELDS
     }
 
-    fn field(&self, name: &str, _now: SystemTime) -> Option<Cow<'_, [u8]>> {
+    fn write_field(&self, name: &str, _now: SystemTime, out: &mut Vec<u8>) -> bool {
+        use std::io::Write;
         let c = self.conn;
         let separate = self.style == PortStyle::Separate && c.protocol != Protocol::Icmp;
-        let addr = |a: SocketAddr| {
-            if separate {
-                owned(a.ip().to_string())
-            } else {
-                owned(c.endpoint(a))
+        let addr = |out: &mut Vec<u8>, a: SocketAddr| match (
+            separate || c.protocol == Protocol::Icmp,
+            a,
+        ) {
+            (true, SocketAddr::V4(a)) => write_ipv4(out, *a.ip()),
+            (true, SocketAddr::V6(a)) => {
+                let _ = write!(out, "{}", a.ip());
+            }
+            (false, SocketAddr::V4(a)) => {
+                write_ipv4(out, *a.ip());
+                out.push(b':');
+                write_num(out, a.port());
+            }
+            (false, SocketAddr::V6(a)) => {
+                let _ = write!(out, "[{}]:{}", a.ip(), a.port());
             }
         };
-        Some(match name {
-            ".id" => owned(format_id(c.id)),
-            "protocol" => Cow::Borrowed(c.protocol.as_str().as_bytes()),
-            "src-address" => addr(c.src),
-            "dst-address" => addr(c.dst),
-            "src-port" if separate => owned(c.src.port().to_string()),
-            "dst-port" if separate => owned(c.dst.port().to_string()),
-            "reply-src-address" => addr(c.dst),
-            "reply-dst-address" => addr(c.src),
-            "tcp-state" => Cow::Borrowed(c.tcp_state.as_deref()?.as_bytes()),
-            "timeout" => owned(format_duration(c.timeout)),
-            "orig-packets" => owned(c.orig_packets.to_string()),
-            "orig-bytes" => owned(c.orig_bytes.to_string()),
-            "repl-packets" => owned(c.repl_packets.to_string()),
-            "repl-bytes" => owned(c.repl_bytes.to_string()),
-            "seen-reply" => Cow::Borrowed(bool_text(c.seen_reply)),
-            "assured" => Cow::Borrowed(bool_text(c.assured)),
-            "confirmed" => Cow::Borrowed(bool_text(true)),
-            "dying" | "fasttrack" | "srcnat" | "dstnat" => Cow::Borrowed(bool_text(false)),
-            "connection-type" => Cow::Borrowed(c.connection_type.as_deref()?.as_bytes()),
-            _ => return None,
-        })
+        match name {
+            ".id" => write_id(out, c.id),
+            "protocol" => out.extend_from_slice(c.protocol.as_str().as_bytes()),
+            "src-address" => addr(out, c.src),
+            "dst-address" => addr(out, c.dst),
+            "src-port" if separate => write_num(out, c.src.port()),
+            "dst-port" if separate => write_num(out, c.dst.port()),
+            "reply-src-address" => addr(out, c.dst),
+            "reply-dst-address" => addr(out, c.src),
+            "tcp-state" => match &c.tcp_state {
+                Some(state) => out.extend_from_slice(state.as_bytes()),
+                None => return false,
+            },
+            "timeout" => write_duration(out, c.timeout),
+            "orig-packets" => write_num(out, c.orig_packets),
+            "orig-bytes" => write_num(out, c.orig_bytes),
+            "repl-packets" => write_num(out, c.repl_packets),
+            "repl-bytes" => write_num(out, c.repl_bytes),
+            "seen-reply" => out.extend_from_slice(bool_text(c.seen_reply)),
+            "assured" => out.extend_from_slice(bool_text(c.assured)),
+            "confirmed" => out.extend_from_slice(bool_text(true)),
+            "dying" | "fasttrack" | "srcnat" | "dstnat" => out.extend_from_slice(bool_text(false)),
+            "connection-type" => match &c.connection_type {
+                Some(kind) => out.extend_from_slice(kind.as_bytes()),
+                None => return false,
+            },
+            _ => return false,
+        }
+        true
     }
 }
 

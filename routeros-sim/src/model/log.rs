@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::time::SystemTime;
 
-use super::{Record, format_id};
+use super::{Record, write_id};
 use crate::duration::format_router_time;
 
 /// One log entry.
@@ -34,14 +34,15 @@ impl Record for LogEntry {
         FIELDS
     }
 
-    fn field(&self, name: &str, now: SystemTime) -> Option<Cow<'_, [u8]>> {
-        Some(match name {
-            ".id" => Cow::Owned(format_id(self.id).into_bytes()),
-            "time" => Cow::Owned(format_router_time(self.time, now).into_bytes()),
-            "topics" => Cow::Borrowed(self.topics.as_bytes()),
-            "message" => Cow::Borrowed(&self.message),
-            _ => return None,
-        })
+    fn write_field(&self, name: &str, now: SystemTime, out: &mut Vec<u8>) -> bool {
+        match name {
+            ".id" => write_id(out, self.id),
+            "time" => out.extend_from_slice(format_router_time(self.time, now).as_bytes()),
+            "topics" => out.extend_from_slice(self.topics.as_bytes()),
+            "message" => out.extend_from_slice(&self.message),
+            _ => return false,
+        }
+        true
     }
 }
 

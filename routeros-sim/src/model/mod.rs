@@ -44,8 +44,52 @@ impl Trap {
 pub(crate) trait Record {
     /// Every property name in print order (`.id` first).
     fn fields(&self) -> &'static [&'static str];
+    /// Appends a property's value to `out`; `false` (and nothing appended) when the row
+    /// does not have it. Writing in place keeps a 200k-row print free of per-value
+    /// allocations.
+    fn write_field(&self, name: &str, now: SystemTime, out: &mut Vec<u8>) -> bool;
     /// A property's value, or `None` when the row does not have it.
-    fn field(&self, name: &str, now: SystemTime) -> Option<Cow<'_, [u8]>>;
+    fn field(&self, name: &str, now: SystemTime) -> Option<Cow<'_, [u8]>> {
+        let mut value = Vec::new();
+        self.write_field(name, now, &mut value)
+            .then_some(Cow::Owned(value))
+    }
+}
+
+/// `*` and upper-case hex, appended in place.
+pub(crate) fn write_id(out: &mut Vec<u8>, id: u64) {
+    out.push(b'*');
+    let digits = (64 - id.leading_zeros()).div_ceil(4).max(1);
+    for i in (0..digits).rev() {
+        out.push(b"0123456789ABCDEF"[((id >> (i * 4)) & 0xF) as usize]);
+    }
+}
+
+/// A decimal number, appended in place (the `fmt` machinery costs more than the whole
+/// rest of a row in a large print).
+pub(crate) fn write_num(out: &mut Vec<u8>, n: impl Into<u64>) {
+    let mut n: u64 = n.into();
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// `a.b.c.d` appended in place.
+pub(crate) fn write_ipv4(out: &mut Vec<u8>, ip: std::net::Ipv4Addr) {
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        write_num(out, octet);
+    }
 }
 
 /// Formats an internal id as RouterOS does: `*` and upper-case hex.
@@ -119,11 +163,17 @@ pub(crate) fn print<'r, R: Record + 'r>(
     }
     let proplist = options.request.proplist();
     let mut out = Vec::new();
+    let mut scratch = Vec::with_capacity(256);
     for row in rows {
-        if !query.matches(|n| row.field(n, now)) {
+        if !query.is_empty() && !query.matches(|n| row.field(n, now)) {
             continue;
         }
-        out.push(row_sentence(row, proplist.as_deref(), now));
+        out.push(row_sentence_with(
+            row,
+            proplist.as_deref(),
+            now,
+            &mut scratch,
+        ));
     }
     if out.is_empty() && options.empty_reply {
         out.push(Sentence::empty());
@@ -138,22 +188,28 @@ pub(crate) fn row_sentence<R: Record + ?Sized>(
     proplist: Option<&[String]>,
     now: SystemTime,
 ) -> Sentence {
-    let mut s = Sentence::re();
+    row_sentence_with(row, proplist, now, &mut Vec::new())
+}
+
+fn row_sentence_with<R: Record + ?Sized>(
+    row: &R,
+    proplist: Option<&[String]>,
+    now: SystemTime,
+    scratch: &mut Vec<u8>,
+) -> Sentence {
+    let mut s = Sentence::re_with_capacity(512);
+    let mut one = |name: &str| {
+        scratch.clear();
+        scratch.push(b'=');
+        scratch.extend_from_slice(name.as_bytes());
+        scratch.push(b'=');
+        if row.write_field(name, now, scratch) {
+            s.push_word(scratch);
+        }
+    };
     match proplist {
-        Some(names) => {
-            for name in names {
-                if let Some(v) = row.field(name, now) {
-                    s.push_attr(name, v);
-                }
-            }
-        }
-        None => {
-            for name in row.fields() {
-                if let Some(v) = row.field(name, now) {
-                    s.push_attr(name, v);
-                }
-            }
-        }
+        Some(names) => names.iter().for_each(|n| one(n)),
+        None => row.fields().iter().for_each(|n| one(n)),
     }
     s
 }
@@ -169,6 +225,19 @@ mod tests {
         assert_eq!(parse_id(b"1a"), Some(26));
         assert_eq!(parse_id(b"*"), None);
         assert_eq!(parse_id(b"*zz"), None);
+        for id in [0u64, 1, 15, 16, 255, 0xABCDEF, u64::MAX] {
+            let mut out = Vec::new();
+            write_id(&mut out, id);
+            assert_eq!(String::from_utf8(out).unwrap(), format_id(id));
+        }
+        for n in [0u64, 7, 10, 99, 100, 123_456, u64::MAX] {
+            let mut out = Vec::new();
+            write_num(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
+        let mut out = Vec::new();
+        write_ipv4(&mut out, "10.200.0.255".parse().unwrap());
+        assert_eq!(out, b"10.200.0.255");
     }
 
     #[test]

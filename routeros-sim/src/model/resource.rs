@@ -1,9 +1,9 @@
 //! `/system/resource` and the router's own addresses (`/ip/address`, `/ipv6/address`).
 
-use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
-use super::{Record, bool_text, format_id};
+use super::address_list::{Family, normalize_address};
+use super::{Record, bool_text, write_id};
 use crate::duration::format_duration;
 
 /// A RouterOS version number such as `7.18` or `7.18.2`.
@@ -92,27 +92,28 @@ impl Record for ResourceRow<'_> {
         RESOURCE_FIELDS
     }
 
-    fn field(&self, name: &str, _now: SystemTime) -> Option<Cow<'_, [u8]>> {
+    fn write_field(&self, name: &str, _now: SystemTime, out: &mut Vec<u8>) -> bool {
         let r = self.resource;
-        let s = |v: &str| Cow::Owned(v.as_bytes().to_vec());
-        Some(match name {
-            "uptime" => s(&format_duration(Duration::from_secs(self.uptime.as_secs()))),
-            "version" => s(&format!("{} (stable)", r.version)),
-            "build-time" => s("2025-02-24 13:36:11"),
-            "factory-software" => s("7.4.1"),
-            "free-memory" => s("805306368"),
-            "total-memory" => s("1073741824"),
-            "cpu" => s("ARM64"),
-            "cpu-count" => s("4"),
-            "cpu-frequency" => s("1400"),
-            "cpu-load" => s(&r.cpu_load.to_string()),
-            "free-hdd-space" => s("929890304"),
-            "total-hdd-space" => s("1073741824"),
-            "architecture-name" => s("arm64"),
-            "board-name" => Cow::Borrowed(r.board_name.as_bytes()),
-            "platform" => s("MikroTik"),
-            _ => return None,
-        })
+        let text: &str = match name {
+            "uptime" => &format_duration(Duration::from_secs(self.uptime.as_secs())),
+            "version" => &format!("{} (stable)", r.version),
+            "build-time" => "2025-02-24 13:36:11",
+            "factory-software" => "7.4.1",
+            "free-memory" => "805306368",
+            "total-memory" => "1073741824",
+            "cpu" => "ARM64",
+            "cpu-count" => "4",
+            "cpu-frequency" => "1400",
+            "cpu-load" => &r.cpu_load.to_string(),
+            "free-hdd-space" => "929890304",
+            "total-hdd-space" => "1073741824",
+            "architecture-name" => "arm64",
+            "board-name" => &r.board_name,
+            "platform" => "MikroTik",
+            _ => return false,
+        };
+        out.extend_from_slice(text.as_bytes());
+        true
     }
 }
 
@@ -143,24 +144,26 @@ impl Record for OwnAddress {
         ADDRESS_FIELDS
     }
 
-    fn field(&self, name: &str, _now: SystemTime) -> Option<Cow<'_, [u8]>> {
-        Some(match name {
-            ".id" => Cow::Owned(format_id(self.id).into_bytes()),
-            "address" => Cow::Borrowed(self.address.as_bytes()),
+    fn write_field(&self, name: &str, _now: SystemTime, out: &mut Vec<u8>) -> bool {
+        match name {
+            ".id" => write_id(out, self.id),
+            "address" => out.extend_from_slice(self.address.as_bytes()),
             "network" => {
                 let family = if self.address.contains(':') {
-                    super::address_list::Family::V6
+                    Family::V6
                 } else {
-                    super::address_list::Family::V4
+                    Family::V4
                 };
-                let net = super::address_list::normalize_address(&self.address, family)?;
-                let bare = net.split('/').next().unwrap_or(&net).to_owned();
-                Cow::Owned(bare.into_bytes())
+                let Some(net) = normalize_address(&self.address, family) else {
+                    return false;
+                };
+                out.extend_from_slice(net.split('/').next().unwrap_or(&net).as_bytes());
             }
-            "interface" | "actual-interface" => Cow::Borrowed(self.interface.as_bytes()),
-            "invalid" | "dynamic" | "disabled" => Cow::Borrowed(bool_text(false)),
-            _ => return None,
-        })
+            "interface" | "actual-interface" => out.extend_from_slice(self.interface.as_bytes()),
+            "invalid" | "dynamic" | "disabled" => out.extend_from_slice(bool_text(false)),
+            _ => return false,
+        }
+        true
     }
 }
 
