@@ -210,7 +210,8 @@ struct Span {
 /// One complete sentence: its wire bytes in one shared buffer plus the offsets of its words.
 ///
 /// Cloning is cheap (a reference count). Words are bytes; use
-/// [`String::from_utf8_lossy`] at the edges.
+/// [`String::from_utf8_lossy`] at the edges. A decoded sentence shares the allocation of
+/// the read buffer (see [`detach`](Self::detach)).
 #[derive(Clone)]
 pub struct Sentence {
     /// Wire form: prefixes, words and the terminating zero.
@@ -282,6 +283,16 @@ impl Sentence {
     /// Appends the wire form to `dst` (a copy of [`as_wire`](Self::as_wire)).
     pub fn encode<B: BufMut + ?Sized>(&self, dst: &mut B) {
         dst.put_slice(&self.data);
+    }
+
+    /// A copy in its own allocation. A decoded sentence shares the allocation of the read
+    /// buffer it came from, so keeping one row of a large reply keeps that whole buffer
+    /// alive; detach what you keep for long.
+    pub fn detach(&self) -> Self {
+        Self {
+            data: Bytes::copy_from_slice(&self.data),
+            words: self.words.clone(),
+        }
     }
 }
 
@@ -372,6 +383,12 @@ impl Decoder {
         &self.limits
     }
 
+    /// Forgets the partly parsed sentence, e.g. after the caller discarded its read buffer.
+    pub fn reset(&mut self) {
+        self.scanned = 0;
+        self.words.clear();
+    }
+
     /// True if the decoder holds part of a sentence (complete words without the terminator).
     /// Together with a non-empty read buffer, this tells whether a peer closed the
     /// connection mid-sentence.
@@ -385,7 +402,16 @@ impl Decoder {
     /// and is remembered), `Ok(Some(sentence))` after removing the sentence from `buf`.
     /// Empty sentences (a lone zero byte) are skipped. After an error the stream cannot be
     /// resynchronised: drop the connection.
+    ///
+    /// Only append to `buf` between calls; if you discard its contents, call
+    /// [`reset`](Self::reset).
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Sentence>, DecodeError> {
+        if self.scanned > buf.len() {
+            // The caller consumed or replaced the buffer behind our back: start afresh
+            // rather than wait forever for bytes that already went. (A replacement at
+            // least as long goes unnoticed: call `reset` then.)
+            self.reset();
+        }
         loop {
             let word = self.words.len();
             let rest = buf.get(self.scanned..).unwrap_or_default();
@@ -651,6 +677,60 @@ mod tests {
         // The messages name the bound to raise.
         let msg = DecodeError::TooManyWords { max: 3 }.to_string();
         assert!(msg.contains("Limits::max_words"), "{msg}");
+    }
+
+    #[test]
+    fn a_replaced_buffer_does_not_stall_the_decoder() {
+        let mut dec = Decoder::default();
+        let mut buf = BytesMut::from(&b"\x03!re\x06=a=bcd"[..]);
+        assert!(dec.decode(&mut buf).unwrap().is_none());
+        // Shorter than what was parsed: detected, the decoder starts afresh.
+        let mut fresh = BytesMut::from(&b"\x05!done\x00"[..]);
+        let s = dec.decode(&mut fresh).unwrap().unwrap();
+        assert_eq!(s.word(0), Some(&b"!done"[..]));
+        // Otherwise the caller says so with reset().
+        let mut buf = BytesMut::from(&b"\x03!re"[..]);
+        assert!(dec.decode(&mut buf).unwrap().is_none());
+        dec.reset();
+        let mut fresh = BytesMut::from(&b"\x05!done\x00"[..]);
+        assert_eq!(dec.decode(&mut fresh).unwrap().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn memory_stays_at_one_sentence_plus_the_read_buffer() {
+        const CHUNK: usize = 16 * 1024;
+        let mut wire = Vec::new();
+        for i in 0..20_000u32 {
+            let addr = format!("=src-address=10.0.{}.{}:{}", i >> 8 & 0xff, i & 0xff, i);
+            encode_sentence(["!re", addr.as_str(), "=protocol=tcp", ".tag=1"], &mut wire).unwrap();
+        }
+        let mut dec = Decoder::default();
+        let mut buf = BytesMut::with_capacity(CHUNK);
+        let mut n = 0;
+        let mut max_cap = 0;
+        for chunk in wire.chunks(CHUNK) {
+            buf.extend_from_slice(chunk);
+            max_cap = max_cap.max(buf.capacity());
+            while let Some(s) = dec.decode(&mut buf).unwrap() {
+                n += 1;
+                drop(s);
+            }
+        }
+        assert_eq!(n, 20_000);
+        // The buffer reuses its space once decoded sentences are dropped.
+        assert!(max_cap <= 4 * CHUNK, "read buffer grew to {max_cap} bytes");
+        assert!(wire.len() > 40 * CHUNK);
+    }
+
+    #[test]
+    fn detach_copies_into_its_own_allocation() {
+        let mut buf = BytesMut::from(&b"\x03!re\x04=a=b\x00\x05!done\x00"[..]);
+        let mut dec = Decoder::default();
+        let s = dec.decode(&mut buf).unwrap().unwrap();
+        let d = s.detach();
+        assert_eq!(d, s);
+        assert_eq!(d.as_wire(), s.as_wire());
+        assert_ne!(d.as_wire().as_ptr(), s.as_wire().as_ptr());
     }
 
     #[test]

@@ -354,6 +354,8 @@ pub struct Connection {
     login: Option<LoginState>,
     logged_in: bool,
     state: State,
+    /// After `close`: when to give up waiting for the router's `!fatal`.
+    close_deadline: Option<Instant>,
     stats: Stats,
 }
 
@@ -387,6 +389,7 @@ impl Connection {
             login: None,
             logged_in: false,
             state: State::Open,
+            close_deadline: None,
             stats: Stats::default(),
         }
     }
@@ -510,8 +513,9 @@ impl Connection {
     }
 
     /// Ends the session politely: sends `/quit`. The router answers with `!fatal` and
-    /// closes the socket; [`Event::Closed`] with [`CloseReason::Local`] follows. Call
-    /// [`handle_eof`](Self::handle_eof) if the socket closes first.
+    /// closes the socket; [`Event::Closed`] with [`CloseReason::Local`] follows (at the
+    /// latest after [`Config::cancel_grace`], if the router stays silent). Call
+    /// [`handle_eof`](Self::handle_eof) when the socket closes.
     pub fn close(&mut self, now: Instant) {
         if self.state == State::Open {
             // /quit has no tag: its only answer is `!fatal`.
@@ -519,8 +523,8 @@ impl Connection {
                 self.stats.commands_sent += 1;
             }
             self.state = State::Closing;
+            self.close_deadline = now.checked_add(self.config.cancel_grace);
         }
-        let _ = now;
     }
 
     // ----- input -----
@@ -552,6 +556,7 @@ impl Connection {
 
     /// The peer closed the byte stream.
     pub fn handle_eof(&mut self, now: Instant) {
+        // `now` is taken like every other input call; nothing here depends on it yet.
         let _ = now;
         if self.is_closed() {
             return;
@@ -569,6 +574,9 @@ impl Connection {
     /// Processes deadlines that have passed: command timeouts, `!empty` without `!done`,
     /// cancelled commands whose `!done` never came.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.close_deadline.is_some_and(|at| at <= now) && !self.is_closed() {
+            self.close_with(CloseReason::Local);
+        }
         while let Some(&(at, tag)) = self.deadlines.first() {
             if at > now || self.is_closed() {
                 break;
@@ -624,7 +632,11 @@ impl Connection {
         if self.is_closed() {
             return None;
         }
-        self.deadlines.first().map(|&(at, _)| at)
+        let first = self.deadlines.first().map(|&(at, _)| at);
+        match (first, self.close_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     // ----- internals -----
@@ -733,19 +745,18 @@ impl Connection {
         self.in_flight.clear();
         self.deadlines.clear();
         self.login = None;
+        self.close_deadline = None;
         self.read_buf = BytesMut::new();
         self.events.push_back(Event::Closed(reason.clone()));
         self.state = State::Closed(reason);
     }
 
     fn handle_sentence(&mut self, now: Instant, sentence: Sentence) {
-        let raw_tag = tag_of(&sentence).map(Bytes::copy_from_slice);
-        let reply = match Reply::parse(sentence) {
+        let reply = match Reply::parse_or_return(sentence) {
             Ok(r) => r,
-            Err(error) => {
+            Err((error, sentence)) => {
                 self.stats.malformed_replies += 1;
-                let known = raw_tag
-                    .as_deref()
+                let known = tag_of(&sentence)
                     .and_then(Tag::parse)
                     .filter(|t| self.in_flight.contains_key(&t.0));
                 match known {

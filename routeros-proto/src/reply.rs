@@ -189,6 +189,13 @@ fn clip(word: &[u8]) -> String {
     String::from_utf8_lossy(word.get(..64).unwrap_or(word)).into_owned()
 }
 
+/// What [`Reply::check`] learns from the words of a sentence.
+struct Checked {
+    kind: ReplyKind,
+    tag: Option<usize>,
+    bare: Vec<usize>,
+}
+
 /// The `.tag` of a sentence, if it has one, without parsing the rest.
 ///
 /// Useful to route a sentence that [`Reply::parse`] refused to the command it belongs to.
@@ -202,8 +209,23 @@ pub fn tag_of(sentence: &Sentence) -> Option<&[u8]> {
 impl Reply {
     /// Reads a reply sentence.
     pub fn parse(sentence: Sentence) -> Result<Self, ReplyError> {
+        Self::parse_or_return(sentence).map_err(|(e, _)| e)
+    }
+
+    /// Like [`parse`](Self::parse), but gives the sentence back on error so the caller can
+    /// still route it by its tag (without a copy on the good path).
+    pub(crate) fn parse_or_return(sentence: Sentence) -> Result<Self, (ReplyError, Sentence)> {
+        match Self::check(&sentence) {
+            Ok(Checked { kind, tag, bare }) => Self::finish(sentence, kind, tag, &bare),
+            Err(e) => Err((e, sentence)),
+        }
+    }
+
+    /// Validates the words; returns the kind, the index of the `.tag` word and the indexes
+    /// of bare words (the reason of a `!fatal`).
+    fn check(sentence: &Sentence) -> Result<Checked, ReplyError> {
         let first = sentence.word(0).ok_or(ReplyError::Empty)?;
-        let mut kind = match first {
+        let kind = match first {
             b"!re" => ReplyKind::Re,
             b"!done" => ReplyKind::Done,
             b"!trap" => ReplyKind::Trap(Trap {
@@ -235,6 +257,15 @@ impl Reply {
                 }
             }
         }
+        Ok(Checked { kind, tag, bare })
+    }
+
+    fn finish(
+        sentence: Sentence,
+        mut kind: ReplyKind,
+        tag: Option<usize>,
+        bare: &[usize],
+    ) -> Result<Self, (ReplyError, Sentence)> {
         let mut reply = Self {
             sentence,
             kind: ReplyKind::Re,
@@ -244,11 +275,16 @@ impl Reply {
             ReplyKind::Trap(trap) => {
                 trap.message = reply.get_str("message").unwrap_or_default().into_owned();
                 if let Some(c) = reply.get("category") {
-                    let code = std::str::from_utf8(c)
+                    match std::str::from_utf8(c)
                         .ok()
                         .and_then(|s| s.trim().parse::<u32>().ok())
-                        .ok_or_else(|| ReplyError::BadTrapCategory { value: clip(c) })?;
-                    trap.category = Some(TrapCategory::from_code(code));
+                    {
+                        Some(code) => trap.category = Some(TrapCategory::from_code(code)),
+                        None => {
+                            let e = ReplyError::BadTrapCategory { value: clip(c) };
+                            return Err((e, reply.sentence));
+                        }
+                    }
                 }
             }
             ReplyKind::Fatal { reason } => {
@@ -344,6 +380,16 @@ impl Reply {
     /// Gives the sentence back.
     pub fn into_sentence(self) -> Sentence {
         self.sentence
+    }
+
+    /// A copy in its own allocation, for replies kept long after the read buffer they
+    /// came from (see [`Sentence::detach`]).
+    pub fn detach(&self) -> Self {
+        Self {
+            sentence: self.sentence.detach(),
+            kind: self.kind.clone(),
+            tag: self.tag,
+        }
     }
 }
 

@@ -646,6 +646,19 @@ fn close_sends_quit_and_the_fatal_is_ours() {
     ));
     h.reply(&["!fatal", "session terminated on request"]);
     assert_eq!(h.events(), [Event::Closed(CloseReason::Local)]);
+    assert_eq!(h.conn.poll_timeout(), None);
+}
+
+#[test]
+fn close_gives_up_on_a_silent_router() {
+    let mut h = Harness::new();
+    h.logged_in();
+    h.conn.close(h.now);
+    assert_eq!(h.command().path(), b"/quit");
+    assert_eq!(h.conn.poll_timeout(), Some(h.now + Duration::from_secs(10)));
+    h.advance(Duration::from_secs(10));
+    assert_eq!(h.events(), [Event::Closed(CloseReason::Local)]);
+    assert!(h.conn.is_closed());
 }
 
 #[test]
