@@ -14,6 +14,7 @@ pub struct SelfSignedCertificate {
     cert_der: CertificateDer<'static>,
     key_der: Vec<u8>,
     cert_pem: String,
+    key_pem: String,
 }
 
 impl std::fmt::Debug for SelfSignedCertificate {
@@ -36,6 +37,7 @@ impl SelfSignedCertificate {
             cert_der: certified.cert.der().clone(),
             key_der: certified.signing_key.serialize_der(),
             cert_pem: certified.cert.pem(),
+            key_pem: certified.signing_key.serialize_pem(),
         })
     }
 
@@ -47,6 +49,11 @@ impl SelfSignedCertificate {
     /// The certificate in PEM form.
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem
+    }
+
+    /// The private key in PEM form (PKCS#8), e.g. to write `--tls-key` for the binary.
+    pub fn key_pem(&self) -> &str {
+        &self.key_pem
     }
 
     /// The SHA-256 fingerprint of the certificate, lower-case hex without separators (what a
