@@ -18,9 +18,12 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     let mut rest = text;
     // A trailing clock part `HH:MM:SS` may follow units (`1d00:00:00`).
     if let Some(colon) = rest.find(':') {
+        // The clock part starts after the last non-digit (which may be any character).
         let start = rest[..colon]
-            .rfind(|c: char| !c.is_ascii_digit())
-            .map_or(0, |i| i + 1);
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !c.is_ascii_digit())
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let clock = &rest[start..];
         let mut parts = clock.split(':');
         let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
@@ -207,6 +210,9 @@ mod tests {
     #[test]
     fn rejects_what_is_not_a_duration() {
         for bad in [
+            "é00:00:00",
+            "1dé",
+            "00:00:0é",
             "",
             "x",
             "1y",
