@@ -96,6 +96,8 @@ pub struct Session {
     service: Service,
     user: Option<(String, Policies)>,
     challenge: Option<Vec<u8>>,
+    /// Ended by a reboot: nobody logs a logout then.
+    lost: bool,
 }
 
 impl Session {
@@ -106,12 +108,18 @@ impl Session {
             service,
             user: None,
             challenge: None,
+            lost: false,
         }
     }
 
     /// The logged-in user name, if any.
     pub fn user(&self) -> Option<&str> {
         self.user.as_ref().map(|(n, _)| n.as_str())
+    }
+
+    /// Marks the session as cut by a reboot (no logout is logged).
+    pub(crate) fn mark_lost(&mut self) {
+        self.lost = true;
     }
 }
 
@@ -590,7 +598,8 @@ impl Router {
     }
 
     /// Reboots: dynamic address-list entries are erased, uptime restarts, the connection
-    /// table empties and every session is dropped without a word.
+    /// table and the memory log empty (the log then starts with `router rebooted`), and
+    /// every session is dropped without a word. Log ids go on increasing.
     pub fn reboot(&self) {
         let now = self.now();
         {
@@ -598,6 +607,7 @@ impl Router {
             s.v4.erase_dynamic();
             s.v6.erase_dynamic();
             s.connections.clear();
+            s.log.clear();
             s.resource.boot_time = now;
         }
         let _ = self.inner.control.send(Control::Disconnect);
@@ -628,7 +638,7 @@ impl Router {
     /// Frees a session slot and logs the logout of its user.
     pub(crate) fn close_session(&self, session: &Session) {
         self.inner.sessions.fetch_sub(1, Ordering::AcqRel);
-        if let Some(user) = session.user() {
+        if let Some(user) = session.user().filter(|_| !session.lost) {
             self.log_logout(user, session.peer, session.service);
         }
     }

@@ -160,7 +160,10 @@ where
         tokio::select! {
             biased;
             event = control.recv() => match event {
-                Ok(Control::Disconnect) => break 'session,
+                Ok(Control::Disconnect) => {
+                    session.mark_lost();
+                    break 'session;
+                }
                 Ok(Control::Fatal(reason)) => {
                     let _ = tx.send(Out::Close(Some(Sentence::fatal(reason)))).await;
                     break 'session;

@@ -97,7 +97,8 @@ async fn add_print_set_remove_and_the_duplicate_trap() {
     let row = rows(&reply)[0];
     assert_eq!(attr(row, "dynamic"), Some("true"));
     assert_eq!(attr(row, "disabled"), Some("false"));
-    assert!(attr(row, "creation-time").is_some());
+    let created = attr(row, "creation-time").unwrap();
+    assert_eq!(created.len(), "2025-02-11 00:02:30".len(), "{created}");
 
     // set timeout and comment, then remove; removing again is `no such item`.
     let set = c
@@ -225,6 +226,16 @@ async fn timeouts_expire_and_reboot_erases_dynamic_entries() {
         .map(|e| e.address)
         .collect();
     assert_eq!(left, vec!["198.51.100.3"]);
+    let log: Vec<String> = router
+        .log_entries()
+        .iter()
+        .map(|e| e.message_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        log,
+        vec!["router rebooted"],
+        "the memory log does not survive a reboot"
+    );
 }
 
 #[tokio::test]

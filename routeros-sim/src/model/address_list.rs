@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, SystemTime};
 
 use super::{Record, Trap, bool_text, parse_bool, write_id};
-use crate::duration::{format_duration, format_router_time, parse_duration};
+use crate::duration::{format_duration, format_full_time, parse_duration};
 use crate::sentence::{Request, TrapCategory};
 
 /// IPv4 or IPv6: which address-list menu a table serves.
@@ -71,9 +71,7 @@ impl Record for AddressListEntry {
             ".id" => write_id(out, self.id),
             "list" => out.extend_from_slice(self.list.as_bytes()),
             "address" => out.extend_from_slice(self.address.as_bytes()),
-            "creation-time" => {
-                out.extend_from_slice(format_router_time(self.created, now).as_bytes())
-            }
+            "creation-time" => out.extend_from_slice(format_full_time(self.created).as_bytes()),
             "timeout" => match self.remaining(now) {
                 Some(left) => out.extend_from_slice(format_duration(left).as_bytes()),
                 None => return false,

@@ -88,6 +88,11 @@ impl LogRing {
         self.entries.range(start..)
     }
 
+    /// Forgets every entry (the memory log does not survive a reboot); ids go on.
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+    }
+
     /// The id the next entry will get.
     pub(crate) fn next_id(&self) -> u64 {
         self.next_id
