@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Interop test: the Python librouteros client from PyPI against the routeros-sim binary.
-# Creates target/interop-venv, installs the pinned librouteros, starts two simulators on
-# free loopback ports (plain login on 7.18, legacy MD5 login on 6.42) and runs the test.
-# Exits non-zero on any failure.
+# Interop test: independent Python RouterOS clients from PyPI (librouteros, routeros-api)
+# against the routeros-sim binary. Creates target/interop-venv, installs the pinned
+# clients, starts two simulators on free loopback ports (plain login on 7.18, legacy MD5
+# login on 6.42) and runs both tests. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -54,4 +54,9 @@ ADDR=$(bound_addr plain)
 LEGACY=$(bound_addr legacy)
 echo "routeros-sim at $ADDR (7.18), $LEGACY (6.42, legacy login)"
 
-"$VENV/bin/python" routeros-sim/interop/test_librouteros.py "$ADDR" "$PASSWORD" "$LEGACY"
+status=0
+echo "== librouteros"
+"$VENV/bin/python" routeros-sim/interop/test_librouteros.py "$ADDR" "$PASSWORD" "$LEGACY" || status=1
+echo "== routeros-api"
+"$VENV/bin/python" routeros-sim/interop/test_routeros_api.py "$ADDR" "$PASSWORD" || status=1
+exit $status
