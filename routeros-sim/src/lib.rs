@@ -26,6 +26,32 @@
 //! assert_eq!(reply[0].get("ret"), Some(&b"*1"[..]));
 //! assert!(router.is_listed("blocked", "198.51.100.7"));
 //! ```
+//!
+//! Served over TCP (or TLS with [`ServerConfig::tls`]) for any RouterOS client, with the
+//! handle still in the test's hands:
+//!
+//! ```
+//! use routeros_sim::{FirewallLogLine, Router, RouterConfig, Server, ServerConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), routeros_sim::SimError> {
+//! let router = Router::new(RouterConfig::default());
+//! let server = Server::bind(router.clone(), ServerConfig::plain("127.0.0.1:0".parse().unwrap())).await?;
+//! println!("a RouterOS API on {}", server.local_addr());
+//! router.log_firewall(&FirewallLogLine::tcp_syn(
+//!     Some("SCAN"),
+//!     "198.51.100.7:40000".parse().unwrap(),
+//!     "192.0.2.1:22".parse().unwrap(),
+//! ));
+//! router.set_cpu_load(95);
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Layout: [`model`] holds the tables, [`query`] the query stack, [`logline`] the log
+//! formats, [`scenario`] the seeded traffic, [`server`] the sockets; [`Router`] ties the
+//! model together and answers commands.
 
 pub mod clock;
 pub mod duration;

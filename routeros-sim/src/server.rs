@@ -74,7 +74,11 @@ impl Server {
                 tokio::select! {
                     _ = stopped.changed() => break,
                     accepted = listener.accept() => {
-                        let Ok((stream, peer)) = accepted else { continue };
+                        let Ok((stream, peer)) = accepted else {
+                            // Out of file descriptors and the like: back off instead of spinning.
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            continue;
+                        };
                         if !router.open_session() {
                             // max-sessions reached: the router closes the new connection.
                             drop(stream);
