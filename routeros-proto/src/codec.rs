@@ -591,6 +591,22 @@ mod tests {
     }
 
     #[test]
+    fn four_byte_prefix_word_through_the_decoder() {
+        // 0x200000 bytes: the smallest word with a four-byte prefix (default limit 8 MiB).
+        let big = vec![b'z'; 0x20_0000];
+        let bytes = wire(&[b"!re", &big]);
+        assert_eq!(&bytes[4..8], &[0xe0, 0x20, 0x00, 0x00]);
+        for split in [5, 6, 7, 8, 9, bytes.len() - 1] {
+            let mut dec = Decoder::default();
+            let mut buf = BytesMut::from(&bytes[..split]);
+            assert!(dec.decode(&mut buf).unwrap().is_none());
+            buf.extend_from_slice(&bytes[split..]);
+            let s = dec.decode(&mut buf).unwrap().unwrap();
+            assert_eq!(s.word(1).map(<[u8]>::len), Some(0x20_0000));
+        }
+    }
+
+    #[test]
     fn byte_at_a_time_and_empty_sentences_skipped() {
         let mut bytes = vec![0u8, 0];
         bytes.extend(wire(&[b"!done", b".tag=7"]));
