@@ -192,6 +192,7 @@ struct Faults {
     /// `u64::MAX` when off.
     drop_after: AtomicU64,
     stall: AtomicBool,
+    omit_done_after_empty: AtomicBool,
 }
 
 struct Inner {
@@ -302,6 +303,7 @@ impl Router {
                     latency_micros: AtomicU64::new(0),
                     drop_after: AtomicU64::new(u64::MAX),
                     stall: AtomicBool::new(false),
+                    omit_done_after_empty: AtomicBool::new(false),
                 },
                 sessions: AtomicUsize::new(0),
             }),
@@ -509,6 +511,15 @@ impl Router {
         )
     }
 
+    /// Appends `login failure for user USER from MAC via SERVICE`, as a MAC-winbox login
+    /// failure is logged (a MAC, never an IP: count it, never block it).
+    pub fn log_login_failure_mac(&self, user: &str, mac: &str, via: Service) -> u64 {
+        self.log(
+            logline::LOGIN_FAILURE_TOPICS,
+            logline::login_failure(user, mac, via),
+        )
+    }
+
     /// Appends `user USER logged in from ADDR via SERVICE`.
     pub fn log_login(&self, user: &str, from: IpAddr, via: Service) -> u64 {
         self.log(logline::ACCOUNT_TOPICS, logline::logged_in(user, from, via))
@@ -587,6 +598,15 @@ impl Router {
         self.inner.faults.stall.store(stall, Ordering::Relaxed);
     }
 
+    /// Answers `!empty` without the `!done` that should follow, as one RouterOS release
+    /// was reported to do (clients need a timeout for it).
+    pub fn set_omit_done_after_empty(&self, omit: bool) {
+        self.inner
+            .faults
+            .omit_done_after_empty
+            .store(omit, Ordering::Relaxed);
+    }
+
     /// Whether the router is stalled.
     pub fn stalled(&self) -> bool {
         self.inner.faults.stall.load(Ordering::Relaxed)
@@ -650,13 +670,24 @@ impl Router {
     pub fn execute(&self, session: &mut Session, request: &Request) -> Outcome {
         let tag = request.tag.as_deref();
         let finish = |result: Result<Vec<Sentence>, Trap>| -> Outcome {
-            let sentences = match result {
+            let mut sentences = match result {
                 Ok(s) => s,
                 Err(trap) => vec![
                     Sentence::trap(trap.category, trap.message),
                     Sentence::done(),
                 ],
             };
+            if self
+                .inner
+                .faults
+                .omit_done_after_empty
+                .load(Ordering::Relaxed)
+                && sentences
+                    .first()
+                    .is_some_and(|s| s.reply_word() == b"!empty")
+            {
+                sentences.truncate(1);
+            }
             Outcome::Reply(sentences.into_iter().map(|s| s.with_tag(tag)).collect())
         };
         match request.command.as_str() {

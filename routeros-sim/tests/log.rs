@@ -161,7 +161,12 @@ async fn log_levels_and_helpers_format_like_routeros() {
     let ip = "2001:db8::66".parse().unwrap();
     router.log_login("alice", ip, Service::Winbox);
     router.log_logout("alice", ip, Service::Winbox);
+    router.log_login_failure_mac("", "00:0C:42:1F:2E:3D", Service::Winbox);
     let entries = router.log_entries();
+    assert_eq!(
+        entries.last().unwrap().message_lossy(),
+        "login failure for user  from 00:0C:42:1F:2E:3D via winbox"
+    );
     let find = |m: &str| {
         entries
             .iter()
