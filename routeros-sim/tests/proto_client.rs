@@ -168,8 +168,13 @@ async fn follow_the_log_then_cancel() {
         .follow_only()
         .query(Query::new().eq("topics", "firewall,info"));
     let tag = d.conn.send(now(), follow).unwrap();
-    d.flush().await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Once a later command is answered, the follow is running (one connection's commands
+    // are taken in order).
+    let sync = d
+        .conn
+        .send(now(), Command::new("/system/identity/print"))
+        .unwrap();
+    d.finish(sync).await;
     router.log(
         "firewall,info",
         "drop input: in:ether1 out:(unknown 0), proto UDP, 198.51.100.7:1->192.0.2.1:53, len 76",
