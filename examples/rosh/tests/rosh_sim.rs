@@ -155,7 +155,11 @@ async fn legacy_login_on_a_6_42_router_and_no_empty_reply() {
     )
     .await;
     assert!(out.status.success(), "{text}");
-    assert_eq!(text.lines().collect::<Vec<_>>(), vec!["!done"], "no !empty before 7.18");
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        vec!["!done"],
+        "no !empty before 7.18"
+    );
 
     // A wrong password is refused with the router's message.
     let output = rosh(&server, &["/system/resource/print"])
