@@ -7,6 +7,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
+mod common;
+
 use routeros_sim::{
     LoginMethod, Policies, Router, RouterConfig, RouterOsVersion, Server, ServerConfig, Service,
     User,
@@ -200,15 +202,6 @@ async fn follows_the_log_until_interrupted() {
         "{line}"
     );
 
-    let pid = child.id().unwrap().to_string();
-    let kill = std::process::Command::new("kill")
-        .args(["-s", "INT", &pid])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("rosh stops after Ctrl-C")
-        .unwrap();
+    let status = common::interrupt(&mut child).await;
     assert!(status.success(), "{status:?}");
 }
