@@ -5,6 +5,9 @@
 #[path = "../tests/common/mixed_log.rs"]
 mod mixed_log;
 
+mod common;
+use common::CpuTime;
+
 use std::alloc::System;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -12,8 +15,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use cap::Cap;
-use cpu_time::ThreadTime;
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::measurement::Measurement;
 use criterion::{BatchSize, Criterion, Throughput};
 use mtids_detect::detectors::{
     BruteForceConfig, BruteForceDetector, PortScanConfig, PortScanDetector,
@@ -30,35 +32,6 @@ const LINES: usize = 100_000;
 
 fn ctx() -> LineContext {
     LineContext::new(Date::new(2026, 11, 21), 0)
-}
-
-/// This thread's CPU time instead of wall time: on a machine shared with other builds, wall
-/// time measures the scheduler; CPU time measures the code on one core.
-struct CpuTime;
-
-static WALL: WallTime = WallTime;
-
-impl Measurement for CpuTime {
-    type Intermediate = ThreadTime;
-    type Value = Duration;
-    fn start(&self) -> ThreadTime {
-        ThreadTime::now()
-    }
-    fn end(&self, start: ThreadTime) -> Duration {
-        start.elapsed()
-    }
-    fn add(&self, a: &Duration, b: &Duration) -> Duration {
-        *a + *b
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, v: &Duration) -> f64 {
-        v.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        WALL.formatter()
-    }
 }
 
 fn bench_parse_and_detect<M: Measurement>(c: &mut Criterion<M>, name: &str) {

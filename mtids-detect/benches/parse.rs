@@ -2,11 +2,12 @@
 //! every shape, logins, and noise, behind every header form.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::hint::black_box;
-use std::time::Duration;
+mod common;
+use common::CpuTime;
 
-use cpu_time::ThreadTime;
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use std::hint::black_box;
+
+use criterion::measurement::Measurement;
 use criterion::{Criterion, Throughput};
 use mtids_detect::{
     Date, Event, LineContext, parse_connection_row, parse_log_line, parse_log_line_bytes,
@@ -196,33 +197,6 @@ fn lines(rows: &[(&'static str, String)]) -> Vec<String> {
         .enumerate()
         .map(|(i, (topics, msg))| format!("{}{topics} {msg}", header(&mut r, i)))
         .collect()
-}
-
-/// This thread's CPU time instead of wall time: on a machine shared with other builds, wall
-/// time measures the scheduler; CPU time measures the parser on one core.
-struct CpuTime;
-
-impl Measurement for CpuTime {
-    type Intermediate = ThreadTime;
-    type Value = Duration;
-    fn start(&self) -> ThreadTime {
-        ThreadTime::now()
-    }
-    fn end(&self, start: ThreadTime) -> Duration {
-        start.elapsed()
-    }
-    fn add(&self, a: &Duration, b: &Duration) -> Duration {
-        *a + *b
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, v: &Duration) -> f64 {
-        v.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        WallTime.formatter()
-    }
 }
 
 fn bench_parse<M: Measurement>(c: &mut Criterion<M>, name: &str) {
