@@ -33,6 +33,21 @@
 //! # }
 //! ```
 
+mod ban;
+mod dry_run;
+mod enforcer;
+mod error;
+mod fleet;
 mod ledger;
+mod routeros;
 
+pub use ban::{Ban, COMMENT_MARKER, MAX_COMMENT_LEN, format_timeout, parse_routeros_duration};
+pub use dry_run::{DryRunAction, DryRunEnforcer};
+#[cfg(feature = "mock")]
+pub use enforcer::MockEnforcer;
+pub use enforcer::{Blocked, Enforced, Enforcer, ReconcileReport};
+pub use error::EnforceError;
+pub use fleet::{Fleet, FleetConfig, FleetRouter, PerRouter, RouterStatus, Scope};
 pub use ledger::{BanEvent, BanId, BanLedger, BanRecord, BanState, LedgerError, NewBan, Recorded};
+pub use mtids_detect::IpPrefix;
+pub use routeros::{Clock, DEFAULT_LIST, RouterOsConfig, RouterOsEnforcer};
