@@ -171,3 +171,48 @@ async fn scopes_name_routers_and_groups_and_unknown_names_are_errors() {
     assert!(!b.router.is_listed(LIST, "198.51.100.9"));
     fleet.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_refused_by_a_full_queue_is_recorded_as_failed_with_the_reason() {
+    let sim = Sim::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = ledger(&dir);
+    let fleet = Fleet::start(
+        vec![member(&sim, "gw", &[])],
+        ledger.clone(),
+        config().queue(1),
+    );
+    connected(&fleet, "gw").await;
+    sim.router.set_stall(true);
+    let gw = Scope::Router("gw".into());
+    // The task takes the first and waits on the stalled router; the second fills the
+    // queue; the third is refused.
+    fleet.apply(&gw, &ban("198.51.100.1", 600)).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = fleet.apply(&gw, &ban("198.51.100.2", 600)).unwrap();
+    assert!(second[0].1.is_ok(), "{second:?}");
+    let third = fleet.apply(&gw, &ban("198.51.100.3", 600)).unwrap();
+    let Err(err) = &third[0].1 else {
+        panic!("{third:?}")
+    };
+    assert!(matches!(err, EnforceError::QueueFull { .. }), "{err:?}");
+    let history = ledger.lock().unwrap().history("198.51.100.3").unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].state, BanState::Failed);
+    assert!(
+        history[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("queue full")
+    );
+
+    // The two accepted ones are not lost: applied once the router answers again.
+    sim.router.set_stall(false);
+    until("accepted bans applied", Duration::from_secs(10), || {
+        sim.router.is_listed(LIST, "198.51.100.1") && sim.router.is_listed(LIST, "198.51.100.2")
+    })
+    .await;
+    assert!(!sim.router.is_listed(LIST, "198.51.100.3"));
+    fleet.shutdown().await;
+}
