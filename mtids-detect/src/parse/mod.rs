@@ -1,0 +1,194 @@
+//! Parsers from what a router sends to [`Event`]s.
+//!
+//! - [`parse_log_row`]: a row of `/log/print` from the API (`topics` and `message` apart).
+//! - [`parse_log_line`]: a whole line from a file, syslog or `/log print`, header first.
+//! - [`parse_log_line_bytes`]: the same for bytes that may not be UTF-8.
+//! - [`parse_connection_row`], [`parse_resource_row`]: API rows as `(name, value)` pairs.
+//!
+//! Log parsers never fail: a message of no known shape is [`Event::Unrecognized`] for the
+//! caller to count. They never panic and never allocate (except to decode invalid UTF-8):
+//! events borrow their text from the input.
+
+mod header;
+mod message;
+mod row;
+mod scan;
+
+pub use header::{Date, LineContext};
+pub use row::{RowError, parse_connection_row, parse_resource_row};
+
+use crate::event::Event;
+use crate::time::Timestamp;
+
+/// A log line taken apart: its header, its topics and message, and the event it describes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine<'a> {
+    /// When the line was logged, in UTC milliseconds since the UNIX epoch; `None` when the
+    /// line had no header of a known form or an impossible date.
+    pub timestamp: Option<Timestamp>,
+    /// The host name or address after a syslog timestamp, when there was one.
+    pub host: Option<&'a str>,
+    /// The topics, e.g. `system,error,critical` (empty when the line had none).
+    pub topics: &'a str,
+    /// The message after the topics.
+    pub message: &'a str,
+    /// What the message says.
+    pub event: Event<'a>,
+}
+
+/// The event in a log row from the API (`/log/print` gives `topics` and `message` apart).
+///
+/// ```
+/// use mtids_detect::{parse_log_row, AuthKind, Event};
+///
+/// let event = parse_log_row("system,error,critical", "login failure for user admin from 198.51.100.7 via ssh");
+/// let Event::Auth(auth) = event else { panic!("not a login") };
+/// assert_eq!(auth.kind, AuthKind::Failure);
+/// assert_eq!(auth.user, "admin");
+/// ```
+pub fn parse_log_row<'a>(topics: &'a str, message: &'a str) -> Event<'a> {
+    message::parse_message(topics, trim_line_end(message))
+}
+
+/// [`parse_log_row`] for fields that may not be UTF-8: valid UTF-8 is borrowed as it is;
+/// otherwise both fields are decoded lossily into `scratch` (reused from call to call).
+pub fn parse_log_row_bytes<'a>(
+    topics: &'a [u8],
+    message: &'a [u8],
+    scratch: &'a mut String,
+) -> Event<'a> {
+    if let (Ok(t), Ok(m)) = (std::str::from_utf8(topics), std::str::from_utf8(message)) {
+        return parse_log_row(t, m);
+    }
+    scratch.clear();
+    scratch.push_str(&String::from_utf8_lossy(topics));
+    let split = scratch.len();
+    scratch.push_str(&String::from_utf8_lossy(message));
+    let text: &'a str = scratch;
+    match (text.get(..split), text.get(split..)) {
+        (Some(t), Some(m)) => parse_log_row(t, m),
+        _ => Event::Unrecognized,
+    }
+}
+
+/// A whole log line with any header of ROUTEROS.md §3 taken apart:
+/// BSD syslog with or without `<PRI>` (`<30>Feb 15 11:25:46 gw.local TOPICS MESSAGE`),
+/// RFC 3339 (`2023-03-18T20:35:05.734637+01:00 10.0.0.1 TOPICS MESSAGE`) and the
+/// `/log print` forms (`oct/07/2007 06:23:51`, `2025-02-11 00:02:30`, `06:23:51`).
+/// A line without a header is read as `TOPICS MESSAGE` (or a bare message).
+///
+/// Missing years and dates come from `ctx`; times without an offset are converted to UTC
+/// with its offset (see [`LineContext`]).
+///
+/// ```
+/// use mtids_detect::{parse_log_line, Date, Event, LineContext};
+///
+/// let ctx = LineContext::new(Date::new(2025, 2, 15), 0);
+/// let line = parse_log_line("<30>Feb 15 11:25:46 gw.local firewall,info input: in:ether1 out:(unknown 0), proto UDP, 198.51.100.7:5353->192.0.2.1:161, len 60", &ctx);
+/// assert_eq!(line.host, Some("gw.local"));
+/// let Event::Firewall(fw) = line.event else { panic!("not a firewall line") };
+/// assert_eq!(fw.dst.port, Some(161));
+/// ```
+pub fn parse_log_line<'a>(line: &'a str, ctx: &LineContext) -> LogLine<'a> {
+    let line = trim_line_end(line);
+    let rest = header::strip_pri(line);
+    let Some((timestamp, rest)) = header::parse_timestamp(rest, ctx) else {
+        return without_host(None, rest);
+    };
+    let rest = rest.trim_start_matches(' ');
+    let (first, after_first, first_is_topics) = word(rest);
+    if first_is_topics {
+        return with_topics(timestamp, None, first, after_first);
+    }
+    let (second, after_second, second_is_topics) = word(after_first);
+    if second_is_topics {
+        return with_topics(timestamp, Some(first), second, after_second);
+    }
+    // No topics: the first word is a host name unless the message starts right away.
+    let bare = without_host(timestamp, rest);
+    if bare.event != Event::Unrecognized {
+        return bare;
+    }
+    LogLine {
+        timestamp,
+        host: (!first.is_empty()).then_some(first),
+        topics: "",
+        message: after_first,
+        event: parse_log_row("", after_first),
+    }
+}
+
+/// [`parse_log_line`] for bytes that may not be UTF-8: valid UTF-8 is borrowed as it is;
+/// otherwise the line is decoded lossily into `scratch` (reused from call to call).
+pub fn parse_log_line_bytes<'a>(
+    line: &'a [u8],
+    ctx: &LineContext,
+    scratch: &'a mut String,
+) -> LogLine<'a> {
+    if let Ok(line) = std::str::from_utf8(line) {
+        return parse_log_line(line, ctx);
+    }
+    scratch.clear();
+    scratch.push_str(&String::from_utf8_lossy(line));
+    parse_log_line(scratch, ctx)
+}
+
+fn with_topics<'a>(
+    timestamp: Option<Timestamp>,
+    host: Option<&'a str>,
+    topics: &'a str,
+    message: &'a str,
+) -> LogLine<'a> {
+    LogLine {
+        timestamp,
+        host,
+        topics,
+        message,
+        event: parse_log_row(topics, message),
+    }
+}
+
+/// `TOPICS MESSAGE` or a bare message.
+fn without_host(timestamp: Option<Timestamp>, rest: &str) -> LogLine<'_> {
+    let (first, after_first, first_is_topics) = word(rest);
+    if first_is_topics {
+        with_topics(timestamp, None, first, after_first)
+    } else {
+        with_topics(timestamp, None, "", rest)
+    }
+}
+
+/// `s` without a trailing `\n` or `\r\n`.
+fn trim_line_end(s: &str) -> &str {
+    let s = s.strip_suffix('\n').unwrap_or(s);
+    s.strip_suffix('\r').unwrap_or(s)
+}
+
+/// The first space-separated word, the text after the spaces that follow it, and whether
+/// the word looks like RouterOS topics: a comma list of lowercase words (`firewall,info`,
+/// `system,error,critical`). A list always holds a severity, so it always has a comma,
+/// which tells it apart from a host name. One pass over the bytes.
+fn word(s: &str) -> (&str, &str, bool) {
+    let b = s.as_bytes();
+    let end = memchr::memchr(b' ', b).unwrap_or(b.len());
+    let (w, rest) = s.split_at_checked(end).unwrap_or((s, ""));
+    // Some syslog relays write `firewall,info:`; the colon is not part of the topics.
+    let w = w.strip_suffix(':').unwrap_or(w);
+    // Branch-free over the word: host names and topics differ in the first bytes already,
+    // and a branch per byte mispredicts.
+    let (comma, topic_chars) = w.bytes().fold((false, true), |(comma, ok), c| {
+        (comma | (c == b','), ok & TOPIC_BYTE[usize::from(c)])
+    });
+    (w, rest.trim_start_matches(' '), comma && topic_chars)
+}
+
+/// The bytes a topic list is made of: `a-z`, `0-9`, `,`, `-`, `_`.
+static TOPIC_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        table[c] = matches!(c as u8, b'a'..=b'z' | b'0'..=b'9' | b',' | b'-' | b'_');
+        c += 1;
+    }
+    table
+};
