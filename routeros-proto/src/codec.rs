@@ -210,7 +210,8 @@ struct Span {
 /// One complete sentence: its wire bytes in one shared buffer plus the offsets of its words.
 ///
 /// Cloning is cheap (a reference count). Words are bytes; use
-/// [`String::from_utf8_lossy`] at the edges.
+/// [`String::from_utf8_lossy`] at the edges. A decoded sentence shares the allocation of
+/// the read buffer (see [`detach`](Self::detach)).
 #[derive(Clone)]
 pub struct Sentence {
     /// Wire form: prefixes, words and the terminating zero.
@@ -282,6 +283,16 @@ impl Sentence {
     /// Appends the wire form to `dst` (a copy of [`as_wire`](Self::as_wire)).
     pub fn encode<B: BufMut + ?Sized>(&self, dst: &mut B) {
         dst.put_slice(&self.data);
+    }
+
+    /// A copy in its own allocation. A decoded sentence shares the allocation of the read
+    /// buffer it came from, so keeping one row of a large reply keeps that whole buffer
+    /// alive; detach what you keep for long.
+    pub fn detach(&self) -> Self {
+        Self {
+            data: Bytes::copy_from_slice(&self.data),
+            words: self.words.clone(),
+        }
     }
 }
 
@@ -580,6 +591,22 @@ mod tests {
     }
 
     #[test]
+    fn four_byte_prefix_word_through_the_decoder() {
+        // 0x200000 bytes: the smallest word with a four-byte prefix (default limit 8 MiB).
+        let big = vec![b'z'; 0x20_0000];
+        let bytes = wire(&[b"!re", &big]);
+        assert_eq!(&bytes[4..8], &[0xe0, 0x20, 0x00, 0x00]);
+        for split in [5, 6, 7, 8, 9, bytes.len() - 1] {
+            let mut dec = Decoder::default();
+            let mut buf = BytesMut::from(&bytes[..split]);
+            assert!(dec.decode(&mut buf).unwrap().is_none());
+            buf.extend_from_slice(&bytes[split..]);
+            let s = dec.decode(&mut buf).unwrap().unwrap();
+            assert_eq!(s.word(1).map(<[u8]>::len), Some(0x20_0000));
+        }
+    }
+
+    #[test]
     fn byte_at_a_time_and_empty_sentences_skipped() {
         let mut bytes = vec![0u8, 0];
         bytes.extend(wire(&[b"!done", b".tag=7"]));
@@ -683,6 +710,43 @@ mod tests {
         dec.reset();
         let mut fresh = BytesMut::from(&b"\x05!done\x00"[..]);
         assert_eq!(dec.decode(&mut fresh).unwrap().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn memory_stays_at_one_sentence_plus_the_read_buffer() {
+        const CHUNK: usize = 16 * 1024;
+        let mut wire = Vec::new();
+        for i in 0..20_000u32 {
+            let addr = format!("=src-address=10.0.{}.{}:{}", i >> 8 & 0xff, i & 0xff, i);
+            encode_sentence(["!re", addr.as_str(), "=protocol=tcp", ".tag=1"], &mut wire).unwrap();
+        }
+        let mut dec = Decoder::default();
+        let mut buf = BytesMut::with_capacity(CHUNK);
+        let mut n = 0;
+        let mut max_cap = 0;
+        for chunk in wire.chunks(CHUNK) {
+            buf.extend_from_slice(chunk);
+            max_cap = max_cap.max(buf.capacity());
+            while let Some(s) = dec.decode(&mut buf).unwrap() {
+                n += 1;
+                drop(s);
+            }
+        }
+        assert_eq!(n, 20_000);
+        // The buffer reuses its space once decoded sentences are dropped.
+        assert!(max_cap <= 4 * CHUNK, "read buffer grew to {max_cap} bytes");
+        assert!(wire.len() > 40 * CHUNK);
+    }
+
+    #[test]
+    fn detach_copies_into_its_own_allocation() {
+        let mut buf = BytesMut::from(&b"\x03!re\x04=a=b\x00\x05!done\x00"[..]);
+        let mut dec = Decoder::default();
+        let s = dec.decode(&mut buf).unwrap().unwrap();
+        let d = s.detach();
+        assert_eq!(d, s);
+        assert_eq!(d.as_wire(), s.as_wire());
+        assert_ne!(d.as_wire().as_ptr(), s.as_wire().as_ptr());
     }
 
     #[test]

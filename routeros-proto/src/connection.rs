@@ -684,12 +684,12 @@ impl Connection {
     }
 
     fn send_cancel(&mut self, now: Instant, target: u64) {
-        let cmd = Command::new("/cancel").attr("tag", target.to_string());
         // Internal: never refused for lack of room, so a cancel always goes out.
         let tag = self.next_tag;
         self.next_tag += 1;
-        let mut cmd = cmd;
-        cmd.set_tag(tag.to_string());
+        let cmd = Command::new("/cancel")
+            .attr("tag", target.to_string())
+            .tag(tag.to_string());
         if cmd.encode(&mut self.transmit).is_ok() {
             self.stats.commands_sent += 1;
             self.in_flight.insert(

@@ -5,6 +5,9 @@ use std::fmt;
 use md5::{Digest, Md5};
 
 /// How [`Connection::login`](crate::Connection::login) authenticates.
+///
+/// `Plain` and `Auto` send the password as it is (that is the 6.43+ protocol): over plain
+/// TCP (8728) anyone on the path can read it. Use API-SSL (8729) across untrusted networks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum LoginMethod {

@@ -381,6 +381,16 @@ impl Reply {
     pub fn into_sentence(self) -> Sentence {
         self.sentence
     }
+
+    /// A copy in its own allocation, for replies kept long after the read buffer they
+    /// came from (see [`Sentence::detach`]).
+    pub fn detach(&self) -> Self {
+        Self {
+            sentence: self.sentence.detach(),
+            kind: self.kind.clone(),
+            tag: self.tag,
+        }
+    }
 }
 
 impl TryFrom<Sentence> for Reply {

@@ -1,0 +1,205 @@
+//! `routeros-sim`: run a simulated RouterOS router that any RouterOS API client can use.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use std::sync::Arc;
+
+use routeros_sim::{
+    Clock, LoginMethod, Policies, Router, RouterConfig, RouterOsVersion, ScaledClock, Scenario,
+    SelfSignedCertificate, Server, ServerConfig, SystemClock, TlsIdentity, User,
+};
+
+/// A simulated MikroTik RouterOS 7 router speaking the real API (port 8728, or API-SSL).
+///
+/// Prints the bound address on the first line of stdout (so scripts can pass port 0), then
+/// serves until Ctrl-C.
+#[derive(Debug, Parser)]
+#[command(name = "routeros-sim", about, long_about = None, disable_version_flag = true)]
+struct Args {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8728")]
+    listen: SocketAddr,
+    /// API user name (group full).
+    #[arg(long, default_value = "admin")]
+    user: String,
+    /// The user's password (default: empty, like a fresh router).
+    #[arg(
+        long,
+        default_value = "",
+        env = "ROUTEROS_SIM_PASSWORD",
+        hide_env_values = true
+    )]
+    password: String,
+    /// Use the pre-6.43 MD5 challenge login instead of the plain one.
+    #[arg(long)]
+    legacy_login: bool,
+    /// RouterOS version to emulate; 7.18 and later answer empty prints with `!empty`.
+    #[arg(long = "version", default_value = "7.18", value_parser = parse_version)]
+    version: RouterOsVersion,
+    /// The api service's max-sessions.
+    #[arg(long, default_value_t = 20)]
+    max_sessions: usize,
+    /// Serve API-SSL with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve API-SSL with a freshly generated self-signed certificate (its SHA-256
+    /// fingerprint is printed on stderr for pinning).
+    #[arg(long, conflicts_with = "tls_cert")]
+    tls_self_signed: bool,
+    /// Play a scenario into the log, connection table and CPU load: benign, port-scan,
+    /// slow-scan, host-sweep, ssh-brute-force, ftp-brute-force, winbox-brute-force,
+    /// api-brute-force, user-enumeration, asymmetric-flood, login-cpu-spike,
+    /// ipv6-port-scan, ipv6-brute-force, mixed. Its ground truth goes to stderr.
+    #[arg(long)]
+    scenario: Option<String>,
+    /// Seed of the scenario (the same seed replays the same events).
+    #[arg(long, default_value_t = 1, requires = "scenario")]
+    seed: u64,
+    /// Time compression: 1 is real time, 60 plays an hour in a minute (the router's clock
+    /// runs as fast).
+    #[arg(long, default_value_t = 1.0, requires = "scenario")]
+    speed: f64,
+}
+
+fn parse_version(text: &str) -> Result<RouterOsVersion, String> {
+    RouterOsVersion::parse(text)
+        .ok_or_else(|| format!("`{text}` is not a RouterOS version like 7.18 or 6.49.10"))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("routeros-sim: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("routeros-sim: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), routeros_sim::SimError> {
+    let config = RouterConfig {
+        version: args.version,
+        login: if args.legacy_login {
+            LoginMethod::LegacyChallenge
+        } else {
+            LoginMethod::Plain
+        },
+        max_sessions: args.max_sessions,
+        ..RouterConfig::default()
+    };
+    let scenario = match &args.scenario {
+        Some(name) => Some(Scenario::build(name, args.seed)?),
+        None => None,
+    };
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        return Err(routeros_sim::SimError::Refused(format!(
+            "--speed must be above 0, not {}",
+            args.speed
+        )));
+    }
+    let router = if args.speed == 1.0 {
+        Router::new(config)
+    } else {
+        Router::with_clock(
+            config,
+            Arc::new(ScaledClock::new(SystemClock.now(), args.speed)),
+        )
+    };
+    router.remove_user("admin");
+    router.add_user(User::new(
+        args.user.clone(),
+        args.password.clone(),
+        Policies::FULL,
+    ));
+    let tls = match (args.tls_cert, args.tls_key, args.tls_self_signed) {
+        (Some(cert), Some(key), _) => Some(TlsIdentity::PemFiles { cert, key }),
+        (_, _, true) => {
+            let cert = SelfSignedCertificate::generate(&["localhost", "127.0.0.1", "::1"])?;
+            eprintln!(
+                "routeros-sim: self-signed certificate sha256 {}",
+                cert.sha256_fingerprint()
+            );
+            Some(TlsIdentity::SelfSigned(cert))
+        }
+        _ => None,
+    };
+    let server = Server::bind(
+        router.clone(),
+        ServerConfig {
+            listen: args.listen,
+            tls,
+        },
+    )
+    .await?;
+    println!("{}", server.local_addr());
+    eprintln!(
+        "routeros-sim: RouterOS {} listening on {} (user {}); Ctrl-C stops",
+        args.version,
+        server.local_addr(),
+        args.user
+    );
+    if let Some(scenario) = scenario {
+        for truth in &scenario.truth {
+            eprintln!("routeros-sim: truth {truth}");
+        }
+        eprintln!(
+            "routeros-sim: playing scenario {} (seed {}, {} events over {}s of router time, speed {})",
+            scenario.name,
+            scenario.seed,
+            scenario.events.len(),
+            scenario.duration().as_secs(),
+            args.speed
+        );
+        let router = router.clone();
+        let speed = args.speed;
+        tokio::spawn(async move {
+            scenario.run(&router, speed).await;
+            eprintln!("routeros-sim: scenario finished");
+        });
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    server.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_well_formed() {
+        Args::command().debug_assert();
+        let args = Args::try_parse_from([
+            "routeros-sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--version",
+            "7.17",
+        ])
+        .unwrap();
+        assert_eq!(args.version, RouterOsVersion::parse("7.17").unwrap());
+        assert!(Args::try_parse_from(["routeros-sim", "--version", "seven"]).is_err());
+        assert!(
+            Args::try_parse_from(["routeros-sim", "--tls-cert", "c.pem"]).is_err(),
+            "needs --tls-key"
+        );
+    }
+}

@@ -1,0 +1,977 @@
+//! The [`Router`] handle: one simulated router shared by all API sessions, tests and
+//! scenarios, and the synchronous core that answers a parsed command.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{broadcast, watch};
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::SimError;
+use crate::logline::{self, FirewallLogLine, Service};
+use crate::model::address_list::{AddressListEntry, AddressListTable, Family, normalize_address};
+use crate::model::connection::{Connection, ConnectionRow, ConnectionTable, PortStyle};
+use crate::model::log::{LogEntry, LogRing};
+use crate::model::resource::{OwnAddress, Resource, ResourceRow, RouterOsVersion};
+use crate::model::users::{Policies, Policy, User, challenge_response, hex_encode};
+use crate::model::{self, PrintOptions, Trap, requested_ids};
+use crate::query::Query;
+use crate::sentence::{Request, Sentence, TrapCategory};
+
+/// How `/login` works on the simulated router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum LoginMethod {
+    /// RouterOS 6.43 and later: `/login =name= =password=`.
+    #[default]
+    Plain,
+    /// Before 6.43: `/login` returns a challenge, then `/login =name= =response=`.
+    LegacyChallenge,
+}
+
+/// Settings fixed when the router is created.
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    /// The RouterOS version to emulate (decides `!empty` unless `empty_reply` is set).
+    pub version: RouterOsVersion,
+    /// `board-name` in `/system/resource`.
+    pub board_name: String,
+    /// `/system/identity` name.
+    pub identity: String,
+    /// Login method.
+    pub login: LoginMethod,
+    /// Force `!empty` on or off; `None` follows the version (7.18 and later send it).
+    pub empty_reply: Option<bool>,
+    /// The `api` service's `max-sessions`.
+    pub max_sessions: usize,
+    /// Entries kept in the log ring.
+    pub log_capacity: usize,
+    /// How the connection table prints endpoints.
+    pub port_style: PortStyle,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            version: RouterOsVersion {
+                major: 7,
+                minor: 18,
+                patch: 0,
+            },
+            board_name: "RB5009UG+S+".to_owned(),
+            identity: "MikroTik".to_owned(),
+            login: LoginMethod::Plain,
+            empty_reply: None,
+            max_sessions: 20,
+            log_capacity: 1_000,
+            port_style: PortStyle::Combined,
+        }
+    }
+}
+
+impl RouterConfig {
+    /// Whether prints without rows answer `!empty` before `!done`.
+    pub fn sends_empty(&self) -> bool {
+        self.empty_reply
+            .unwrap_or_else(|| self.version.sends_empty())
+    }
+}
+
+/// Something every session must act on at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Control {
+    /// Send `!fatal REASON` and close.
+    Fatal(String),
+    /// Close the socket without a word (reboot, power loss).
+    Disconnect,
+}
+
+/// One API session's login state, kept by the server per connection.
+#[derive(Debug)]
+pub struct Session {
+    peer: IpAddr,
+    service: Service,
+    user: Option<(String, Policies)>,
+    challenge: Option<Vec<u8>>,
+    /// Ended by a reboot: nobody logs a logout then.
+    lost: bool,
+}
+
+impl Session {
+    /// A new, not yet logged in session from `peer` on `service` (`api` or `api-ssl`).
+    pub fn new(peer: IpAddr, service: Service) -> Self {
+        Self {
+            peer,
+            service,
+            user: None,
+            challenge: None,
+            lost: false,
+        }
+    }
+
+    /// The logged-in user name, if any.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_ref().map(|(n, _)| n.as_str())
+    }
+
+    /// Marks the session as cut by a reboot (no logout is logged).
+    pub(crate) fn mark_lost(&mut self) {
+        self.lost = true;
+    }
+}
+
+/// What the server must do with a command's answer.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Send these sentences; the command is finished.
+    Reply(Vec<Sentence>),
+    /// Send `initial`, then keep the command running and send what
+    /// [`Router::poll_follow`] yields whenever the log changes, until cancelled.
+    Follow {
+        /// Rows already there (`=follow=`); empty for `=follow-only=`.
+        initial: Vec<Sentence>,
+        /// The running follow.
+        follow: LogFollow,
+    },
+    /// `/cancel`: stop the command tagged `target` (all when `None`), then answer `!done`
+    /// with `tag`.
+    Cancel {
+        /// The tag to stop.
+        target: Option<Vec<u8>>,
+        /// The `/cancel`'s own tag.
+        tag: Option<Vec<u8>>,
+    },
+    /// `/quit` or abuse: send this `!fatal` and close.
+    Close(Sentence),
+}
+
+/// A running `/log/print =follow=` or `=follow-only=`.
+#[derive(Debug, Clone)]
+pub struct LogFollow {
+    query: Query,
+    proplist: Option<Vec<String>>,
+    next_id: u64,
+    tag: Option<Vec<u8>>,
+}
+
+impl LogFollow {
+    /// The tag of the following command.
+    pub fn tag(&self) -> Option<&[u8]> {
+        self.tag.as_deref()
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    config: RouterConfig,
+    users: Vec<User>,
+    v4: AddressListTable,
+    v6: AddressListTable,
+    connections: ConnectionTable,
+    log: LogRing,
+    resource: Resource,
+    own: Vec<OwnAddress>,
+}
+
+impl State {
+    fn table(&mut self, family: Family) -> &mut AddressListTable {
+        match family {
+            Family::V4 => &mut self.v4,
+            Family::V6 => &mut self.v6,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Faults {
+    latency_micros: AtomicU64,
+    /// `u64::MAX` when off.
+    drop_after: AtomicU64,
+    stall: AtomicBool,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    clock: Arc<dyn Clock>,
+    log_watch: watch::Sender<u64>,
+    control: broadcast::Sender<Control>,
+    faults: Faults,
+    sessions: AtomicUsize,
+}
+
+/// A simulated RouterOS router. Cheap to clone: every clone is the same router.
+///
+/// Tests and scenarios drive the model through its methods (fill the connection table,
+/// append log lines, set the CPU load, reboot, inject faults); API sessions reach it
+/// through [`Router::execute`], which the [`server`](crate::server) calls for every
+/// command sentence.
+#[derive(Clone)]
+pub struct Router {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("sessions", &self.session_count())
+            .finish_non_exhaustive()
+    }
+}
+
+const KNOWN_COMMANDS: &[(&str, &[&str])] = &[
+    (
+        "/ip/firewall/address-list",
+        &[
+            "print", "getall", "add", "set", "remove", "enable", "disable",
+        ],
+    ),
+    (
+        "/ipv6/firewall/address-list",
+        &[
+            "print", "getall", "add", "set", "remove", "enable", "disable",
+        ],
+    ),
+    ("/ip/firewall/connection", &["print", "getall", "remove"]),
+    ("/ipv6/firewall/connection", &["print", "getall", "remove"]),
+    (
+        "/log",
+        &["print", "getall", "info", "warning", "error", "debug"],
+    ),
+    ("/system/resource", &["print", "getall"]),
+    ("/system/identity", &["print", "getall"]),
+    ("/system", &["reboot"]),
+    ("/ip/address", &["print", "getall"]),
+    ("/ipv6/address", &["print", "getall"]),
+];
+
+impl Router {
+    /// A router with the given settings on the system clock, with user `admin` (no
+    /// password, group full) as a fresh RouterOS has.
+    pub fn new(config: RouterConfig) -> Self {
+        Self::with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// A router whose time comes from `clock` (a [`ManualClock`](crate::ManualClock) in
+    /// tests, a [`ScaledClock`](crate::ScaledClock) for time-compressed scenarios).
+    pub fn with_clock(config: RouterConfig, clock: Arc<dyn Clock>) -> Self {
+        let now = clock.now();
+        let state = State {
+            users: vec![User::new("admin", "", Policies::FULL)],
+            v4: AddressListTable::new(Family::V4),
+            v6: AddressListTable::new(Family::V6),
+            connections: ConnectionTable::default(),
+            log: LogRing::new(config.log_capacity),
+            resource: Resource {
+                version: config.version,
+                board_name: config.board_name.clone(),
+                cpu_load: 1,
+                boot_time: now,
+            },
+            own: vec![
+                OwnAddress {
+                    id: 1,
+                    address: "192.0.2.1/24".to_owned(),
+                    interface: "ether1".to_owned(),
+                },
+                OwnAddress {
+                    id: 2,
+                    address: "10.0.0.1/24".to_owned(),
+                    interface: "bridge".to_owned(),
+                },
+                OwnAddress {
+                    id: 3,
+                    address: "2001:db8::1/64".to_owned(),
+                    interface: "ether1".to_owned(),
+                },
+            ],
+            config,
+        };
+        let (log_watch, _) = watch::channel(0);
+        let (control, _) = broadcast::channel(16);
+        Self {
+            inner: Arc::new(Inner {
+                state: Mutex::new(state),
+                clock,
+                log_watch,
+                control,
+                faults: Faults {
+                    latency_micros: AtomicU64::new(0),
+                    drop_after: AtomicU64::new(u64::MAX),
+                    stall: AtomicBool::new(false),
+                },
+                sessions: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent-enough tables for a simulator.
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The router's current time.
+    pub fn now(&self) -> SystemTime {
+        self.inner.clock.now()
+    }
+
+    /// A copy of the settings.
+    pub fn config(&self) -> RouterConfig {
+        self.state().config.clone()
+    }
+
+    /// Forces `!empty` on or off (`None`: follow the version).
+    pub fn set_empty_reply(&self, on: Option<bool>) {
+        self.state().config.empty_reply = on;
+    }
+
+    // ---- users ----
+
+    /// Adds a user, replacing one of the same name.
+    pub fn add_user(&self, user: User) {
+        let mut s = self.state();
+        s.users.retain(|u| u.name != user.name);
+        s.users.push(user);
+    }
+
+    /// Removes a user; returns whether it existed.
+    pub fn remove_user(&self, name: &str) -> bool {
+        let mut s = self.state();
+        let before = s.users.len();
+        s.users.retain(|u| u.name != name);
+        s.users.len() != before
+    }
+
+    // ---- resource and own addresses ----
+
+    /// Sets `cpu-load` (percent, capped at 100).
+    pub fn set_cpu_load(&self, percent: u8) {
+        self.state().resource.cpu_load = percent.min(100);
+    }
+
+    /// The current `cpu-load`.
+    pub fn cpu_load(&self) -> u8 {
+        self.state().resource.cpu_load
+    }
+
+    /// Time since the last (simulated) boot.
+    pub fn uptime(&self) -> Duration {
+        let boot = self.state().resource.boot_time;
+        self.now().duration_since(boot).unwrap_or(Duration::ZERO)
+    }
+
+    /// Adds one of the router's own addresses (`ip/prefix`) on `interface`.
+    pub fn add_own_address(&self, address: &str, interface: &str) -> Result<u64, SimError> {
+        let (ip, _) = address.split_once('/').unwrap_or((address, ""));
+        let ip: IpAddr = ip
+            .parse()
+            .map_err(|_| SimError::Refused(format!("invalid address {address}")))?;
+        let mut s = self.state();
+        let id = s.own.iter().map(|a| a.id).max().unwrap_or(0) + 1;
+        let address = if address.contains('/') {
+            address.to_owned()
+        } else if ip.is_ipv4() {
+            format!("{ip}/32")
+        } else {
+            format!("{ip}/128")
+        };
+        s.own.push(OwnAddress {
+            id,
+            address,
+            interface: interface.to_owned(),
+        });
+        Ok(id)
+    }
+
+    /// The router's own addresses.
+    pub fn own_addresses(&self) -> Vec<OwnAddress> {
+        self.state().own.clone()
+    }
+
+    // ---- connection table ----
+
+    /// Adds a tracked connection; returns its id.
+    pub fn add_connection(&self, conn: Connection) -> u64 {
+        self.state().connections.insert(conn)
+    }
+
+    /// Adds many connections under one lock (fast for big tables).
+    pub fn add_connections(&self, conns: impl IntoIterator<Item = Connection>) {
+        let mut s = self.state();
+        for c in conns {
+            s.connections.insert(c);
+        }
+    }
+
+    /// Removes a connection by id.
+    pub fn remove_connection(&self, id: u64) -> Option<Connection> {
+        self.state().connections.remove_one(id)
+    }
+
+    /// Empties the connection table.
+    pub fn clear_connections(&self) {
+        self.state().connections.clear();
+    }
+
+    /// A copy of the connection table.
+    pub fn connections(&self) -> Vec<Connection> {
+        self.state().connections.snapshot()
+    }
+
+    /// Number of tracked connections.
+    pub fn connection_count(&self) -> usize {
+        self.state().connections.len()
+    }
+
+    // ---- address lists ----
+
+    /// Adds an address-list entry as a client would (the same checks and the same
+    /// duplicate refusal); the family follows the address.
+    pub fn add_address_list_entry(
+        &self,
+        list: &str,
+        address: &str,
+        timeout: Option<Duration>,
+        comment: Option<&str>,
+    ) -> Result<u64, SimError> {
+        let family = if address.contains(':') {
+            Family::V6
+        } else {
+            Family::V4
+        };
+        let normalized = normalize_address(address, family).ok_or_else(|| {
+            SimError::Refused(format!("invalid value for argument address: {address}"))
+        })?;
+        let now = self.now();
+        let mut s = self.state();
+        let table = s.table(family);
+        table.expire(now);
+        table
+            .insert(
+                list.to_owned(),
+                normalized,
+                timeout,
+                comment.map(|c| c.as_bytes().to_vec()),
+                false,
+                now,
+            )
+            .map_err(|t| SimError::Refused(t.message))
+    }
+
+    /// The entries of one address-list menu, expired ones dropped first.
+    pub fn address_list(&self, family: Family) -> Vec<AddressListEntry> {
+        let now = self.now();
+        let mut s = self.state();
+        let table = s.table(family);
+        table.expire(now);
+        table.entries().cloned().collect()
+    }
+
+    /// Whether `address` (normalised as the router stores it) is on `list`.
+    pub fn is_listed(&self, list: &str, address: &str) -> bool {
+        let family = if address.contains(':') {
+            Family::V6
+        } else {
+            Family::V4
+        };
+        let Some(normalized) = normalize_address(address, family) else {
+            return false;
+        };
+        self.address_list(family)
+            .iter()
+            .any(|e| e.list == list && e.address == normalized)
+    }
+
+    // ---- log ----
+
+    /// Appends a log entry with `topics` (e.g. `system,info`) and `message`; every
+    /// following session receives it.
+    pub fn log(&self, topics: &str, message: impl AsRef<[u8]>) -> u64 {
+        let now = self.now();
+        let id = self.state().log.push(now, topics, message.as_ref());
+        self.inner.log_watch.send_replace(id);
+        id
+    }
+
+    /// Appends a firewall rule's log line (topics `firewall,info`).
+    pub fn log_firewall(&self, line: &FirewallLogLine) -> u64 {
+        self.log(logline::FIREWALL_TOPICS, line.to_string())
+    }
+
+    /// Appends `login failure for user USER from ADDR via SERVICE`.
+    pub fn log_login_failure(&self, user: &str, from: IpAddr, via: Service) -> u64 {
+        self.log(
+            logline::LOGIN_FAILURE_TOPICS,
+            logline::login_failure(user, from, via),
+        )
+    }
+
+    /// Appends `user USER logged in from ADDR via SERVICE`.
+    pub fn log_login(&self, user: &str, from: IpAddr, via: Service) -> u64 {
+        self.log(logline::ACCOUNT_TOPICS, logline::logged_in(user, from, via))
+    }
+
+    /// Appends `user USER logged out from ADDR via SERVICE`.
+    pub fn log_logout(&self, user: &str, from: IpAddr, via: Service) -> u64 {
+        self.log(
+            logline::ACCOUNT_TOPICS,
+            logline::logged_out(user, from, via),
+        )
+    }
+
+    /// A copy of the log ring, oldest first.
+    pub fn log_entries(&self) -> Vec<LogEntry> {
+        self.state().log.entries().cloned().collect()
+    }
+
+    /// Changes whenever an entry is appended (the value is the newest id).
+    pub fn log_watch(&self) -> watch::Receiver<u64> {
+        self.inner.log_watch.subscribe()
+    }
+
+    /// The new entries for a running follow (matching its query), each as a tagged `!re`.
+    pub fn poll_follow(&self, follow: &mut LogFollow) -> Vec<Sentence> {
+        let now = self.now();
+        let s = self.state();
+        let mut out = Vec::new();
+        for entry in s.log.since(follow.next_id) {
+            if follow
+                .query
+                .matches(|n| model::Record::field(entry, n, now))
+            {
+                out.push(
+                    model::row_sentence(entry, follow.proplist.as_deref(), now)
+                        .with_tag(follow.tag.as_deref()),
+                );
+            }
+        }
+        follow.next_id = s.log.next_id();
+        out
+    }
+
+    // ---- faults and lifecycle ----
+
+    /// Delays every answer by `latency` (round trip plus service time).
+    pub fn set_latency(&self, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.inner
+            .faults
+            .latency_micros
+            .store(micros, Ordering::Relaxed);
+    }
+
+    /// The added latency per command.
+    pub fn latency(&self) -> Duration {
+        Duration::from_micros(self.inner.faults.latency_micros.load(Ordering::Relaxed))
+    }
+
+    /// Closes each connection once it has sent `n` reply sentences (`None`: never).
+    pub fn set_drop_after(&self, n: Option<u64>) {
+        self.inner
+            .faults
+            .drop_after
+            .store(n.unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// The drop-after threshold, if set.
+    pub fn drop_after(&self) -> Option<u64> {
+        let n = self.inner.faults.drop_after.load(Ordering::Relaxed);
+        (n != u64::MAX).then_some(n)
+    }
+
+    /// While stalled the router reads commands and never answers them.
+    pub fn set_stall(&self, stall: bool) {
+        self.inner.faults.stall.store(stall, Ordering::Relaxed);
+    }
+
+    /// Whether the router is stalled.
+    pub fn stalled(&self) -> bool {
+        self.inner.faults.stall.load(Ordering::Relaxed)
+    }
+
+    /// Sends `!fatal REASON` on every session and closes them.
+    pub fn send_fatal(&self, reason: &str) {
+        let _ = self.inner.control.send(Control::Fatal(reason.to_owned()));
+    }
+
+    /// Reboots: dynamic address-list entries are erased, uptime restarts, the connection
+    /// table and the memory log empty (the log then starts with `router rebooted`), and
+    /// every session is dropped without a word. Log ids go on increasing.
+    pub fn reboot(&self) {
+        let now = self.now();
+        {
+            let mut s = self.state();
+            s.v4.erase_dynamic();
+            s.v6.erase_dynamic();
+            s.connections.clear();
+            s.log.clear();
+            s.resource.boot_time = now;
+        }
+        let _ = self.inner.control.send(Control::Disconnect);
+        self.log("system,info", "router rebooted");
+    }
+
+    /// Events every session must act on (fatal, disconnect).
+    pub fn control(&self) -> broadcast::Receiver<Control> {
+        self.inner.control.subscribe()
+    }
+
+    /// Open API sessions.
+    pub fn session_count(&self) -> usize {
+        self.inner.sessions.load(Ordering::Relaxed)
+    }
+
+    /// Reserves a session slot; `false` when `max-sessions` is reached.
+    pub(crate) fn open_session(&self) -> bool {
+        let max = self.state().config.max_sessions;
+        self.inner
+            .sessions
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Frees a session slot and logs the logout of its user.
+    pub(crate) fn close_session(&self, session: &Session) {
+        self.inner.sessions.fetch_sub(1, Ordering::AcqRel);
+        if let Some(user) = session.user().filter(|_| !session.lost) {
+            self.log_logout(user, session.peer, session.service);
+        }
+    }
+
+    // ---- the command core ----
+
+    /// Answers one command sentence for `session`. Synchronous and side-effect free
+    /// beyond the model: the server sends what it returns.
+    pub fn execute(&self, session: &mut Session, request: &Request) -> Outcome {
+        let tag = request.tag.as_deref();
+        let finish = |result: Result<Vec<Sentence>, Trap>| -> Outcome {
+            let sentences = match result {
+                Ok(s) => s,
+                Err(trap) => vec![
+                    Sentence::trap(trap.category, trap.message),
+                    Sentence::done(),
+                ],
+            };
+            Outcome::Reply(sentences.into_iter().map(|s| s.with_tag(tag)).collect())
+        };
+        match request.command.as_str() {
+            "/login" => return finish(self.login(session, request)),
+            "/quit" => return Outcome::Close(Sentence::fatal("session terminated on request")),
+            _ => {}
+        }
+        let Some((_, policies)) = session.user.clone() else {
+            return finish(Err(Trap::new(
+                Some(TrapCategory::MissingItem),
+                "not logged in",
+            )));
+        };
+        if request.command == "/cancel" {
+            return Outcome::Cancel {
+                target: request.get("tag").map(<[u8]>::to_vec),
+                tag: request.tag.clone(),
+            };
+        }
+        let (menu, verb) = request
+            .command
+            .rsplit_once('/')
+            .unwrap_or(("", request.command.as_str()));
+        let Some((_, verbs)) = KNOWN_COMMANDS.iter().find(|(m, _)| *m == menu) else {
+            let is_menu = !menu.is_empty()
+                && KNOWN_COMMANDS.iter().any(|(m, _)| {
+                    m.starts_with(menu) && m.as_bytes().get(menu.len()) == Some(&b'/')
+                });
+            let message = if is_menu {
+                "no such command"
+            } else {
+                "no such command prefix"
+            };
+            return finish(Err(Trap::new(Some(TrapCategory::MissingItem), message)));
+        };
+        if !verbs.contains(&verb) {
+            return finish(Err(Trap::new(
+                Some(TrapCategory::MissingItem),
+                "no such command",
+            )));
+        }
+        let needed = match verb {
+            "print" | "getall" => Policy::Read,
+            "reboot" => Policy::Reboot,
+            _ => Policy::Write,
+        };
+        if !policies.contains(needed) {
+            return finish(Err(Trap::new(None, "not enough permissions (9)")));
+        }
+        let now = self.now();
+        if menu == "/log"
+            && matches!(verb, "print" | "getall")
+            && (request.has("follow") || request.has("follow-only"))
+        {
+            return self.start_follow(request, now);
+        }
+        if matches!(verb, "print" | "getall")
+            && (request.has("follow") || request.has("follow-only"))
+        {
+            return finish(Err(Trap::new(
+                Some(TrapCategory::General),
+                "follow is simulated on /log only",
+            )));
+        }
+        let result = match (menu, verb) {
+            ("/ip/firewall/address-list" | "/ipv6/firewall/address-list", _) => {
+                let family = if menu.starts_with("/ipv6") {
+                    Family::V6
+                } else {
+                    Family::V4
+                };
+                self.address_list_command(family, verb, request, now)
+            }
+            ("/ip/firewall/connection" | "/ipv6/firewall/connection", _) => {
+                let v6 = menu.starts_with("/ipv6");
+                self.connection_command(v6, verb, request, now)
+            }
+            ("/log", "print" | "getall") => {
+                let s = self.state();
+                let opts = PrintOptions {
+                    request,
+                    empty_reply: s.config.sends_empty(),
+                    now,
+                };
+                model::print(s.log.entries(), &opts)
+            }
+            ("/log", level) => self.script_log(level, request),
+            ("/system/resource", _) => {
+                let s = self.state();
+                let uptime = now
+                    .duration_since(s.resource.boot_time)
+                    .unwrap_or(Duration::ZERO);
+                let row = ResourceRow {
+                    resource: &s.resource,
+                    uptime,
+                };
+                let opts = PrintOptions {
+                    request,
+                    empty_reply: s.config.sends_empty(),
+                    now,
+                };
+                model::print(std::iter::once(&row), &opts)
+            }
+            ("/system/identity", _) => {
+                let mut re = Sentence::re();
+                re.push_attr("name", self.state().config.identity.as_bytes());
+                Ok(vec![re, Sentence::done()])
+            }
+            ("/system", "reboot") => {
+                self.reboot();
+                Ok(vec![Sentence::done()])
+            }
+            ("/ip/address" | "/ipv6/address", _) => {
+                let v6 = menu.starts_with("/ipv6");
+                let s = self.state();
+                let opts = PrintOptions {
+                    request,
+                    empty_reply: s.config.sends_empty(),
+                    now,
+                };
+                model::print(
+                    s.own.iter().filter(|a| a.address.contains(':') == v6),
+                    &opts,
+                )
+            }
+            _ => Err(Trap::new(
+                Some(TrapCategory::MissingItem),
+                "no such command",
+            )),
+        };
+        finish(result)
+    }
+
+    fn start_follow(&self, request: &Request, now: SystemTime) -> Outcome {
+        let tag = request.tag.as_deref();
+        let query = match Query::parse(&request.queries) {
+            Ok(q) => q,
+            Err(e) => {
+                return Outcome::Reply(vec![
+                    Sentence::trap(
+                        Some(TrapCategory::ArgumentValue),
+                        format!("invalid query word {}", e.word),
+                    )
+                    .with_tag(tag),
+                    Sentence::done().with_tag(tag),
+                ]);
+            }
+        };
+        let proplist = request.proplist();
+        let s = self.state();
+        let mut initial = Vec::new();
+        if !request.has("follow-only") {
+            for entry in s.log.entries() {
+                if query.matches(|n| model::Record::field(entry, n, now)) {
+                    initial
+                        .push(model::row_sentence(entry, proplist.as_deref(), now).with_tag(tag));
+                }
+            }
+        }
+        let follow = LogFollow {
+            query,
+            proplist,
+            next_id: s.log.next_id(),
+            tag: request.tag.clone(),
+        };
+        Outcome::Follow { initial, follow }
+    }
+
+    fn login(&self, session: &mut Session, request: &Request) -> Result<Vec<Sentence>, Trap> {
+        let method = self.state().config.login;
+        let name = request.get_str("name").unwrap_or_default();
+        let ok = match method {
+            LoginMethod::Plain => {
+                let Some(password) = request.get("password") else {
+                    return self.login_failed(session, &name);
+                };
+                self.state()
+                    .users
+                    .iter()
+                    .find(|u| u.name == name)
+                    .filter(|u| u.password() == password)
+                    .map(|u| u.policies)
+            }
+            LoginMethod::LegacyChallenge => {
+                let Some(response) = request.get("response") else {
+                    // A pre-6.43 router ignores any other arguments and hands out a challenge.
+                    let mut challenge = [0u8; 16];
+                    ring::rand::SecureRandom::fill(
+                        &ring::rand::SystemRandom::new(),
+                        &mut challenge,
+                    )
+                    .map_err(|_| {
+                        Trap::new(
+                            Some(TrapCategory::General),
+                            "no randomness for the challenge",
+                        )
+                    })?;
+                    session.challenge = Some(challenge.to_vec());
+                    return Ok(vec![Sentence::done_ret(hex_encode(&challenge))]);
+                };
+                let Some(challenge) = session.challenge.take() else {
+                    return self.login_failed(session, &name);
+                };
+                let response = String::from_utf8_lossy(response).to_ascii_lowercase();
+                self.state()
+                    .users
+                    .iter()
+                    .find(|u| u.name == name)
+                    .filter(|u| challenge_response(u.password(), &challenge) == response)
+                    .map(|u| u.policies)
+            }
+        };
+        match ok {
+            Some(policies) if policies.contains(Policy::Api) => {
+                session.user = Some((name.clone(), policies));
+                self.log_login(&name, session.peer, session.service);
+                Ok(vec![Sentence::done()])
+            }
+            _ => self.login_failed(session, &name),
+        }
+    }
+
+    fn login_failed(&self, session: &Session, name: &str) -> Result<Vec<Sentence>, Trap> {
+        self.log_login_failure(name, session.peer, session.service);
+        Err(Trap::new(None, "invalid user name or password (6)"))
+    }
+
+    fn script_log(&self, level: &str, request: &Request) -> Result<Vec<Sentence>, Trap> {
+        let message = request.get("message").unwrap_or_default();
+        let topics = match level {
+            "info" => "script,info",
+            "warning" => "script,warning",
+            "error" => "script,error",
+            _ => "script,debug",
+        };
+        self.log(topics, message);
+        Ok(vec![Sentence::done()])
+    }
+
+    fn address_list_command(
+        &self,
+        family: Family,
+        verb: &str,
+        request: &Request,
+        now: SystemTime,
+    ) -> Result<Vec<Sentence>, Trap> {
+        let mut s = self.state();
+        let empty_reply = s.config.sends_empty();
+        let table = s.table(family);
+        table.expire(now);
+        match verb {
+            "print" | "getall" => {
+                let opts = PrintOptions {
+                    request,
+                    empty_reply,
+                    now,
+                };
+                model::print(table.entries(), &opts)
+            }
+            "add" => {
+                let id = table.add(request, now)?;
+                Ok(vec![Sentence::done_ret(model::format_id(id))])
+            }
+            "set" => {
+                let ids = requested_ids(request)?;
+                table.set(&ids, request, now)?;
+                Ok(vec![Sentence::done()])
+            }
+            "enable" | "disable" => {
+                let ids = requested_ids(request)?;
+                let value = if verb == "disable" { "yes" } else { "no" };
+                let set = Request::new("set").attr("disabled", value);
+                table.set(&ids, &set, now)?;
+                Ok(vec![Sentence::done()])
+            }
+            "remove" => {
+                let ids = requested_ids(request)?;
+                table.remove(&ids)?;
+                Ok(vec![Sentence::done()])
+            }
+            _ => Err(Trap::new(
+                Some(TrapCategory::MissingItem),
+                "no such command",
+            )),
+        }
+    }
+
+    fn connection_command(
+        &self,
+        v6: bool,
+        verb: &str,
+        request: &Request,
+        now: SystemTime,
+    ) -> Result<Vec<Sentence>, Trap> {
+        let mut s = self.state();
+        match verb {
+            "remove" => {
+                let ids = requested_ids(request)?;
+                s.connections.remove(&ids, v6)?;
+                Ok(vec![Sentence::done()])
+            }
+            _ => {
+                let style = s.config.port_style;
+                let opts = PrintOptions {
+                    request,
+                    empty_reply: s.config.sends_empty(),
+                    now,
+                };
+                let rows: Vec<ConnectionRow<'_>> = s
+                    .connections
+                    .rows(v6)
+                    .map(|conn| ConnectionRow { conn, style })
+                    .collect();
+                model::print(rows.iter(), &opts)
+            }
+        }
+    }
+}
