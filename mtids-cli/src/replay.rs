@@ -13,15 +13,17 @@
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mtids_detect::{
-    Date, DetectionConfig, DetectionEngine, Event, LineContext, Outcome, Timestamp,
+    Date, DetectionConfig, DetectionEngine, Event, LineContext, Outcome, Suppression, Timestamp,
     parse_log_line_bytes,
 };
 use serde_json::json;
+
+use crate::CliError;
 
 /// Size of one read: large enough that the per-read cost vanishes, small enough to stay
 /// in cache.
@@ -78,10 +80,6 @@ pub struct ReplayArgs {
     /// Print one JSON object per finding and a summary object, instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Detection settings: an `mtids.toml` (its `[detection]` table is used) or a file
-    /// holding only the detection tables. Defaults apply without it.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
     /// The date the logs were written (YYYY-MM-DD): its year completes syslog headers
     /// without one, and the date completes `/log print` lines with only a time.
     /// Default: today (UTC).
@@ -468,13 +466,23 @@ fn outcome_json(outcome: &Outcome) -> serde_json::Value {
         }),
         Outcome::Suppressed(s) => json!({
             "outcome": "suppressed",
-            "why": s.reason.to_string(),
+            "why": why_not(&s.reason),
         }),
     };
     if let (Some(map), serde_json::Value::Object(extra)) = (v.as_object_mut(), extra) {
         map.extend(extra);
     }
     v
+}
+
+/// Why a finding was not banned, with times as dates rather than epoch milliseconds.
+fn why_not(reason: &Suppression) -> String {
+    match reason {
+        Suppression::AlreadyBanned { until } => {
+            format!("already banned until {}", format_time(until.as_millis()))
+        }
+        other => other.to_string(),
+    }
 }
 
 fn outcome_row(outcome: &Outcome) -> String {
@@ -488,7 +496,7 @@ fn outcome_row(outcome: &Outcome) -> String {
             ),
             d.reason.clone(),
         ),
-        Outcome::Suppressed(s) => ("not banned".to_owned(), s.reason.to_string()),
+        Outcome::Suppressed(s) => ("not banned".to_owned(), why_not(&s.reason)),
     };
     let mut row = String::with_capacity(128);
     let _ = writeln!(
@@ -546,41 +554,6 @@ fn summary_text(s: &ReplaySummary, had_findings: bool) -> String {
         }
     }
     t
-}
-
-/// Reads a detection configuration: either an `mtids.toml` (its `[detection]` table) or a
-/// file holding only the detection tables.
-pub fn load_detection_config(path: &Path) -> Result<DetectionConfig, ReplayError> {
-    let err = |reason: String| ReplayError::Config {
-        path: path.display().to_string(),
-        reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
-    // A whole mtids.toml has other top-level tables; only `[detection]` matters here.
-    let detection_keys = [
-        "port_scan",
-        "brute_force",
-        "asymmetric_connection",
-        "login_cpu_spike",
-        "guard",
-        "policy",
-    ];
-    let config: DetectionConfig = if table.keys().all(|k| detection_keys.contains(&k.as_str())) {
-        toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| err(e.to_string()))?
-    } else {
-        match table.get("detection") {
-            Some(d) => d
-                .clone()
-                .try_into()
-                .map_err(|e: toml::de::Error| err(format!("[detection]: {e}")))?,
-            None => DetectionConfig::default(),
-        }
-    };
-    config.validate().map_err(|e| err(e.to_string()))?;
-    Ok(config)
 }
 
 /// Parses `YYYY-MM-DD`.
@@ -658,15 +631,36 @@ fn civil_from_days(days: i64) -> Date {
     Date::new(y, m, d)
 }
 
-/// Runs `mtids replay` with `args`, writing to `out`; returns the summary.
+/// `mtids replay` as the binary runs it: detection settings from the configuration's
+/// `[detection]` table, output to stdout.
+pub fn execute(config: &DetectionConfig, args: &ReplayArgs) -> Result<(), CliError> {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    run(config, args, &mut out)
+        .map(|_| ())
+        .map_err(|e| match e {
+            ReplayError::Read { path, source } => CliError::Io {
+                context: format!("reading {path}"),
+                source,
+            },
+            ReplayError::Write(source) => CliError::Io {
+                context: "writing the replay output".to_owned(),
+                source,
+            },
+            other => CliError::Usage(other.to_string()),
+        })
+}
+
+/// Runs `mtids replay` with `args` and the detection settings `config`, writing to `out`;
+/// returns the summary.
 ///
 /// Files that cannot be read are reported on stderr and skipped (the others are still
 /// replayed); the first such error is returned after the summary is written.
-pub fn run(args: &ReplayArgs, out: &mut dyn Write) -> Result<ReplaySummary, ReplayError> {
-    let config = match &args.config {
-        Some(path) => load_detection_config(path)?,
-        None => DetectionConfig::default(),
-    };
+pub fn run(
+    config: &DetectionConfig,
+    args: &ReplayArgs,
+    out: &mut dyn Write,
+) -> Result<ReplaySummary, ReplayError> {
     let date = match &args.date {
         Some(d) => parse_date(d)?,
         None => today_utc(),
@@ -681,7 +675,7 @@ pub fn run(args: &ReplayArgs, out: &mut dyn Write) -> Result<ReplaySummary, Repl
         show_unmatched: args.show_unmatched,
         progress: !args.no_progress,
     };
-    let mut replay = Replay::new(&config, options)?;
+    let mut replay = Replay::new(config, options)?;
     let started = Instant::now();
     let mut first_error = None;
     for path in &args.files {

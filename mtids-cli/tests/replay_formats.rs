@@ -2,11 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
-
-use mtids_cli::replay::{
-    self, MAX_LINE, OutputFormat, Replay, ReplayArgs, ReplayOptions, load_detection_config,
-};
+use mtids_cli::replay::{self, MAX_LINE, OutputFormat, Replay, ReplayArgs, ReplayOptions};
 use mtids_detect::{Date, DetectionConfig, LineContext};
 
 fn options(format: OutputFormat) -> ReplayOptions {
@@ -148,21 +144,13 @@ fn invalid_utf8_is_parsed_lossily_not_dropped() {
 }
 
 #[test]
-fn run_reads_files_and_a_whole_mtids_toml() {
+fn run_reads_several_files_with_one_engine_and_reports_a_missing_one() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("a.log");
     std::fs::write(&log, MIXED).unwrap();
-    let cfg = dir.path().join("mtids.toml");
-    let mut f = std::fs::File::create(&cfg).unwrap();
-    writeln!(
-        f,
-        "[router]\nhost = \"192.0.2.1\"\n\n[detection.brute_force]\nmax_failures = 3"
-    )
-    .unwrap();
     let args = ReplayArgs {
         files: vec![log.clone(), dir.path().join("missing.log"), log],
         json: true,
-        config: Some(cfg),
         date: Some("2026-11-21".into()),
         utc_offset: "Z".into(),
         show_unmatched: 0,
@@ -170,7 +158,8 @@ fn run_reads_files_and_a_whole_mtids_toml() {
     };
     let mut out = Vec::new();
     // The missing file is reported, the two others are still replayed.
-    let err = replay::run(&args, &mut out).unwrap_err();
+    let cfg = config("[brute_force]\nmax_failures = 3\n");
+    let err = replay::run(&cfg, &args, &mut out).unwrap_err();
     assert!(err.to_string().contains("missing.log"), "{err}");
     let text = String::from_utf8(out).unwrap();
     let summary: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
@@ -181,11 +170,9 @@ fn run_reads_files_and_a_whole_mtids_toml() {
 }
 
 #[test]
-fn bad_detection_config_names_the_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("d.toml");
-    std::fs::write(&cfg, "[brute_force]\nmax_failurez = 3\n").unwrap();
-    let err = load_detection_config(&cfg).unwrap_err().to_string();
-    assert!(err.contains("max_failurez"), "{err}");
-    assert!(err.contains("d.toml"), "{err}");
+fn bad_date_and_offset_name_the_option() {
+    let e = replay::parse_date("21/11/2026").unwrap_err().to_string();
+    assert!(e.starts_with("--date"), "{e}");
+    let e = replay::parse_utc_offset("+99").unwrap_err().to_string();
+    assert!(e.starts_with("--utc-offset"), "{e}");
 }
