@@ -48,6 +48,12 @@ pub enum Command {
     /// Run detection offline over log files (any RouterOS or syslog header; `-` for
     /// stdin) and show findings, decisions and lines matched per kind. No router needed.
     Replay(crate::replay::ReplayArgs),
+    /// Print the RouterOS commands mtids needs (API user, API-SSL, log and drop rules,
+    /// syslog), as an idempotent script, or apply them with `--apply`.
+    Setup(crate::setup::SetupArgs),
+    /// Validate the configuration, log in to each router and verify what mtids relies on;
+    /// each item passed or failed with its fix.
+    Check(crate::check::CheckArgs),
 }
 
 /// Options of `mtids run`.

@@ -15,12 +15,14 @@
 //! assert!(matches!(cli.command, Command::Simulate(ref s) if s.seed == 3));
 //! ```
 
+pub mod check;
 pub mod cli;
 pub mod config;
 mod error;
 pub mod logging;
 pub mod replay;
 pub mod run;
+pub mod setup;
 pub mod simulate;
 
 use std::process::ExitCode;
@@ -84,6 +86,8 @@ pub fn execute(cli: Cli) -> Result<(), CliError> {
             Command::Run(args) => run::run(loaded.config, args).await,
             Command::Simulate(args) => simulate::simulate(loaded.config, args).await,
             Command::Replay(args) => replay::execute(&loaded.config.detection, args),
+            Command::Setup(args) => setup::execute(&loaded.config, args).await,
+            Command::Check(args) => check::execute(&loaded.config, args).await,
         }
     })
 }
