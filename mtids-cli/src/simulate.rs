@@ -151,7 +151,8 @@ pub async fn run_simulation(
     mut config: Config,
     args: &SimulateArgs,
 ) -> Result<SimulationReport, CliError> {
-    let scenario = Scenario::build(&args.scenario, args.seed)?;
+    let scenario = Scenario::build(&args.scenario, args.seed)
+        .map_err(|e| CliError::Usage(format!("--scenario: {e}")))?;
     let clock = Arc::new(ScaledClock::new(SystemTime::now(), args.speed));
     let router = Router::with_clock(SimRouterConfig::default(), clock.clone());
     let server = Server::bind(
