@@ -276,3 +276,53 @@ async fn a_dropped_connection_resumes_without_losing_or_repeating_lines() {
     );
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syslog_over_udp_and_tcp_feeds_detection() {
+    use tokio::io::AsyncWriteExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start().await;
+    let mut config = sim.config(dir.path());
+    config.input.api_log = false; // Only syslog reaches the engine.
+    config.input.syslog_udp = Some("127.0.0.1:0".parse().unwrap());
+    config.input.syslog_tcp = Some("127.0.0.1:0".parse().unwrap());
+    let running = Running::start(config).await;
+    let udp_addr = running.daemon.syslog_udp_addr().unwrap();
+    let tcp_addr = running.daemon.syslog_tcp_addr().unwrap();
+
+    // BSD syslog over UDP, as RouterOS' remote action sends it.
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for i in 0..5 {
+        let line = format!(
+            "<86>Nov 21 10:00:0{i} gw system,error,critical login failure for user admin from 198.51.100.31 via ssh"
+        );
+        udp.send_to(line.as_bytes(), udp_addr).await.unwrap();
+    }
+    assert!(
+        eventually(SOON, || sim.listed("198.51.100.31"))
+            .await
+            .is_some(),
+        "UDP syslog lines were detected"
+    );
+
+    // RFC 5424, octet-counted, over TCP; and a line of garbage in between.
+    let mut tcp = tokio::net::TcpStream::connect(tcp_addr).await.unwrap();
+    tcp.write_all(b"not syslog at all\n").await.unwrap();
+    for i in 0..5 {
+        let msg = format!(
+            "<86>1 2026-11-21T10:00:0{i}.000+00:00 gw system,error,critical - - - login failure for user root from 198.51.100.32 via ssh"
+        );
+        tcp.write_all(format!("{} {msg}", msg.len()).as_bytes())
+            .await
+            .unwrap();
+    }
+    tcp.flush().await.unwrap();
+    assert!(
+        eventually(SOON, || sim.listed("198.51.100.32"))
+            .await
+            .is_some(),
+        "TCP RFC 5424 lines were detected"
+    );
+    running.stop().await;
+}

@@ -13,6 +13,7 @@
 mod detection;
 mod enforce;
 mod router;
+mod syslog;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -217,6 +218,8 @@ impl Shared {
 /// A running daemon. Stop it with [`Daemon::shutdown`].
 pub struct Daemon {
     shared: Arc<Shared>,
+    syslog_udp: Option<std::net::SocketAddr>,
+    syslog_tcp: Option<std::net::SocketAddr>,
     stop: watch::Sender<bool>,
     routers: Vec<JoinHandle<()>>,
     detection: JoinHandle<()>,
@@ -246,6 +249,9 @@ impl Daemon {
             }
             Some(Mutex::new(BanLedger::open(&config.ledger.path)?))
         };
+        let (udp, tcp) = syslog::bind(config.input.syslog_udp, config.input.syslog_tcp)?;
+        let syslog_udp = udp.as_ref().and_then(|s| s.local_addr().ok());
+        let syslog_tcp = tcp.as_ref().and_then(|s| s.local_addr().ok());
         let mut notifiers = config.alert.notifiers()?;
         notifiers.extend(options.extra_notifiers);
         let alerts = Dispatcher::spawn(config.alert.dispatcher.clone(), notifiers)?;
@@ -273,6 +279,20 @@ impl Daemon {
                 block_rx,
             )));
         }
+        if let Some(socket) = udp {
+            routers.push(tokio::spawn(syslog::run_udp(
+                Arc::clone(&shared),
+                socket,
+                events_tx.clone(),
+            )));
+        }
+        if let Some(listener) = tcp {
+            routers.push(tokio::spawn(syslog::run_tcp(
+                Arc::clone(&shared),
+                listener,
+                events_tx.clone(),
+            )));
+        }
         drop(events_tx);
         let detection = tokio::spawn(detection::run_detection(
             Arc::clone(&shared),
@@ -282,10 +302,22 @@ impl Daemon {
         ));
         Ok(Daemon {
             shared,
+            syslog_udp,
+            syslog_tcp,
             stop,
             routers,
             detection,
         })
+    }
+
+    /// The bound syslog UDP address, if listening (the real port when 0 was configured).
+    pub fn syslog_udp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.syslog_udp
+    }
+
+    /// The bound syslog TCP address, if listening.
+    pub fn syslog_tcp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.syslog_tcp
     }
 
     /// The counters.
