@@ -18,6 +18,7 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 mod error;
 pub mod logging;
 pub mod replay;
@@ -72,7 +73,14 @@ pub fn load_config(cli: &Cli) -> Result<config::Loaded, CliError> {
 /// # Errors
 /// Whatever stopped the command; [`CliError::exit_code`] gives the status.
 pub fn execute(cli: Cli) -> Result<(), CliError> {
-    let loaded = load_config(&cli)?;
+    let mut loaded = load_config(&cli)?;
+    // The simulation prints its own progress: only warnings from the logs, unless asked.
+    if matches!(cli.command, Command::Simulate(_))
+        && !cli.debug
+        && loaded.config.log.level == "info"
+    {
+        loaded.config.log.level = "warn".to_owned();
+    }
     logging::init(&loaded.config.log.level, loaded.config.log.format);
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
