@@ -54,6 +54,8 @@ pub enum Command {
     /// Validate the configuration, log in to each router and verify what mtids relies on;
     /// each item passed or failed with its fix.
     Check(crate::check::CheckArgs),
+    /// View and manage bans across routers: list, add, remove, history.
+    Bans(crate::bans::BansArgs),
 }
 
 /// Options of `mtids run`.

@@ -15,6 +15,7 @@
 //! assert!(matches!(cli.command, Command::Simulate(ref s) if s.seed == 3));
 //! ```
 
+pub mod bans;
 pub mod check;
 pub mod cli;
 pub mod config;
@@ -96,6 +97,7 @@ pub fn execute(cli: Cli) -> Result<(), CliError> {
             Command::Replay(args) => replay::execute(&loaded.config.detection, args),
             Command::Setup(args) => setup::execute(&loaded.config, args).await,
             Command::Check(args) => check::execute(&loaded.config, args).await,
+            Command::Bans(args) => bans::execute(&loaded.config, args).await,
         }
     })
 }
