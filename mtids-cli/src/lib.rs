@@ -22,6 +22,7 @@ pub mod config;
 pub mod daemon;
 mod error;
 pub mod logging;
+pub mod metrics;
 pub mod replay;
 pub mod run;
 pub mod setup;
