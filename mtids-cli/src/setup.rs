@@ -273,7 +273,7 @@ pub fn steps(args: &SetupArgs, config: &Config) -> Result<Vec<Step>, CliError> {
                 h.trim_matches(|c| c == '[' || c == ']').to_owned(),
                 p.to_owned(),
             ),
-            _ => (target.clone(), "514".to_owned()),
+            _ => (target.clone(), "5514".to_owned()),
         };
         if host.parse::<std::net::IpAddr>().is_err() || port.parse::<u16>().is_err() {
             return Err(CliError::Usage(format!(
