@@ -6,15 +6,13 @@ use libfuzzer_sys::fuzz_target;
 use mtids_detect::{Date, LineContext, parse_log_line_bytes};
 
 fuzz_target!(|data: &[u8]| {
-    // The first byte picks a context, so odd years and offsets get exercised too.
-    let (ctx, line) = match data.split_first() {
-        Some((&pick, line)) => {
-            let offset = i32::from(i8::from_le_bytes([pick])) * 900;
-            let year = 1969 + i32::from(pick % 64);
-            (
-                LineContext::new(Date::new(year, 1 + pick % 12, 1 + pick % 31), offset),
-                line,
-            )
+    // The first four bytes pick a context, so any year, date and offset gets exercised.
+    let (ctx, line) = match data.split_first_chunk::<4>() {
+        Some((&[y0, y1, day, off], line)) => {
+            let year = i32::from(i16::from_le_bytes([y0, y1]));
+            let offset = i32::from(i8::from_le_bytes([off])) * 900;
+            let ctx = LineContext::new(Date::new(year, day >> 4, day & 0x1f), offset);
+            (ctx, line)
         }
         None => (LineContext::default(), data),
     };

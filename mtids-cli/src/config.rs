@@ -838,6 +838,15 @@ impl Config {
                 ));
             }
         }
+        if self.enforcement.address_list_v6 != self.enforcement.address_list {
+            return Err(bad(
+                "enforcement.address_list_v6".into(),
+                format!(
+                    "must equal enforcement.address_list (`{}`) for now: the router enforcer uses one list name for IPv4 and IPv6",
+                    self.enforcement.address_list
+                ),
+            ));
+        }
         if let Err(mtids_detect::ConfigError::Invalid { field, reason }) = self.detection.validate()
         {
             return Err(bad(format!("detection.{field}"), reason));
@@ -1082,6 +1091,12 @@ fingerprint = "AB:CD:EF:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45
 
         let e = err_text("[enforcement]\naddress_list = \"a=b\"\n");
         assert!(e.contains("`enforcement.address_list`"), "{e}");
+
+        let e = err_text("[enforcement]\naddress_list_v6 = \"six\"\n");
+        assert!(
+            e.contains("`enforcement.address_list_v6`") && e.contains("one list name"),
+            "{e}"
+        );
 
         let e = err_text(
             "[[router]]\nname = \"gw\"\nhost = \"h\"\nuser = \"u\"\n[[router]]\nname = \"gw\"\nhost = \"h2\"\nuser = \"u\"\n",

@@ -431,6 +431,25 @@ impl BanLedger {
         self.query_bans(&sql, params![to_ms(now), router])
     }
 
+    /// The active ban (pending or applied, time left at `now`) of `target` on that
+    /// router and list, if any.
+    pub fn find_active(
+        &self,
+        router: &str,
+        list: &str,
+        target: &str,
+        now: SystemTime,
+    ) -> Result<Option<BanRecord>, LedgerError> {
+        let sql = format!(
+            "{SELECT_BAN} WHERE router = ?1 AND list = ?2 AND target = ?3
+               AND state IN ('pending', 'applied')
+               AND (expires_ms IS NULL OR expires_ms > ?4)"
+        );
+        Ok(self
+            .query_bans(&sql, params![router, list, target, to_ms(now)])?
+            .pop())
+    }
+
     /// Every ban ever recorded for `target`, oldest first.
     pub fn history(&self, target: &str) -> Result<Vec<BanRecord>, LedgerError> {
         let sql = format!("{SELECT_BAN} WHERE target = ?1 ORDER BY created_ms, id");

@@ -22,7 +22,7 @@ fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r routeros-sim/interop/requirements.txt
 
 cargo build --quiet --locked -p routeros-sim --bin routeros-sim
-SIM=target/debug/routeros-sim
+SIM="${CARGO_TARGET_DIR:-target}/debug/routeros-sim"
 
 # Starts a simulator in the background (in this shell, so cleanup can stop it).
 start_sim() {

@@ -52,18 +52,19 @@ pub const ACCOUNT_TOPICS: &str = "system,info,account";
 /// Topics of a firewall log rule.
 pub const FIREWALL_TOPICS: &str = "firewall,info";
 
-/// `login failure for user USER from ADDR via SERVICE`
-pub fn login_failure(user: &str, from: IpAddr, via: Service) -> String {
+/// `login failure for user USER from ADDR via SERVICE`; `from` is an IP address, or a MAC
+/// address for MAC-winbox. The user name may be empty or contain spaces.
+pub fn login_failure(user: &str, from: impl fmt::Display, via: Service) -> String {
     format!("login failure for user {user} from {from} via {via}")
 }
 
 /// `user USER logged in from ADDR via SERVICE`
-pub fn logged_in(user: &str, from: IpAddr, via: Service) -> String {
+pub fn logged_in(user: &str, from: impl fmt::Display, via: Service) -> String {
     format!("user {user} logged in from {from} via {via}")
 }
 
 /// `user USER logged out from ADDR via SERVICE`
-pub fn logged_out(user: &str, from: IpAddr, via: Service) -> String {
+pub fn logged_out(user: &str, from: impl fmt::Display, via: Service) -> String {
     format!("user {user} logged out from {from} via {via}")
 }
 

@@ -63,13 +63,22 @@ struct Args {
     seed: u64,
     /// Time compression: 1 is real time, 60 plays an hour in a minute (the router's clock
     /// runs as fast).
-    #[arg(long, default_value_t = 1.0, requires = "scenario")]
+    #[arg(long, default_value_t = 1.0, requires = "scenario", value_parser = parse_speed)]
     speed: f64,
 }
 
 fn parse_version(text: &str) -> Result<RouterOsVersion, String> {
     RouterOsVersion::parse(text)
         .ok_or_else(|| format!("`{text}` is not a RouterOS version like 7.18 or 6.49.10"))
+}
+
+fn parse_speed(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!(
+            "`{text}` is not a speed above 0 (1 = real time, 60 = an hour a minute)"
+        )),
+    }
 }
 
 fn main() -> ExitCode {
@@ -108,12 +117,6 @@ async fn run(args: Args) -> Result<(), routeros_sim::SimError> {
         Some(name) => Some(Scenario::build(name, args.seed)?),
         None => None,
     };
-    if !(args.speed.is_finite() && args.speed > 0.0) {
-        return Err(routeros_sim::SimError::Refused(format!(
-            "--speed must be above 0, not {}",
-            args.speed
-        )));
-    }
     let router = if args.speed == 1.0 {
         Router::new(config)
     } else {
@@ -197,6 +200,13 @@ mod tests {
         .unwrap();
         assert_eq!(args.version, RouterOsVersion::parse("7.17").unwrap());
         assert!(Args::try_parse_from(["routeros-sim", "--version", "seven"]).is_err());
+        assert!(
+            Args::try_parse_from(["routeros-sim", "--scenario", "benign", "--speed", "0"]).is_err()
+        );
+        assert!(
+            Args::try_parse_from(["routeros-sim", "--speed", "2"]).is_err(),
+            "needs --scenario"
+        );
         assert!(
             Args::try_parse_from(["routeros-sim", "--tls-cert", "c.pem"]).is_err(),
             "needs --tls-key"

@@ -130,12 +130,13 @@ pub enum Outcome {
     /// Send these sentences; the command is finished.
     Reply(Vec<Sentence>),
     /// Send `initial`, then keep the command running and send what
-    /// [`Router::poll_follow`] yields whenever the log changes, until cancelled.
+    /// [`Router::poll_follow`] yields whenever [`Router::change_watch`] fires, until
+    /// cancelled.
     Follow {
         /// Rows already there (`=follow=`); empty for `=follow-only=`.
         initial: Vec<Sentence>,
         /// The running follow.
-        follow: LogFollow,
+        follow: Follow,
     },
     /// `/cancel`: stop the command tagged `target` (all when `None`), then answer `!done`
     /// with `tag`.
@@ -149,16 +150,26 @@ pub enum Outcome {
     Close(Sentence),
 }
 
-/// A running `/log/print =follow=` or `=follow-only=`.
+/// A running print with `=follow=` or `=follow-only=`: on `/log`, the address lists or
+/// the connection table.
 #[derive(Debug, Clone)]
-pub struct LogFollow {
+pub struct Follow {
+    target: FollowTarget,
     query: Query,
     proplist: Option<Vec<String>>,
-    next_id: u64,
+    /// Next log id, or next change sequence number of the table.
+    next: u64,
     tag: Option<Vec<u8>>,
 }
 
-impl LogFollow {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FollowTarget {
+    Log,
+    AddressList(Family),
+    Connections { v6: bool },
+}
+
+impl Follow {
     /// The tag of the following command.
     pub fn tag(&self) -> Option<&[u8]> {
         self.tag.as_deref()
@@ -192,12 +203,14 @@ struct Faults {
     /// `u64::MAX` when off.
     drop_after: AtomicU64,
     stall: AtomicBool,
+    omit_done_after_empty: AtomicBool,
 }
 
 struct Inner {
     state: Mutex<State>,
     clock: Arc<dyn Clock>,
-    log_watch: watch::Sender<u64>,
+    /// Bumped on every log append and table change: following prints wake on it.
+    changes: watch::Sender<u64>,
     control: broadcast::Sender<Control>,
     faults: Faults,
     sessions: AtomicUsize,
@@ -290,18 +303,19 @@ impl Router {
             ],
             config,
         };
-        let (log_watch, _) = watch::channel(0);
+        let (changes, _) = watch::channel(0);
         let (control, _) = broadcast::channel(16);
         Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
                 clock,
-                log_watch,
+                changes,
                 control,
                 faults: Faults {
                     latency_micros: AtomicU64::new(0),
                     drop_after: AtomicU64::new(u64::MAX),
                     stall: AtomicBool::new(false),
+                    omit_done_after_empty: AtomicBool::new(false),
                 },
                 sessions: AtomicUsize::new(0),
             }),
@@ -395,25 +409,33 @@ impl Router {
 
     /// Adds a tracked connection; returns its id.
     pub fn add_connection(&self, conn: Connection) -> u64 {
-        self.state().connections.insert(conn)
+        let id = self.state().connections.insert(conn);
+        self.changed();
+        id
     }
 
     /// Adds many connections under one lock (fast for big tables).
     pub fn add_connections(&self, conns: impl IntoIterator<Item = Connection>) {
-        let mut s = self.state();
-        for c in conns {
-            s.connections.insert(c);
+        {
+            let mut s = self.state();
+            for c in conns {
+                s.connections.insert(c);
+            }
         }
+        self.changed();
     }
 
     /// Removes a connection by id.
     pub fn remove_connection(&self, id: u64) -> Option<Connection> {
-        self.state().connections.remove_one(id)
+        let conn = self.state().connections.remove_one(id);
+        self.changed();
+        conn
     }
 
     /// Empties the connection table.
     pub fn clear_connections(&self) {
         self.state().connections.clear();
+        self.changed();
     }
 
     /// A copy of the connection table.
@@ -449,7 +471,7 @@ impl Router {
         let mut s = self.state();
         let table = s.table(family);
         table.expire(now);
-        table
+        let added = table
             .insert(
                 list.to_owned(),
                 normalized,
@@ -458,7 +480,10 @@ impl Router {
                 false,
                 now,
             )
-            .map_err(|t| SimError::Refused(t.message))
+            .map_err(|t| SimError::Refused(t.message));
+        drop(s);
+        self.changed();
+        added
     }
 
     /// The entries of one address-list menu, expired ones dropped first.
@@ -492,7 +517,7 @@ impl Router {
     pub fn log(&self, topics: &str, message: impl AsRef<[u8]>) -> u64 {
         let now = self.now();
         let id = self.state().log.push(now, topics, message.as_ref());
-        self.inner.log_watch.send_replace(id);
+        self.changed();
         id
     }
 
@@ -506,6 +531,15 @@ impl Router {
         self.log(
             logline::LOGIN_FAILURE_TOPICS,
             logline::login_failure(user, from, via),
+        )
+    }
+
+    /// Appends `login failure for user USER from MAC via SERVICE`, as a MAC-winbox login
+    /// failure is logged (a MAC, never an IP: count it, never block it).
+    pub fn log_login_failure_mac(&self, user: &str, mac: &str, via: Service) -> u64 {
+        self.log(
+            logline::LOGIN_FAILURE_TOPICS,
+            logline::login_failure(user, mac, via),
         )
     }
 
@@ -527,28 +561,61 @@ impl Router {
         self.state().log.entries().cloned().collect()
     }
 
-    /// Changes whenever an entry is appended (the value is the newest id).
-    pub fn log_watch(&self) -> watch::Receiver<u64> {
-        self.inner.log_watch.subscribe()
+    /// Fires whenever a log entry is appended or a followed table changes.
+    pub fn change_watch(&self) -> watch::Receiver<u64> {
+        self.inner.changes.subscribe()
     }
 
-    /// The new entries for a running follow (matching its query), each as a tagged `!re`.
-    pub fn poll_follow(&self, follow: &mut LogFollow) -> Vec<Sentence> {
+    fn changed(&self) {
+        self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// What a running follow has to send since its last poll, each as a tagged `!re`: new
+    /// log entries, or added and changed table items (removed ones as `=.dead=true`).
+    pub fn poll_follow(&self, follow: &mut Follow) -> Vec<Sentence> {
         let now = self.now();
-        let s = self.state();
+        let mut s = self.state();
+        let tag = follow.tag.clone();
         let mut out = Vec::new();
-        for entry in s.log.since(follow.next_id) {
-            if follow
-                .query
-                .matches(|n| model::Record::field(entry, n, now))
-            {
-                out.push(
-                    model::row_sentence(entry, follow.proplist.as_deref(), now)
-                        .with_tag(follow.tag.as_deref()),
-                );
+        let mut emit = |row: Option<&dyn model::Record>, id: u64| match row {
+            Some(row) => {
+                if follow.query.matches(|n| row.field(n, now)) {
+                    out.push(
+                        model::row_sentence(row, follow.proplist.as_deref(), now)
+                            .with_tag(tag.as_deref()),
+                    );
+                }
+            }
+            None => out.push(model::dead_sentence(id).with_tag(tag.as_deref())),
+        };
+        match follow.target {
+            FollowTarget::Log => {
+                for entry in s.log.since(follow.next) {
+                    emit(Some(entry), entry.id);
+                }
+                follow.next = s.log.next_id();
+            }
+            FollowTarget::AddressList(family) => {
+                let table = s.table(family);
+                table.expire(now);
+                for id in table.feed().since(follow.next) {
+                    emit(table.get(id).map(|e| e as &dyn model::Record), id);
+                }
+                follow.next = table.feed().next_seq();
+            }
+            FollowTarget::Connections { v6 } => {
+                let style = s.config.port_style;
+                let table = &s.connections;
+                for id in table.feed().since(follow.next) {
+                    match table.get(id) {
+                        Some(conn) if conn.src.is_ipv6() != v6 => {}
+                        Some(conn) => emit(Some(&ConnectionRow { conn, style }), id),
+                        None => emit(None, id),
+                    }
+                }
+                follow.next = table.feed().next_seq();
             }
         }
-        follow.next_id = s.log.next_id();
         out
     }
 
@@ -585,6 +652,15 @@ impl Router {
     /// While stalled the router reads commands and never answers them.
     pub fn set_stall(&self, stall: bool) {
         self.inner.faults.stall.store(stall, Ordering::Relaxed);
+    }
+
+    /// Answers `!empty` without the `!done` that should follow, as one RouterOS release
+    /// was reported to do (clients need a timeout for it).
+    pub fn set_omit_done_after_empty(&self, omit: bool) {
+        self.inner
+            .faults
+            .omit_done_after_empty
+            .store(omit, Ordering::Relaxed);
     }
 
     /// Whether the router is stalled.
@@ -650,13 +726,24 @@ impl Router {
     pub fn execute(&self, session: &mut Session, request: &Request) -> Outcome {
         let tag = request.tag.as_deref();
         let finish = |result: Result<Vec<Sentence>, Trap>| -> Outcome {
-            let sentences = match result {
+            let mut sentences = match result {
                 Ok(s) => s,
                 Err(trap) => vec![
                     Sentence::trap(trap.category, trap.message),
                     Sentence::done(),
                 ],
             };
+            if self
+                .inner
+                .faults
+                .omit_done_after_empty
+                .load(Ordering::Relaxed)
+                && sentences
+                    .first()
+                    .is_some_and(|s| s.reply_word() == b"!empty")
+            {
+                sentences.truncate(1);
+            }
             Outcome::Reply(sentences.into_iter().map(|s| s.with_tag(tag)).collect())
         };
         match request.command.as_str() {
@@ -707,19 +794,23 @@ impl Router {
             return finish(Err(Trap::new(None, "not enough permissions (9)")));
         }
         let now = self.now();
-        if menu == "/log"
-            && matches!(verb, "print" | "getall")
-            && (request.has("follow") || request.has("follow-only"))
-        {
-            return self.start_follow(request, now);
-        }
         if matches!(verb, "print" | "getall")
             && (request.has("follow") || request.has("follow-only"))
         {
-            return finish(Err(Trap::new(
-                Some(TrapCategory::General),
-                "follow is simulated on /log only",
-            )));
+            let target = match menu {
+                "/log" => FollowTarget::Log,
+                "/ip/firewall/address-list" => FollowTarget::AddressList(Family::V4),
+                "/ipv6/firewall/address-list" => FollowTarget::AddressList(Family::V6),
+                "/ip/firewall/connection" => FollowTarget::Connections { v6: false },
+                "/ipv6/firewall/connection" => FollowTarget::Connections { v6: true },
+                _ => {
+                    return finish(Err(Trap::new(
+                        Some(TrapCategory::General),
+                        "follow is not simulated on this menu",
+                    )));
+                }
+            };
+            return self.start_follow(target, request, now);
         }
         let result = match (menu, verb) {
             ("/ip/firewall/address-list" | "/ipv6/firewall/address-list", _) => {
@@ -787,10 +878,13 @@ impl Router {
                 "no such command",
             )),
         };
+        if needed == Policy::Write {
+            self.changed();
+        }
         finish(result)
     }
 
-    fn start_follow(&self, request: &Request, now: SystemTime) -> Outcome {
+    fn start_follow(&self, target: FollowTarget, request: &Request, now: SystemTime) -> Outcome {
         let tag = request.tag.as_deref();
         let query = match Query::parse(&request.queries) {
             Ok(q) => q,
@@ -806,20 +900,38 @@ impl Router {
             }
         };
         let proplist = request.proplist();
-        let s = self.state();
+        let mut s = self.state();
         let mut initial = Vec::new();
-        if !request.has("follow-only") {
-            for entry in s.log.entries() {
-                if query.matches(|n| model::Record::field(entry, n, now)) {
-                    initial
-                        .push(model::row_sentence(entry, proplist.as_deref(), now).with_tag(tag));
-                }
+        let only = request.has("follow-only");
+        let mut add = |row: &dyn model::Record| {
+            if !only && query.matches(|n| row.field(n, now)) {
+                initial.push(model::row_sentence(row, proplist.as_deref(), now).with_tag(tag));
             }
-        }
-        let follow = LogFollow {
+        };
+        let next = match target {
+            FollowTarget::Log => {
+                s.log.entries().for_each(|e| add(e));
+                s.log.next_id()
+            }
+            FollowTarget::AddressList(family) => {
+                let table = s.table(family);
+                table.expire(now);
+                table.entries().for_each(|e| add(e));
+                table.feed().next_seq()
+            }
+            FollowTarget::Connections { v6 } => {
+                let style = s.config.port_style;
+                s.connections
+                    .rows(v6)
+                    .for_each(|conn| add(&ConnectionRow { conn, style }));
+                s.connections.feed().next_seq()
+            }
+        };
+        let follow = Follow {
+            target,
             query,
             proplist,
-            next_id: s.log.next_id(),
+            next,
             tag: request.tag.clone(),
         };
         Outcome::Follow { initial, follow }

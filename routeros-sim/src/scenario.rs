@@ -234,11 +234,13 @@ impl Builder {
             let via = services[self.rng.below(3) as usize];
             let from = lan(10 + self.rng.below(5) as u8);
             if self.rng.chance(15) {
-                self.log(
-                    t,
-                    logline::LOGIN_FAILURE_TOPICS,
-                    logline::login_failure("admin", from, via),
-                );
+                // A typo; now and then from MAC-winbox, which logs a MAC instead of an IP.
+                let message = if via == Service::Winbox && self.rng.chance(30) {
+                    logline::login_failure("admin", "00:0C:42:1F:2E:3D", via)
+                } else {
+                    logline::login_failure("admin", from, via)
+                };
+                self.log(t, logline::LOGIN_FAILURE_TOPICS, message);
                 t += Duration::from_secs(3);
             }
             self.log(
@@ -395,8 +397,20 @@ impl Builder {
         let mut t = start;
         let mut last = t;
         for user in [
-            "admin", "root", "user", "test", "guest", "support", "oracle", "ubnt", "pi", "ftp",
-            "mikrotik", "backup",
+            "admin",
+            "root",
+            "user",
+            "test",
+            "guest",
+            "support",
+            "oracle",
+            "ubnt",
+            "pi",
+            "ftp",
+            "mikrotik",
+            "backup",
+            "",
+            "john smith",
         ] {
             self.log(
                 t,

@@ -279,8 +279,8 @@ async fn abort_all(follows: &mut HashMap<Option<Vec<u8>>, JoinHandle<()>>) {
     }
 }
 
-async fn run_follow(router: Router, mut follow: crate::router::LogFollow, tx: mpsc::Sender<Out>) {
-    let mut changes = router.log_watch();
+async fn run_follow(router: Router, mut follow: crate::router::Follow, tx: mpsc::Sender<Out>) {
+    let mut changes = router.change_watch();
     loop {
         if !router.stalled() {
             let rows = router.poll_follow(&mut follow);

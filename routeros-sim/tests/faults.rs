@@ -86,3 +86,25 @@ async fn send_fatal_reaches_every_session() {
         assert_eq!(c.recv().await, None);
     }
 }
+
+#[tokio::test]
+async fn empty_without_done_like_the_faulty_release() {
+    let (router, server) = start(RouterConfig::default()).await;
+    let mut c = admin(&server).await;
+    router.set_omit_done_after_empty(true);
+    c.send(&["/ip/firewall/address-list/print", "?list=none", ".tag=e"])
+        .await;
+    assert_eq!(c.recv().await.unwrap(), vec!["!empty", ".tag=e"]);
+    assert!(
+        c.try_recv(Duration::from_millis(300)).await.is_err(),
+        "no !done follows"
+    );
+    router.set_omit_done_after_empty(false);
+    let reply = c
+        .call(&["/ip/firewall/address-list/print", "?list=none"])
+        .await;
+    assert_eq!(
+        reply,
+        vec![vec!["!empty".to_owned()], vec!["!done".to_owned()]]
+    );
+}

@@ -168,8 +168,13 @@ async fn follow_the_log_then_cancel() {
         .follow_only()
         .query(Query::new().eq("topics", "firewall,info"));
     let tag = d.conn.send(now(), follow).unwrap();
-    d.flush().await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Once a later command is answered, the follow is running (one connection's commands
+    // are taken in order).
+    let sync = d
+        .conn
+        .send(now(), Command::new("/system/identity/print"))
+        .unwrap();
+    d.finish(sync).await;
     router.log(
         "firewall,info",
         "drop input: in:ether1 out:(unknown 0), proto UDP, 198.51.100.7:1->192.0.2.1:53, len 76",
@@ -185,6 +190,33 @@ async fn follow_the_log_then_cancel() {
     let events = d.finish(tag).await;
     assert!(
         matches!(events.last(), Some(Event::Cancelled { .. })),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_client_survives_an_empty_without_done() {
+    let (router, server) = common::start(RouterConfig::default()).await;
+    let mut config = Config::default();
+    config.empty_done_timeout = Duration::from_millis(200);
+    let mut d = Driver {
+        conn: Connection::new(config),
+        stream: TcpStream::connect(server.local_addr()).await.unwrap(),
+    };
+    assert_eq!(d.login("secret", LoginMethod::Plain).await, Event::LoggedIn);
+    router.set_omit_done_after_empty(true);
+    let tag = d
+        .conn
+        .send(now(), Command::new("/ip/firewall/connection/print"))
+        .unwrap();
+    d.flush().await;
+    assert!(matches!(d.next_event().await, Event::Empty { .. }));
+    // No `!done` comes: the client's own timeout finishes the command.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    d.conn.handle_timeout(now());
+    let events = d.finish(tag).await;
+    assert!(
+        matches!(events.last(), Some(Event::Done { .. })),
         "{events:?}"
     );
 }

@@ -74,7 +74,7 @@ async fn a_time_compressed_brute_force_streams_to_a_follower() {
         ".tag=f",
     ])
     .await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(c.sync().await.is_empty(), "the follow is running");
     let scenario = Scenario::build("ssh-brute-force", 9).unwrap();
     let attacker = scenario.truth[0].attacker;
     assert_eq!(scenario.truth[0].kind, AttackKind::BruteForce(Service::Ssh));

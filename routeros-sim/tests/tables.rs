@@ -446,3 +446,79 @@ async fn many_sessions_share_one_router() {
     }
     assert_eq!(router.address_list(Family::V4).len(), 200);
 }
+
+#[tokio::test]
+async fn following_address_lists_and_connections_reports_changes_and_dead_items() {
+    let (router, server) = start(RouterConfig::default()).await;
+    router
+        .add_address_list_entry("bl", "198.51.100.1", None, None)
+        .unwrap();
+    let mut f = admin(&server).await;
+    f.send(&[
+        &format!("{AL}/print"),
+        "=follow=",
+        "?list=bl",
+        "=.proplist=.id,address",
+        ".tag=al",
+    ])
+    .await;
+    f.send(&[
+        "/ip/firewall/connection/print",
+        "=follow-only=",
+        "=.proplist=.id,dst-address",
+        ".tag=ct",
+    ])
+    .await;
+    let initial = f.sync().await;
+    assert_eq!(
+        initial,
+        vec![vec!["!re", "=.id=*1", "=address=198.51.100.1", ".tag=al"]]
+    );
+
+    // Another session adds and removes; the follower sees both, the removal as .dead.
+    let mut w = admin(&server).await;
+    w.call(&[&format!("{AL}/add"), "=list=bl", "=address=198.51.100.2"])
+        .await;
+    w.call(&[&format!("{AL}/add"), "=list=other", "=address=198.51.100.3"])
+        .await;
+    assert_eq!(
+        f.recv().await.unwrap(),
+        vec!["!re", "=.id=*2", "=address=198.51.100.2", ".tag=al"]
+    );
+    w.call(&[&format!("{AL}/remove"), "=.id=*1"]).await;
+    assert_eq!(
+        f.recv().await.unwrap(),
+        vec!["!re", "=.id=*1", "=.dead=true", ".tag=al"]
+    );
+
+    // The handle fills the connection table; the follower sees the new row.
+    let id = router.add_connection(Connection::tcp(
+        "198.51.100.7:40000".parse().unwrap(),
+        "192.0.2.1:8291".parse().unwrap(),
+    ));
+    let row = f.recv().await.unwrap();
+    assert_eq!(
+        row,
+        vec![
+            "!re".to_owned(),
+            format!("=.id=*{id:X}"),
+            "=dst-address=192.0.2.1:8291".to_owned(),
+            ".tag=ct".to_owned()
+        ]
+    );
+    router.remove_connection(id);
+    assert_eq!(tag_of(&f.recv().await.unwrap()), Some("ct"));
+
+    f.send(&["/cancel", "=tag=al"]).await;
+    assert_eq!(
+        f.recv().await.unwrap(),
+        vec!["!trap", "=category=2", "=message=interrupted", ".tag=al"]
+    );
+    assert_eq!(f.recv().await.unwrap(), vec!["!done", ".tag=al"]);
+    assert_eq!(f.recv().await.unwrap(), vec!["!done"]);
+    let unknown = f.call(&["/system/resource/print", "=follow="]).await;
+    assert_eq!(
+        attr(&unknown[0], "message"),
+        Some("follow is not simulated on this menu")
+    );
+}

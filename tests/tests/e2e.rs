@@ -326,3 +326,28 @@ async fn syslog_over_udp_and_tcp_feeds_detection() {
     );
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_detects_but_changes_nothing_and_records_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start().await;
+    let mut config = sim.config(dir.path());
+    config.enforcement.dry_run = true;
+    let mut running = Running::start(config).await;
+    fail_logins(&sim.router, "198.51.100.7", "admin", 5);
+    let blocked = running
+        .wait_for(SOON, |r| matches!(r, Report::Blocked { .. }))
+        .await
+        .expect("the would-be block is reported");
+    assert!(
+        matches!(blocked, Report::Blocked { dry_run: true, .. }),
+        "{blocked:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!sim.listed("198.51.100.7"));
+    assert!(
+        !dir.path().join("bans.db").exists(),
+        "a dry run keeps no ledger"
+    );
+    running.stop().await;
+}

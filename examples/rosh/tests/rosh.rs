@@ -1,6 +1,7 @@
 //! The built `rosh` binary against the scripted fake router over loopback TCP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 #[path = "../../../routeros-proto/tests/net_peer/mod.rs"]
 mod net_peer;
 
@@ -234,17 +235,7 @@ async fn follow_only_runs_until_interrupted_then_cancels() {
             .unwrap();
         assert_eq!(line, format!("!re topics=system,info message={expected}"));
     }
-    // Ctrl-C.
-    let pid = child.id().unwrap().to_string();
-    let kill = std::process::Command::new("kill")
-        .args(["-s", "INT", &pid])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = common::interrupt(&mut child).await;
     assert!(status.success(), "{status:?}");
     assert_eq!(
         lines.next_line().await.unwrap(),

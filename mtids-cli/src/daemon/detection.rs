@@ -10,7 +10,6 @@ use mtids_detect::{
     Decision, DetectionEngine, Event, Finding, FindingKind, InterfaceAddress, Outcome, Suppression,
     Timestamp,
 };
-use mtids_enforce::NewBan;
 use tokio::sync::{mpsc, oneshot};
 
 use super::enforce::{BlockOutcome, BlockRequest};
@@ -183,40 +182,22 @@ fn ban(
         ));
         return;
     }
-    let list = if decision.target.addr().is_ipv4() {
-        &shared.config.enforcement.address_list
-    } else {
-        &shared.config.enforcement.address_list_v6
-    };
-    let created = system_time(decision.finding.time);
     let remove_connections = shared.config.enforcement.remove_connections
         && decision.finding.kind == FindingKind::AsymmetricConnection;
+    let ban = mtids_enforce::Ban::new(
+        decision.target,
+        Some(decision.duration),
+        detector,
+        decision.reason.clone(),
+    );
     let mut replies = Vec::new();
     for router in &routers {
-        let ledger_id = shared
-            .with_ledger("recording a ban", |l| {
-                l.record(&NewBan {
-                    router,
-                    list,
-                    target: &target,
-                    reason: &decision.reason,
-                    detector,
-                    created,
-                    duration: Some(decision.duration),
-                })
-            })
-            .map(mtids_enforce::Recorded::id);
         let Some(blocker) = blockers.get(router) else {
             continue;
         };
         let (tx, rx) = oneshot::channel();
         let request = BlockRequest {
-            target: decision.target,
-            list: list.clone(),
-            duration: decision.duration,
-            comment: decision.reason.clone(),
-            detector: detector.to_owned(),
-            ledger_id,
+            ban: ban.clone(),
             remove_connections,
             observed,
             reply: tx,

@@ -173,7 +173,7 @@ pub(crate) struct Shared {
     pub(crate) stats: Arc<Stats>,
     pub(crate) reports: Option<mpsc::UnboundedSender<Report>>,
     /// `None` in dry-run mode: nothing is recorded.
-    pub(crate) ledger: Option<Mutex<BanLedger>>,
+    pub(crate) ledger: Option<Arc<Mutex<BanLedger>>>,
     pub(crate) alerts: Dispatcher,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
@@ -247,7 +247,7 @@ impl Daemon {
                     )
                 })?;
             }
-            Some(Mutex::new(BanLedger::open(&config.ledger.path)?))
+            Some(Arc::new(Mutex::new(BanLedger::open(&config.ledger.path)?)))
         };
         let (udp, tcp) = syslog::bind(config.input.syslog_udp, config.input.syslog_tcp)?;
         let syslog_udp = udp.as_ref().and_then(|s| s.local_addr().ok());

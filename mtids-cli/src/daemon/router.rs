@@ -13,6 +13,8 @@ use routeros_proto::{Command, Query, Reply};
 use tokio::sync::mpsc;
 
 use super::detection::Input;
+use mtids_enforce::{Enforcer, RouterOsConfig, RouterOsEnforcer};
+
 use super::enforce::{self, BlockOutcome, BlockRequest};
 use super::{Report, Shared, Stats, backoff, timestamp};
 use crate::config::RouterConfig;
@@ -39,6 +41,8 @@ pub(crate) async fn run_router(
     };
     let mut shutdown = shared.shutdown.clone();
     let mut cursor = LogCursor::default();
+    // The router's uptime at the last resource poll, to notice a reboot across reconnects.
+    let mut last_uptime: Option<Duration> = None;
     let mut attempt: u32 = 0;
     loop {
         if *shutdown.borrow() {
@@ -53,7 +57,7 @@ pub(crate) async fn run_router(
                     router: config.name.clone(),
                 });
                 let result = tokio::select! {
-                    r = session(&shared, index, &config, &client, &events, &mut blocks, &mut cursor) => r,
+                    r = session(&shared, index, &config, &client, &events, &mut blocks, &mut cursor, &mut last_uptime) => r,
                     _ = shutdown.changed() => Ok(()),
                 };
                 client.close().await;
@@ -129,6 +133,7 @@ async fn session(
     events: &mpsc::Sender<Input>,
     blocks: &mut mpsc::UnboundedReceiver<BlockRequest>,
     cursor: &mut LogCursor,
+    last_uptime: &mut Option<Duration>,
 ) -> Result<(), String> {
     let name = config.name.clone();
     // Own addresses first: the guard must know them before any event.
@@ -161,11 +166,19 @@ async fn session(
         .await
         .map_err(|_| "daemon stopping".to_owned())?;
 
-    if !shared.dry_run() {
-        enforce::reconcile(shared, &name, client)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
+    let enforcer = match &shared.ledger {
+        Some(ledger) if !shared.dry_run() => {
+            let list = RouterOsConfig::new(name.clone())
+                .list(shared.config.enforcement.address_list.clone());
+            let clock = Arc::clone(&shared.clock);
+            let enforcer = RouterOsEnforcer::new(client.clone(), list, Arc::clone(ledger))
+                .with_clock(clock)
+                .with_last_uptime(*last_uptime);
+            reconcile(shared, &name, &enforcer).await?;
+            Some(Arc::new(enforcer))
+        }
+        _ => None,
+    };
 
     let input = &shared.config.input;
     let log = async {
@@ -184,7 +197,15 @@ async fn session(
     };
     let resources = async {
         if input.resource {
-            poll_resources(shared, &name, client, events).await
+            poll_resources(
+                shared,
+                &name,
+                client,
+                events,
+                enforcer.as_deref(),
+                last_uptime,
+            )
+            .await
         } else {
             std::future::pending().await
         }
@@ -197,10 +218,16 @@ async fn session(
                 });
                 return Err("connection closed".to_owned());
             }
+            let Some(enforcer) = &enforcer else {
+                let _ = request.reply.send(BlockOutcome::Failed {
+                    error: "no enforcer (dry run or no ledger)".to_owned(),
+                });
+                continue;
+            };
             tokio::spawn(enforce::apply(
                 Arc::clone(shared),
                 name.clone(),
-                client.clone(),
+                Arc::clone(enforcer),
                 request,
             ));
         }
@@ -212,6 +239,24 @@ async fn session(
         r = resources => r,
         r = enforcement => r,
     }
+}
+
+/// Rebuilds the enforcer's cache and re-applies the ledger's active bans missing from the
+/// router.
+async fn reconcile(
+    shared: &Shared,
+    router: &str,
+    enforcer: &RouterOsEnforcer,
+) -> Result<(), String> {
+    let report = enforcer.reconcile().await.map_err(|e| e.to_string())?;
+    if report.reapplied > 0 {
+        shared.stats.blocks_restored.fetch_add(
+            report.reapplied as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        tracing::info!(%router, reapplied = report.reapplied, "re-applied bans missing from the router");
+    }
+    Ok(())
 }
 
 /// `=follow-only=` on the log. After a reconnect, the lines logged while disconnected
@@ -391,10 +436,11 @@ async fn poll_resources(
     router: &str,
     client: &Client,
     events: &mpsc::Sender<Input>,
+    enforcer: Option<&RouterOsEnforcer>,
+    last_uptime: &mut Option<Duration>,
 ) -> Result<(), String> {
     let mut interval = tokio::time::interval(shared.config.input.resource_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_uptime: Option<Duration> = None;
     loop {
         interval.tick().await;
         let rows = client
@@ -415,17 +461,15 @@ async fn poll_resources(
                 .collect();
             match parse_resource_row(fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
                 Ok(sample) => {
-                    if let (Some(before), Some(now)) = (last_uptime, sample.uptime)
+                    if let (Some(before), Some(now)) = (*last_uptime, sample.uptime)
                         && now < before
                     {
                         tracing::warn!(%router, "router rebooted: re-applying bans");
-                        if !shared.dry_run() {
-                            enforce::reconcile(shared, router, client)
-                                .await
-                                .map_err(|e| e.to_string())?;
+                        if let Some(enforcer) = enforcer {
+                            reconcile(shared, router, enforcer).await?;
                         }
                     }
-                    last_uptime = sample.uptime.or(last_uptime);
+                    *last_uptime = sample.uptime.or(*last_uptime);
                     send(
                         shared,
                         events,

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, SystemTime};
 
-use super::{Record, Trap, bool_text, parse_bool, write_id};
+use super::{ChangeFeed, Record, Trap, bool_text, parse_bool, write_id};
 use crate::duration::{format_duration, format_full_time, parse_duration};
 use crate::sentence::{Request, TrapCategory};
 
@@ -140,6 +140,7 @@ pub(crate) struct AddressListTable {
     by_key: HashMap<(String, String), u64>,
     expiry: BTreeSet<(SystemTime, u64)>,
     next_id: u64,
+    feed: ChangeFeed,
 }
 
 /// The settable properties of an entry, as parsed from a command.
@@ -161,6 +162,7 @@ impl AddressListTable {
             by_key: HashMap::new(),
             expiry: BTreeSet::new(),
             next_id: 1,
+            feed: ChangeFeed::default(),
         }
     }
 
@@ -173,6 +175,14 @@ impl AddressListTable {
             self.expiry.pop_first();
             self.remove_entry(id);
         }
+    }
+
+    pub(crate) fn get(&self, id: u64) -> Option<&AddressListEntry> {
+        self.entries.get(&id)
+    }
+
+    pub(crate) fn feed(&self) -> &ChangeFeed {
+        &self.feed
     }
 
     pub(crate) fn entries(&self) -> impl Iterator<Item = &AddressListEntry> {
@@ -272,6 +282,7 @@ impl AddressListTable {
         }
         let (list, address) = key.clone();
         self.by_key.insert(key, id);
+        self.feed.record(id);
         self.entries.insert(
             id,
             AddressListEntry {
@@ -331,6 +342,7 @@ impl AddressListTable {
                 }
             }
             self.entries.insert(id, entry);
+            self.feed.record(id);
         }
         Ok(())
     }
@@ -348,6 +360,7 @@ impl AddressListTable {
 
     fn remove_entry(&mut self, id: u64) -> Option<AddressListEntry> {
         let entry = self.entries.remove(&id)?;
+        self.feed.record(id);
         self.by_key
             .remove(&(entry.list.clone(), entry.address.clone()));
         if let Some(at) = entry.expires {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
-use super::{Record, Trap, bool_text, write_id, write_ipv4, write_num};
+use super::{ChangeFeed, Record, Trap, bool_text, write_id, write_ipv4, write_num};
 use crate::duration::write_duration;
 
 /// The transport protocol of a tracked connection.
@@ -259,12 +259,14 @@ impl Record for ConnectionRow<'_> {
 pub(crate) struct ConnectionTable {
     rows: BTreeMap<u64, Connection>,
     next_id: u64,
+    feed: ChangeFeed,
 }
 
 impl ConnectionTable {
     pub(crate) fn insert(&mut self, mut conn: Connection) -> u64 {
         self.next_id += 1;
         conn.id = self.next_id;
+        self.feed.record(conn.id);
         self.rows.insert(conn.id, conn);
         self.next_id
     }
@@ -282,16 +284,30 @@ impl ConnectionTable {
         }
         for id in ids {
             self.rows.remove(id);
+            self.feed.record(*id);
         }
         Ok(())
     }
 
     pub(crate) fn remove_one(&mut self, id: u64) -> Option<Connection> {
-        self.rows.remove(&id)
+        let conn = self.rows.remove(&id)?;
+        self.feed.record(id);
+        Some(conn)
     }
 
     pub(crate) fn clear(&mut self) {
+        for id in self.rows.keys() {
+            self.feed.record(*id);
+        }
         self.rows.clear();
+    }
+
+    pub(crate) fn get(&self, id: u64) -> Option<&Connection> {
+        self.rows.get(&id)
+    }
+
+    pub(crate) fn feed(&self) -> &ChangeFeed {
+        &self.feed
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -92,6 +92,62 @@ pub(crate) fn write_ipv4(out: &mut Vec<u8>, ip: std::net::Ipv4Addr) {
     }
 }
 
+/// Which items of a table changed, in order, so following prints can send them. Bounded:
+/// a follower that falls too far behind misses changes, as on a busy router.
+#[derive(Debug)]
+pub(crate) struct ChangeFeed {
+    changes: std::collections::VecDeque<(u64, u64)>,
+    next_seq: u64,
+}
+
+const FEED_CAPACITY: usize = 100_000;
+
+impl Default for ChangeFeed {
+    fn default() -> Self {
+        Self {
+            changes: std::collections::VecDeque::new(),
+            next_seq: 1,
+        }
+    }
+}
+
+impl ChangeFeed {
+    /// Notes that item `id` was added, changed or removed.
+    pub(crate) fn record(&mut self, id: u64) {
+        if self.changes.len() == FEED_CAPACITY {
+            self.changes.pop_front();
+        }
+        self.changes.push_back((self.next_seq, id));
+        self.next_seq += 1;
+    }
+
+    /// Ids changed at or after `seq`, each once, in order of their first change.
+    pub(crate) fn since(&self, seq: u64) -> Vec<u64> {
+        let start = self.changes.partition_point(|&(s, _)| s < seq);
+        let mut seen = std::collections::HashSet::new();
+        self.changes
+            .range(start..)
+            .map(|&(_, id)| id)
+            .filter(|id| seen.insert(*id))
+            .collect()
+    }
+
+    /// The sequence number the next change gets.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+}
+
+/// The `!re` a following print sends for an item that was removed.
+pub(crate) fn dead_sentence(id: u64) -> Sentence {
+    let mut s = Sentence::re();
+    let mut value = Vec::with_capacity(12);
+    write_id(&mut value, id);
+    s.push_attr(".id", value);
+    s.push_attr(".dead", "true");
+    s
+}
+
 /// Formats an internal id as RouterOS does: `*` and upper-case hex.
 pub(crate) fn format_id(id: u64) -> String {
     format!("*{id:X}")

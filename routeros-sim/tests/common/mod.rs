@@ -123,6 +123,24 @@ impl Client {
         }
     }
 
+    /// A round trip on this connection: when it returns, every command sent before it is
+    /// running (a router takes one connection's commands in order). Returns the sentences
+    /// of other commands that arrived meanwhile.
+    pub async fn sync(&mut self) -> Vec<Words> {
+        self.send(&["/system/identity/print", ".tag=sync"]).await;
+        let mut other = Vec::new();
+        loop {
+            let s = self.recv().await.expect("connection closed during sync");
+            if tag_of(&s) == Some("sync") {
+                if s[0] == "!done" {
+                    return other;
+                }
+            } else {
+                other.push(s);
+            }
+        }
+    }
+
     pub async fn login(&mut self, user: &str, password: &str) {
         let reply = self
             .call(&[

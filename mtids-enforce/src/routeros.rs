@@ -1,0 +1,820 @@
+//! [`RouterOsEnforcer`]: bans on a RouterOS router's address lists, through one API
+//! connection, recorded in the [`BanLedger`].
+//!
+//! How it stays fast on a router with tens of thousands of entries (see ROUTEROS.md §2):
+//! adds are optimistic (no `print` first: a duplicate answers a trap, which is handled),
+//! every command of a batch is in flight at once on the one connection (tags), and the
+//! list lives in a local cache rebuilt by one `print` in [`reconcile`](Enforcer::reconcile),
+//! so an unblock never needs a `print` of its own.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use mtids_detect::IpPrefix;
+use routeros_proto::net::{Client, Error as NetError, Response};
+use routeros_proto::{Command, Query, Reply};
+
+use crate::ban::{format_timeout, menu_of, parse_routeros_duration, render_target};
+use crate::{
+    Ban, BanId, BanLedger, BanState, Blocked, EnforceError, Enforced, Enforcer, NewBan,
+    ReconcileReport,
+};
+
+/// Where time comes from: the system clock by default, a fake one in tests.
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// The list mtids uses unless configured otherwise.
+pub const DEFAULT_LIST: &str = "mtids-blocked";
+
+/// How a [`RouterOsEnforcer`] works on one router.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RouterOsConfig {
+    /// The router's name (in the ledger, logs and errors).
+    pub router: String,
+    /// The address list the bans go on (the firewall drops what is on it).
+    pub list: String,
+    /// Whether a new ban may shorten an entry that is already listed for longer.
+    /// Off by default: a repeat decision never shortens a ban.
+    pub allow_shorten: bool,
+    /// How long one add, set or remove may take.
+    pub command_timeout: Duration,
+    /// How long one `print` (of a whole list or the connection table) may take.
+    pub print_timeout: Duration,
+}
+
+impl RouterOsConfig {
+    /// Defaults for router `router`: list [`DEFAULT_LIST`], never shorten, 10 s per
+    /// command, 120 s per print.
+    pub fn new(router: impl Into<String>) -> Self {
+        RouterOsConfig {
+            router: router.into(),
+            list: DEFAULT_LIST.to_owned(),
+            allow_shorten: false,
+            command_timeout: Duration::from_secs(10),
+            print_timeout: Duration::from_secs(120),
+        }
+    }
+
+    /// Uses address list `list`.
+    #[must_use]
+    pub fn list(mut self, list: impl Into<String>) -> Self {
+        self.list = list.into();
+        self
+    }
+
+    /// Lets a new, shorter ban shorten an entry already listed.
+    #[must_use]
+    pub fn allow_shorten(mut self, allow: bool) -> Self {
+        self.allow_shorten = allow;
+        self
+    }
+}
+
+/// What the cache knows of one entry.
+#[derive(Clone, Debug)]
+struct CachedEntry {
+    id: String,
+    expires: Option<SystemTime>,
+    comment: String,
+}
+
+/// Enforcement on one RouterOS router through a shared [`Client`].
+///
+/// Every ban is recorded in the ledger before it is sent and marked applied or failed
+/// after; a ban whose command was lost with the connection stays pending and is
+/// re-applied by the next [`reconcile`](Enforcer::reconcile). Call `reconcile` after
+/// connecting: it fills the cache, learns the router's own addresses (never banned) and
+/// re-applies what the ledger says is missing.
+pub struct RouterOsEnforcer {
+    client: Client,
+    config: RouterOsConfig,
+    ledger: Arc<Mutex<BanLedger>>,
+    clock: Clock,
+    cache: Mutex<HashMap<IpPrefix, CachedEntry>>,
+    own: Mutex<Vec<IpAddr>>,
+    last_uptime: Mutex<Option<Duration>>,
+}
+
+impl std::fmt::Debug for RouterOsEnforcer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouterOsEnforcer")
+            .field("config", &self.config)
+            .field("cached", &lock(&self.cache).len())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere while holding the lock leaves plain data: go on with it.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// How one command ended, classified for the ban it belongs to.
+enum Trapped {
+    Duplicate,
+    NoSuchItem,
+    Other(EnforceError),
+}
+
+impl RouterOsEnforcer {
+    /// An enforcer on `client`'s connection, recording in `ledger` (shared by every
+    /// router of a daemon). Run [`reconcile`](Enforcer::reconcile) before the first ban.
+    pub fn new(client: Client, config: RouterOsConfig, ledger: Arc<Mutex<BanLedger>>) -> Self {
+        RouterOsEnforcer {
+            client,
+            config,
+            ledger,
+            clock: Arc::new(SystemTime::now),
+            cache: Mutex::new(HashMap::new()),
+            own: Mutex::new(Vec::new()),
+            last_uptime: Mutex::new(None),
+        }
+    }
+
+    /// Uses `clock` instead of the system clock (ban times, remaining times).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The router's uptime seen by an earlier connection, so that the first
+    /// [`reconcile`](Enforcer::reconcile) of this one can tell a reboot.
+    #[must_use]
+    pub fn with_last_uptime(self, uptime: Option<Duration>) -> Self {
+        *lock(&self.last_uptime) = uptime;
+        self
+    }
+
+    /// The router's uptime as of the last reconcile.
+    pub fn last_uptime(&self) -> Option<Duration> {
+        *lock(&self.last_uptime)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RouterOsConfig {
+        &self.config
+    }
+
+    /// The client (shared with whoever else uses this connection).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn now(&self) -> SystemTime {
+        (self.clock)()
+    }
+
+    fn router(&self) -> String {
+        self.config.router.clone()
+    }
+
+    /// Sorts a failed command into what the caller handles and what it reports.
+    fn classify(&self, command: &str, error: NetError) -> Trapped {
+        let router = self.router();
+        match error {
+            NetError::Trap { trap, .. } => {
+                let message = trap.message;
+                if message.contains("already have such entry") {
+                    Trapped::Duplicate
+                } else if message.contains("no such item") {
+                    Trapped::NoSuchItem
+                } else if message.contains("not enough permissions") {
+                    let policy = if command.ends_with("/print") {
+                        "read"
+                    } else {
+                        "write"
+                    };
+                    Trapped::Other(EnforceError::MissingPolicy {
+                        router,
+                        command: command.to_owned(),
+                        policy,
+                    })
+                } else {
+                    Trapped::Other(EnforceError::Refused {
+                        router,
+                        command: command.to_owned(),
+                        message,
+                    })
+                }
+            }
+            NetError::MalformedReply { error, .. } => Trapped::Other(EnforceError::Refused {
+                router,
+                command: command.to_owned(),
+                message: format!("unreadable reply: {error}"),
+            }),
+            source => Trapped::Other(EnforceError::Connection { router, source }),
+        }
+    }
+
+    fn fail(&self, command: &str, error: NetError) -> EnforceError {
+        match self.classify(command, error) {
+            Trapped::Other(e) => e,
+            Trapped::Duplicate => self.refused(command, "failure: already have such entry"),
+            Trapped::NoSuchItem => self.refused(command, "no such item"),
+        }
+    }
+
+    async fn call(&self, command: Command, timeout: Duration) -> Result<Response, NetError> {
+        self.client.call_with_timeout(command, Some(timeout)).await
+    }
+
+    async fn print(&self, command: Command) -> Result<Vec<Reply>, EnforceError> {
+        let path = String::from_utf8_lossy(command.path()).into_owned();
+        self.call(command, self.config.print_timeout)
+            .await
+            .map(|r| r.rows)
+            .map_err(|e| self.fail(&path, e))
+    }
+
+    /// Refuses a target that covers one of the router's own addresses.
+    fn check_own(&self, target: &IpPrefix) -> Result<(), EnforceError> {
+        match lock(&self.own).iter().find(|ip| target.contains(**ip)) {
+            Some(ip) => Err(EnforceError::OwnAddress {
+                router: self.router(),
+                target: *target,
+                own: IpPrefix::host(*ip),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Puts `target` on the list for `duration` with `comment`: an optimistic add, and on
+    /// the duplicate trap an update of the entry already there.
+    async fn apply(
+        &self,
+        target: IpPrefix,
+        duration: Option<Duration>,
+        comment: &str,
+    ) -> Result<Blocked, EnforceError> {
+        let menu = menu_of(&target);
+        let path = format!("{menu}/add");
+        let mut add = Command::new(&path)
+            .attr("list", &self.config.list)
+            .attr("address", render_target(&target))
+            .attr("comment", comment);
+        if let Some(d) = duration {
+            add = add.attr("timeout", format_timeout(d));
+        }
+        match self.call(add, self.config.command_timeout).await {
+            Ok(response) => {
+                let id = response.ret_str().unwrap_or_default();
+                self.remember(target, id.clone(), duration, comment);
+                Ok(Blocked::Added { id })
+            }
+            Err(e) => match self.classify(&path, e) {
+                Trapped::Duplicate => self.update(target, duration, comment).await,
+                Trapped::NoSuchItem => Err(self.refused(&path, "no such item")),
+                Trapped::Other(e) => Err(e),
+            },
+        }
+    }
+
+    fn refused(&self, command: &str, message: &str) -> EnforceError {
+        EnforceError::Refused {
+            router: self.router(),
+            command: command.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+
+    fn remember(&self, target: IpPrefix, id: String, duration: Option<Duration>, comment: &str) {
+        let expires = duration.map(|d| self.now() + d);
+        lock(&self.cache).insert(
+            target,
+            CachedEntry {
+                id,
+                expires,
+                comment: comment.to_owned(),
+            },
+        );
+    }
+
+    /// The target is listed already: make its entry last at least `duration` (never
+    /// shorter unless configured) and carry `comment`.
+    async fn update(
+        &self,
+        target: IpPrefix,
+        duration: Option<Duration>,
+        comment: &str,
+    ) -> Result<Blocked, EnforceError> {
+        let menu = menu_of(&target);
+        let cached = lock(&self.cache).get(&target).cloned();
+        let entry = match cached {
+            Some(entry) => entry,
+            None => match self.find(target).await? {
+                Some(entry) => entry,
+                None => {
+                    return Err(EnforceError::Refused {
+                        router: self.router(),
+                        command: format!("{menu}/add"),
+                        message: "the router reports a duplicate entry but lists none".to_owned(),
+                    });
+                }
+            },
+        };
+        let now = self.now();
+        let remaining = entry
+            .expires
+            .map(|at| at.duration_since(now).unwrap_or(Duration::ZERO));
+        if duration.is_none() && remaining.is_some() {
+            // Permanent over a timed entry: RouterOS has no portable way to clear a
+            // timeout with `set`, so the entry is replaced.
+            let path = format!("{menu}/remove");
+            let remove = Command::new(&path).id(&entry.id);
+            match self.call(remove, self.config.command_timeout).await {
+                Ok(_) => {}
+                Err(e) => match self.classify(&path, e) {
+                    Trapped::NoSuchItem => {}
+                    Trapped::Other(e) => return Err(e),
+                    Trapped::Duplicate => {}
+                },
+            }
+            lock(&self.cache).remove(&target);
+            let path = format!("{menu}/add");
+            let add = Command::new(&path)
+                .attr("list", &self.config.list)
+                .attr("address", render_target(&target))
+                .attr("comment", comment);
+            let response = self
+                .call(add, self.config.command_timeout)
+                .await
+                .map_err(|e| self.fail(&path, e))?;
+            let id = response.ret_str().unwrap_or_default();
+            self.remember(target, id.clone(), None, comment);
+            return Ok(Blocked::Updated { id });
+        }
+        let longer = match (duration, remaining) {
+            (Some(new), Some(old)) => new > old || self.config.allow_shorten,
+            (Some(_), None) => self.config.allow_shorten,
+            (None, _) => false,
+        };
+        let path = format!("{menu}/set");
+        let mut set = Command::new(&path).id(&entry.id).attr("comment", comment);
+        if let (true, Some(d)) = (longer, duration) {
+            set = set.attr("timeout", format_timeout(d));
+        }
+        match self.call(set, self.config.command_timeout).await {
+            Ok(_) => {
+                let expires = if longer {
+                    duration.map(|d| now + d)
+                } else {
+                    entry.expires
+                };
+                lock(&self.cache).insert(
+                    target,
+                    CachedEntry {
+                        id: entry.id.clone(),
+                        expires,
+                        comment: comment.to_owned(),
+                    },
+                );
+                Ok(Blocked::Updated { id: entry.id })
+            }
+            Err(e) => match self.classify(&path, e) {
+                // It ran out between the add and the set: add it afresh, once.
+                Trapped::NoSuchItem => {
+                    lock(&self.cache).remove(&target);
+                    let path = format!("{menu}/add");
+                    let mut add = Command::new(&path)
+                        .attr("list", &self.config.list)
+                        .attr("address", render_target(&target))
+                        .attr("comment", comment);
+                    if let Some(d) = duration {
+                        add = add.attr("timeout", format_timeout(d));
+                    }
+                    let response = self
+                        .call(add, self.config.command_timeout)
+                        .await
+                        .map_err(|e| self.fail(&path, e))?;
+                    let id = response.ret_str().unwrap_or_default();
+                    self.remember(target, id.clone(), duration, comment);
+                    Ok(Blocked::Added { id })
+                }
+                Trapped::Other(e) => Err(e),
+                Trapped::Duplicate => Err(self.refused(&path, "failure: already have such entry")),
+            },
+        }
+    }
+
+    /// One targeted `print` for an entry the cache does not know.
+    async fn find(&self, target: IpPrefix) -> Result<Option<CachedEntry>, EnforceError> {
+        let rendered = render_target(&target);
+        // The router may store a host with its full length (`/128`): ask for both forms.
+        let full = format!("{}/{}", target.addr(), target.prefix_len());
+        let query = Query::new()
+            .eq("list", &self.config.list)
+            .eq("address", &rendered)
+            .eq("address", &full)
+            .or();
+        let print = Command::new(format!("{}/print", menu_of(&target)))
+            .proplist([".id", "address", "timeout", "comment"])
+            .query(query);
+        let rows = self.print(print).await?;
+        let now = self.now();
+        Ok(rows
+            .iter()
+            .filter_map(|row| parse_entry(row, now))
+            .find(|(prefix, _)| *prefix == target)
+            .map(|(_, entry)| entry))
+    }
+
+    fn record(&self, bans: &[Ban], now: SystemTime) -> Result<Vec<BanId>, EnforceError> {
+        record_bans(&self.ledger, &self.config, bans, now)
+    }
+
+    /// Reads the router's uptime and, if it went down since the last reconcile (the
+    /// router rebooted and lost every entry with a timeout), reconciles.
+    ///
+    /// # Errors
+    /// As [`reconcile`](Enforcer::reconcile).
+    pub async fn check_reboot(&self) -> Result<Option<ReconcileReport>, EnforceError> {
+        let uptime = self.read_uptime().await?;
+        let last = *lock(&self.last_uptime);
+        match (last, uptime) {
+            (Some(old), Some(new)) if new < old => self.reconcile().await.map(Some),
+            (_, Some(new)) => {
+                *lock(&self.last_uptime) = Some(new);
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Sends every `(target, duration, comment)` at once and marks the ledger bans
+    /// applied or failed. Connection failures leave the ban pending (re-applied on
+    /// reconnect).
+    async fn send_all(
+        &self,
+        items: Vec<(BanId, IpPrefix, Option<Duration>, String)>,
+    ) -> Vec<Result<Blocked, EnforceError>> {
+        let n = items.len();
+        let mut results: Vec<Option<Result<Blocked, EnforceError>>> =
+            std::iter::repeat_with(|| None).take(n).collect();
+        let mut in_flight: FuturesUnordered<_> = items
+            .iter()
+            .enumerate()
+            .map(|(i, (_, target, duration, comment))| async move {
+                let result = match self.check_own(target) {
+                    Ok(()) => self.apply(*target, *duration, comment).await,
+                    Err(e) => Err(e),
+                };
+                (i, result)
+            })
+            .collect();
+        while let Some((i, result)) = in_flight.next().await {
+            if let Some(slot) = results.get_mut(i) {
+                *slot = Some(result);
+            }
+        }
+        drop(in_flight);
+        let now = self.now();
+        let mut applied = Vec::new();
+        let mut failed = Vec::new();
+        for ((id, ..), result) in items.iter().zip(&results) {
+            match result {
+                Some(Ok(Blocked::Added { id: item } | Blocked::Updated { id: item })) => {
+                    applied.push((*id, Some(item.as_str())));
+                }
+                Some(Err(e)) if !e.is_connection() => failed.push((*id, e.to_string())),
+                _ => {}
+            }
+        }
+        let mut ledger = lock(&self.ledger);
+        if let Err(e) = ledger.mark_applied_all(&applied, now) {
+            tracing::error!(router = %self.config.router, "ban ledger: {e}");
+        }
+        for (id, why) in failed {
+            if let Err(e) = ledger.mark_failed(id, &why, now) {
+                tracing::error!(router = %self.config.router, "ban ledger: {e}");
+            }
+        }
+        drop(ledger);
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(EnforceError::Stopped(self.config.router.clone()))))
+            .collect()
+    }
+
+    async fn print_lists(&self) -> Result<Vec<(IpPrefix, CachedEntry)>, EnforceError> {
+        let mut entries = Vec::new();
+        for menu in ["/ip/firewall/address-list", "/ipv6/firewall/address-list"] {
+            let print = Command::new(format!("{menu}/print"))
+                .proplist([".id", "address", "timeout", "comment"])
+                .query(Query::new().eq("list", &self.config.list));
+            let rows = self.print(print).await?;
+            let now = self.now();
+            entries.extend(rows.iter().filter_map(|row| parse_entry(row, now)));
+        }
+        Ok(entries)
+    }
+
+    async fn read_uptime(&self) -> Result<Option<Duration>, EnforceError> {
+        let print = Command::new("/system/resource/print").proplist(["uptime"]);
+        let rows = self.print(print).await?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.get_str("uptime"))
+            .and_then(|u| parse_routeros_duration(&u)))
+    }
+
+    async fn read_own_addresses(&self) -> Result<Vec<IpAddr>, EnforceError> {
+        let mut own = Vec::new();
+        for menu in ["/ip/address", "/ipv6/address"] {
+            let print = Command::new(format!("{menu}/print")).proplist(["address"]);
+            for row in self.print(print).await? {
+                let Some(text) = row.get_str("address") else {
+                    continue;
+                };
+                let ip = text.split('/').next().unwrap_or_default();
+                if let Ok(ip) = ip.parse::<IpAddr>() {
+                    own.push(ip);
+                }
+            }
+        }
+        Ok(own)
+    }
+}
+
+/// Records `bans` in the ledger (one transaction), all pending.
+pub(crate) fn record_bans(
+    ledger: &Mutex<BanLedger>,
+    config: &RouterOsConfig,
+    bans: &[Ban],
+    now: SystemTime,
+) -> Result<Vec<BanId>, EnforceError> {
+    let targets: Vec<String> = bans.iter().map(|b| render_target(&b.target)).collect();
+    let new: Vec<NewBan<'_>> = bans
+        .iter()
+        .zip(&targets)
+        .map(|(b, target)| NewBan {
+            router: &config.router,
+            list: &config.list,
+            target,
+            reason: &b.reason,
+            detector: &b.detector,
+            created: now,
+            duration: b.duration,
+        })
+        .collect();
+    let recorded = lock(ledger).record_all(&new)?;
+    Ok(recorded.into_iter().map(|r| r.id()).collect())
+}
+
+/// Reads one address-list row; rows with an address that does not parse are skipped
+/// (they are not ours: everything mtids writes is a valid address).
+fn parse_entry(row: &Reply, now: SystemTime) -> Option<(IpPrefix, CachedEntry)> {
+    let id = row.id()?.into_owned();
+    let target: IpPrefix = row.get_str("address")?.parse().ok()?;
+    let expires = row
+        .get_str("timeout")
+        .and_then(|t| parse_routeros_duration(&t))
+        .map(|d| now + d);
+    let comment = row
+        .get_str("comment")
+        .map(|c| c.into_owned())
+        .unwrap_or_default();
+    Some((
+        target,
+        CachedEntry {
+            id,
+            expires,
+            comment,
+        },
+    ))
+}
+
+/// Splits an endpoint as the connection table prints it (`198.51.100.7`,
+/// `198.51.100.7:40384`, `[2001:db8::1]:22`, `2001:db8::1`) into its address.
+pub(crate) fn endpoint_ip(text: &str) -> Option<IpAddr> {
+    let text = text.trim();
+    if let Ok(ip) = text.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = text.strip_prefix('[') {
+        return rest.split_once(']')?.0.parse().ok();
+    }
+    let (host, port) = text.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
+}
+
+#[async_trait]
+impl Enforcer for RouterOsEnforcer {
+    async fn block(&self, ban: &Ban) -> Result<Blocked, EnforceError> {
+        self.block_all(std::slice::from_ref(ban))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(EnforceError::Stopped(self.router())))
+    }
+
+    async fn block_all(&self, bans: &[Ban]) -> Vec<Result<Blocked, EnforceError>> {
+        let now = self.now();
+        let ids = match self.record(bans, now) {
+            Ok(ids) => ids,
+            Err(e) => {
+                let message = e.to_string();
+                return bans
+                    .iter()
+                    .map(|_| {
+                        Err(EnforceError::NotRecorded {
+                            reason: message.clone(),
+                        })
+                    })
+                    .collect();
+            }
+        };
+        let items = ids
+            .into_iter()
+            .zip(bans)
+            .map(|(id, b)| (id, b.target, b.duration, b.comment()))
+            .collect();
+        self.send_all(items).await
+    }
+
+    async fn unblock(&self, target: IpPrefix) -> Result<bool, EnforceError> {
+        let cached = lock(&self.cache).get(&target).cloned();
+        let now = self.now();
+        let listed = match cached {
+            Some(entry) => {
+                let path = format!("{}/remove", menu_of(&target));
+                let remove = Command::new(&path).id(&entry.id);
+                match self.call(remove, self.config.command_timeout).await {
+                    Ok(_) => {}
+                    Err(e) => match self.classify(&path, e) {
+                        Trapped::NoSuchItem => {}
+                        Trapped::Other(e) => return Err(e),
+                        Trapped::Duplicate => {}
+                    },
+                }
+                lock(&self.cache).remove(&target);
+                true
+            }
+            None => false,
+        };
+        let rendered = render_target(&target);
+        let mut ledger = lock(&self.ledger);
+        if let Some(ban) =
+            ledger.find_active(&self.config.router, &self.config.list, &rendered, now)?
+        {
+            ledger.mark_removed(ban.id, "unblocked", now)?;
+        }
+        Ok(listed)
+    }
+
+    async fn drop_connections(&self, target: IpPrefix) -> Result<usize, EnforceError> {
+        let menu = match target.addr() {
+            IpAddr::V4(_) => "/ip/firewall/connection",
+            IpAddr::V6(_) => "/ipv6/firewall/connection",
+        };
+        let print =
+            Command::new(format!("{menu}/print")).proplist([".id", "src-address", "dst-address"]);
+        let rows = self.print(print).await?;
+        let hit = |row: &Reply, field: &str| {
+            row.get_str(field)
+                .and_then(|a| endpoint_ip(&a))
+                .is_some_and(|ip| target.contains(ip))
+        };
+        let ids: Vec<String> = rows
+            .iter()
+            .filter(|row| hit(row, "src-address") || hit(row, "dst-address"))
+            .filter_map(|row| row.id().map(|id| id.into_owned()))
+            .collect();
+        let path = format!("{menu}/remove");
+        let mut removals: FuturesUnordered<_> = ids
+            .iter()
+            .map(|id| {
+                let remove = Command::new(&path).id(id);
+                self.call(remove, self.config.command_timeout)
+            })
+            .collect();
+        let mut removed = 0;
+        let mut first_error = None;
+        while let Some(result) = removals.next().await {
+            match result {
+                Ok(_) => removed += 1,
+                Err(e) => match self.classify(&path, e) {
+                    // Gone already (closed, or timed out): that is what we wanted.
+                    Trapped::NoSuchItem => {}
+                    Trapped::Other(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                    Trapped::Duplicate => {}
+                },
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(removed),
+        }
+    }
+
+    async fn enforced(&self) -> Result<Vec<Enforced>, EnforceError> {
+        let now = self.now();
+        let mut out: Vec<Enforced> = lock(&self.cache)
+            .iter()
+            .filter(|(_, e)| e.expires.is_none_or(|at| at > now))
+            .map(|(target, e)| Enforced {
+                id: e.id.clone(),
+                target: *target,
+                timeout: e
+                    .expires
+                    .map(|at| at.duration_since(now).unwrap_or(Duration::ZERO)),
+                comment: e.comment.clone(),
+            })
+            .collect();
+        out.sort_by_key(|e| e.target);
+        Ok(out)
+    }
+
+    async fn reconcile(&self) -> Result<ReconcileReport, EnforceError> {
+        let mut report = ReconcileReport::default();
+        let uptime = self.read_uptime().await?;
+        {
+            let mut last = lock(&self.last_uptime);
+            report.rebooted = matches!((*last, uptime), (Some(old), Some(new)) if new < old);
+            if uptime.is_some() {
+                *last = uptime;
+            }
+        }
+        let own = self.read_own_addresses().await?;
+        *lock(&self.own) = own;
+        let entries = self.print_lists().await?;
+        report.listed = entries.len();
+        *lock(&self.cache) = entries.into_iter().collect();
+
+        let now = self.now();
+        let active = lock(&self.ledger).active(Some(&self.config.router), now)?;
+        let mut confirm = Vec::new();
+        let mut missing = Vec::new();
+        {
+            let cache = lock(&self.cache);
+            for ban in active.iter().filter(|b| b.list == self.config.list) {
+                let Ok(target) = ban.target.parse::<IpPrefix>() else {
+                    continue;
+                };
+                match cache.get(&target) {
+                    Some(entry) => {
+                        if ban.state == BanState::Pending {
+                            confirm.push((ban.id, entry.id.clone()));
+                        }
+                    }
+                    None => {
+                        let comment =
+                            Ban::new(target, None, ban.detector.clone(), ban.reason.clone())
+                                .comment();
+                        missing.push((ban.id, target, ban.remaining(now), comment));
+                    }
+                }
+            }
+        }
+        if !confirm.is_empty() {
+            let applied: Vec<_> = confirm
+                .iter()
+                .map(|(id, item)| (*id, Some(item.as_str())))
+                .collect();
+            lock(&self.ledger).mark_applied_all(&applied, now)?;
+            report.confirmed = confirm.len();
+        }
+        report.missing = missing.iter().map(|(_, t, ..)| *t).collect();
+        if !missing.is_empty() {
+            tracing::info!(
+                router = %self.config.router,
+                missing = missing.len(),
+                rebooted = report.rebooted,
+                "re-applying bans missing from the router"
+            );
+        }
+        let targets: Vec<IpPrefix> = report.missing.clone();
+        for (target, result) in targets.into_iter().zip(self.send_all(missing).await) {
+            match result {
+                Ok(_) => report.reapplied += 1,
+                Err(e) => report.failed.push((target, e.to_string())),
+            }
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::endpoint_ip;
+
+    #[test]
+    fn endpoints_in_every_printed_form() {
+        let v4 = "198.51.100.7".parse().ok();
+        let v6 = "2001:db8::1".parse().ok();
+        assert_eq!(endpoint_ip("198.51.100.7"), v4);
+        assert_eq!(endpoint_ip("198.51.100.7:40384"), v4);
+        assert_eq!(endpoint_ip("[2001:db8::1]:22"), v6);
+        assert_eq!(endpoint_ip("2001:db8::1"), v6);
+        assert_eq!(endpoint_ip("198.51.100.7:x"), None);
+        assert_eq!(endpoint_ip("[2001:db8::1"), None);
+        assert_eq!(endpoint_ip("garbage"), None);
+    }
+}

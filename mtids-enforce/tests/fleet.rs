@@ -1,0 +1,218 @@
+//! The fleet over real loopback sockets: two simulated routers, one stalled or rebooted.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{LIST, Sim, TestClock, ban, ledger};
+use mtids_enforce::{
+    BanState, EnforceError, Fleet, FleetConfig, FleetRouter, RouterOsConfig, Scope,
+};
+
+fn member(sim: &Sim, name: &str, groups: &[&str]) -> FleetRouter {
+    let mut enforce = RouterOsConfig::new(name);
+    enforce.command_timeout = Duration::from_millis(500);
+    FleetRouter {
+        client: sim
+            .client_config("admin", "")
+            .connect_timeout(Duration::from_millis(500)),
+        enforce,
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+    }
+}
+
+fn config() -> FleetConfig {
+    FleetConfig::default()
+        .backoff(Duration::from_millis(50), Duration::from_millis(400))
+        .reboot_check(Duration::from_millis(100))
+}
+
+async fn until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    start.elapsed()
+}
+
+async fn connected(fleet: &Fleet, name: &str) {
+    let mut status = fleet.watch_status(name).unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        status.wait_for(|s| s.connected && s.last_reconcile.is_some()),
+    )
+    .await
+    .expect("connected in time")
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_router_never_delays_the_other_and_gets_its_bans_once_back() {
+    let (a, b) = (Sim::start().await, Sim::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = ledger(&dir);
+    let clock = TestClock::new();
+    let fleet = Fleet::start_with_clock(
+        vec![member(&a, "a", &["edge"]), member(&b, "b", &["edge"])],
+        ledger.clone(),
+        config(),
+        clock.clock(),
+    );
+    connected(&fleet, "a").await;
+    connected(&fleet, "b").await;
+
+    a.router.set_stall(true);
+    let accepted = fleet
+        .apply(&Scope::All, &ban("198.51.100.7", 3600))
+        .unwrap();
+    assert!(accepted.iter().all(|(_, r)| r.is_ok()), "{accepted:?}");
+    let took = until("b has the ban", Duration::from_secs(2), || {
+        b.router.is_listed(LIST, "198.51.100.7")
+    })
+    .await;
+    assert!(took < Duration::from_millis(400), "b waited {took:?} for a");
+    assert!(!a.router.is_listed(LIST, "198.51.100.7"));
+
+    // a's command times out; the task reconnects with backoff; the ban, pending in the
+    // ledger, is applied by the reconcile once a answers again.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    a.router.set_stall(false);
+    until("a has the ban", Duration::from_secs(10), || {
+        a.router.is_listed(LIST, "198.51.100.7")
+    })
+    .await;
+    fleet.flush("a").await.unwrap();
+    let active = ledger
+        .lock()
+        .unwrap()
+        .active(Some("a"), clock.now())
+        .unwrap();
+    assert_eq!(active.len(), 1);
+    until("a's ban marked applied", Duration::from_secs(5), || {
+        ledger
+            .lock()
+            .unwrap()
+            .active(Some("a"), clock.now())
+            .unwrap()[0]
+            .state
+            == BanState::Applied
+    })
+    .await;
+    assert_eq!(a.entries(LIST).len(), 1);
+    assert!(fleet.status("a").unwrap().connections >= 2);
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebooted_router_gets_its_bans_back_without_being_asked() {
+    let sim = Sim::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = ledger(&dir);
+    let fleet = Fleet::start(vec![member(&sim, "gw", &[])], ledger.clone(), config());
+    connected(&fleet, "gw").await;
+    fleet
+        .apply(&Scope::Router("gw".into()), &ban("198.51.100.7", 3600))
+        .unwrap();
+    fleet.flush("gw").await.unwrap();
+    assert!(sim.router.is_listed(LIST, "198.51.100.7"));
+
+    sim.router.reboot();
+    assert!(!sim.router.is_listed(LIST, "198.51.100.7"));
+    until(
+        "re-applied after the reboot",
+        Duration::from_secs(10),
+        || sim.router.is_listed(LIST, "198.51.100.7"),
+    )
+    .await;
+    assert_eq!(sim.entries(LIST).len(), 1);
+    fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn scopes_name_routers_and_groups_and_unknown_names_are_errors() {
+    let (a, b) = (Sim::start().await, Sim::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(
+        vec![member(&a, "a", &["edge"]), member(&b, "b", &["core"])],
+        ledger(&dir),
+        config(),
+    );
+    assert_eq!(fleet.resolve(&Scope::All).unwrap(), ["a", "b"]);
+    assert_eq!(fleet.resolve(&Scope::Group("core".into())).unwrap(), ["b"]);
+    assert!(matches!(
+        fleet.resolve(&Scope::Group("dmz".into())),
+        Err(EnforceError::UnknownGroup(_))
+    ));
+    let err = fleet
+        .apply(&Scope::Router("c".into()), &ban("198.51.100.7", 60))
+        .unwrap_err();
+    assert!(err.to_string().contains("no router named `c`"), "{err}");
+
+    connected(&fleet, "b").await;
+    fleet
+        .apply(&Scope::Group("core".into()), &ban("198.51.100.9", 600))
+        .unwrap();
+    fleet.flush("b").await.unwrap();
+    fleet.flush("a").await.unwrap();
+    assert!(b.router.is_listed(LIST, "198.51.100.9"));
+    assert!(!a.router.is_listed(LIST, "198.51.100.9"));
+    let unblocked = fleet
+        .unblock(&Scope::All, "198.51.100.9".parse().unwrap())
+        .await
+        .unwrap();
+    let by_name: std::collections::BTreeMap<_, _> = unblocked
+        .into_iter()
+        .map(|(n, r)| (n, r.unwrap()))
+        .collect();
+    assert!(by_name["b"]);
+    assert!(!by_name["a"]);
+    assert!(!b.router.is_listed(LIST, "198.51.100.9"));
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_refused_by_a_full_queue_is_recorded_as_failed_with_the_reason() {
+    let sim = Sim::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = ledger(&dir);
+    let fleet = Fleet::start(
+        vec![member(&sim, "gw", &[])],
+        ledger.clone(),
+        config().queue(1),
+    );
+    connected(&fleet, "gw").await;
+    sim.router.set_stall(true);
+    let gw = Scope::Router("gw".into());
+    // The task takes the first and waits on the stalled router; the second fills the
+    // queue; the third is refused.
+    fleet.apply(&gw, &ban("198.51.100.1", 600)).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = fleet.apply(&gw, &ban("198.51.100.2", 600)).unwrap();
+    assert!(second[0].1.is_ok(), "{second:?}");
+    let third = fleet.apply(&gw, &ban("198.51.100.3", 600)).unwrap();
+    let Err(err) = &third[0].1 else {
+        panic!("{third:?}")
+    };
+    assert!(matches!(err, EnforceError::QueueFull { .. }), "{err:?}");
+    let history = ledger.lock().unwrap().history("198.51.100.3").unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].state, BanState::Failed);
+    assert!(
+        history[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("queue full")
+    );
+
+    // The two accepted ones are not lost: applied once the router answers again.
+    sim.router.set_stall(false);
+    until("accepted bans applied", Duration::from_secs(10), || {
+        sim.router.is_listed(LIST, "198.51.100.1") && sim.router.is_listed(LIST, "198.51.100.2")
+    })
+    .await;
+    assert!(!sim.router.is_listed(LIST, "198.51.100.3"));
+    fleet.shutdown().await;
+}
