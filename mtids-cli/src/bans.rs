@@ -1,0 +1,533 @@
+//! `mtids bans list|add|remove|history`: view and manage bans across routers.
+//!
+//! The ledger (`[ledger] path`) is the record; the routers' address lists are what is
+//! enforced. `add` records the ban, then puts it on every selected router and marks it
+//! applied or failed; `remove` takes the entry off the routers and marks the ban removed;
+//! `list --live` compares the ledger with each router's list. Every address is validated,
+//! and the guard of `[detection.guard]` (allowlist, private ranges) is honoured: an
+//! operator cannot ban an allowlisted address by mistake either.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use mtids_detect::{Guard, IpPrefix};
+use mtids_enforce::{BanLedger, BanRecord, NewBan};
+use routeros_proto::net::{Client, Error as ApiError};
+use routeros_proto::{Command, Query};
+
+use crate::CliError;
+use crate::config::{Config, RouterConfig};
+
+/// The arguments of `mtids bans`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BansArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: BansAction,
+}
+
+/// The `mtids bans` subcommands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum BansAction {
+    /// Active bans from the ledger; with `--live`, compared with the routers' lists.
+    List {
+        /// Only this router (by name).
+        #[arg(long, value_name = "NAME")]
+        router: Option<String>,
+        /// Also read each router's address list and show what differs.
+        #[arg(long)]
+        live: bool,
+        /// One JSON object per ban.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ban an address or prefix on the routers (and record it).
+    Add {
+        /// The address or prefix (`198.51.100.7`, `2001:db8::/64`).
+        target: String,
+        /// How long (`1h`, `2d`, `30m`).
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Why, for the address-list comment and the ledger.
+        #[arg(long, default_value = "manual ban")]
+        reason: String,
+        /// Only this router (by name, or a group name).
+        #[arg(long, value_name = "NAME")]
+        router: Option<String>,
+        /// Record in the ledger only; the daemon applies it when it (re)connects.
+        #[arg(long)]
+        ledger_only: bool,
+    },
+    /// Lift a ban: remove the entry from the routers and mark the ban removed.
+    Remove {
+        /// The address or prefix.
+        target: String,
+        /// Only this router (by name, or a group name).
+        #[arg(long, value_name = "NAME")]
+        router: Option<String>,
+        /// Change the ledger only.
+        #[arg(long)]
+        ledger_only: bool,
+    },
+    /// Every ban ever recorded for an address, with its state changes.
+    History {
+        /// The address or prefix.
+        target: String,
+    },
+}
+
+/// Parses and canonicalises a target, refusing what must never be banned.
+pub fn parse_target(text: &str, guard: &Guard) -> Result<IpPrefix, CliError> {
+    let prefix = parse_prefix(text)?;
+    if let Some(reason) = guard.check_prefix(&prefix) {
+        return Err(CliError::Usage(format!(
+            "refusing to ban {prefix}: {reason} (see [detection.guard])"
+        )));
+    }
+    Ok(prefix)
+}
+
+/// Parses an address or prefix (IPv4-mapped IPv6 becomes IPv4).
+pub fn parse_prefix(text: &str) -> Result<IpPrefix, CliError> {
+    Ok(if text.contains('/') {
+        text.parse()
+            .map_err(|e| CliError::Usage(format!("`{text}` is not an IP address or prefix: {e}")))?
+    } else {
+        let ip: IpAddr = text
+            .parse()
+            .map_err(|_| CliError::Usage(format!("`{text}` is not an IP address or prefix")))?;
+        IpPrefix::host(mtids_detect::normalize_ip(ip))
+    })
+}
+
+/// The canonical text the ledger and RouterOS use: a bare address for a host.
+pub fn target_text(target: &IpPrefix) -> String {
+    if target.is_host() {
+        target.addr().to_string()
+    } else {
+        target.to_string()
+    }
+}
+
+fn list_for<'c>(config: &'c Config, target: &IpPrefix) -> (&'static str, &'c str) {
+    if target.addr().is_ipv4() {
+        (
+            "/ip/firewall/address-list",
+            &config.enforcement.address_list,
+        )
+    } else {
+        (
+            "/ipv6/firewall/address-list",
+            &config.enforcement.address_list_v6,
+        )
+    }
+}
+
+fn select<'c>(config: &'c Config, name: Option<&str>) -> Result<Vec<&'c RouterConfig>, CliError> {
+    let routers: Vec<_> = config
+        .routers
+        .iter()
+        .filter(|r| name.is_none_or(|n| r.name == n || r.group.as_deref() == Some(n)))
+        .collect();
+    match (routers.is_empty(), name) {
+        (true, Some(n)) => Err(CliError::Usage(format!(
+            "--router: no router or group named `{n}` in the configuration"
+        ))),
+        _ => Ok(routers),
+    }
+}
+
+fn comment(reason: &str) -> String {
+    format!("mtids manual: {reason}")
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(120)
+        .collect()
+}
+
+/// Puts `target` on `list` with a timeout; a duplicate entry gets its timeout refreshed.
+/// Returns the entry's `.id` when the router said it.
+pub async fn add_on_router(
+    client: &Client,
+    path: &str,
+    list: &str,
+    target: &str,
+    duration: Duration,
+    comment: &str,
+) -> Result<Option<String>, ApiError> {
+    let timeout = format!("{}s", duration.as_secs().max(1));
+    let add = Command::new(format!("{path}/add"))
+        .attr("list", list)
+        .attr("address", target)
+        .attr("timeout", &timeout)
+        .attr("comment", comment);
+    match client.call(add).await {
+        Ok(r) => Ok(r.ret_str()),
+        Err(ApiError::Trap { trap, .. }) if trap.message.contains("already have such entry") => {
+            let ids = find_on_router(client, path, list, target).await?;
+            for id in &ids {
+                client
+                    .call(
+                        Command::new(format!("{path}/set"))
+                            .id(id)
+                            .attr("timeout", &timeout),
+                    )
+                    .await?;
+            }
+            Ok(ids.into_iter().next())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn find_on_router(
+    client: &Client,
+    path: &str,
+    list: &str,
+    target: &str,
+) -> Result<Vec<String>, ApiError> {
+    let found = client
+        .call(
+            Command::new(format!("{path}/print"))
+                .proplist([".id"])
+                .query(Query::new().eq("list", list).eq("address", target).and()),
+        )
+        .await?;
+    Ok(found
+        .rows
+        .iter()
+        .filter_map(|r| r.id().map(|c| c.into_owned()))
+        .collect())
+}
+
+/// Removes every entry for `target` from `list`; returns how many there were.
+pub async fn remove_on_router(
+    client: &Client,
+    path: &str,
+    list: &str,
+    target: &str,
+) -> Result<usize, ApiError> {
+    let ids = find_on_router(client, path, list, target).await?;
+    for id in &ids {
+        match client
+            .call(Command::new(format!("{path}/remove")).id(id))
+            .await
+        {
+            Ok(_) => {}
+            // Gone already (it timed out meanwhile): what we wanted.
+            Err(ApiError::Trap { trap, .. }) if trap.message.contains("no such item") => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(ids.len())
+}
+
+/// The addresses on `list` of one router, IPv4 and IPv6.
+async fn live_entries(client: &Client, config: &Config) -> Result<Vec<String>, ApiError> {
+    let mut out = Vec::new();
+    for (path, list) in [
+        (
+            "/ip/firewall/address-list",
+            &config.enforcement.address_list,
+        ),
+        (
+            "/ipv6/firewall/address-list",
+            &config.enforcement.address_list_v6,
+        ),
+    ] {
+        let r = client
+            .call(
+                Command::new(format!("{path}/print"))
+                    .proplist(["address"])
+                    .query(Query::new().eq("list", list.as_str())),
+            )
+            .await?;
+        out.extend(
+            r.rows
+                .iter()
+                .filter_map(|row| row.get_str("address").map(|a| a.into_owned())),
+        );
+    }
+    Ok(out)
+}
+
+fn fmt_time(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn ban_line(b: &BanRecord, now: SystemTime) -> String {
+    let left = match b.remaining(now) {
+        None => "permanent".to_owned(),
+        Some(d) => humantime::format_duration(Duration::from_secs(d.as_secs())).to_string(),
+    };
+    format!(
+        "{:<6} {:<12} {:<28} {:<9} {:<14} {:<16} {}",
+        b.id, b.router, b.target, b.state, left, b.detector, b.reason
+    )
+}
+
+fn ban_json(b: &BanRecord, now: SystemTime) -> serde_json::Value {
+    serde_json::json!({
+        "id": b.id.0,
+        "router": b.router,
+        "list": b.list,
+        "target": b.target,
+        "state": b.state.as_str(),
+        "detector": b.detector,
+        "reason": b.reason,
+        "created": fmt_time(b.created),
+        "expires": b.expires.map(fmt_time),
+        "remaining_secs": b.remaining(now).map(|d| d.as_secs()),
+        "router_item": b.router_item,
+        "last_error": b.last_error,
+    })
+}
+
+fn open_ledger(config: &Config) -> Result<BanLedger, CliError> {
+    Ok(BanLedger::open(&config.ledger.path)?)
+}
+
+/// Runs one `mtids bans` action at `now`, writing its report to `out`.
+pub async fn run(
+    config: &Config,
+    action: &BansAction,
+    now: SystemTime,
+    out: &mut String,
+) -> Result<(), CliError> {
+    let guard = Guard::new(&config.detection.guard)
+        .map_err(|e| CliError::config("configuration", "detection.guard", e.to_string()))?;
+    let mut ledger = open_ledger(config)?;
+    match action {
+        BansAction::List { router, live, json } => {
+            let routers = select(config, router.as_deref())?;
+            let bans = ledger.active(router.as_deref(), now)?;
+            if *json {
+                for b in &bans {
+                    let _ = writeln!(out, "{}", ban_json(b, now));
+                }
+            } else {
+                let _ = writeln!(
+                    out,
+                    "{:<6} {:<12} {:<28} {:<9} {:<14} {:<16} REASON",
+                    "ID", "ROUTER", "TARGET", "STATE", "LEFT", "DETECTOR"
+                );
+                for b in &bans {
+                    let _ = writeln!(out, "{}", ban_line(b, now));
+                }
+                let _ = writeln!(out, "{} active ban(s)", bans.len());
+            }
+            if *live {
+                for r in routers {
+                    let entries = match crate::check::connect(r, None).await {
+                        Ok(client) => {
+                            let e = live_entries(&client, config).await;
+                            client.close().await;
+                            e.map_err(|e| e.to_string())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match entries {
+                        Err(e) => {
+                            let _ =
+                                writeln!(out, "[{}] cannot read the address lists: {e}", r.name);
+                        }
+                        Ok(entries) => {
+                            let recorded: Vec<&str> = bans
+                                .iter()
+                                .filter(|b| b.router == r.name)
+                                .map(|b| b.target.as_str())
+                                .collect();
+                            let missing: Vec<&str> = recorded
+                                .iter()
+                                .copied()
+                                .filter(|t| !entries.iter().any(|e| e == t))
+                                .collect();
+                            let extra: Vec<&String> = entries
+                                .iter()
+                                .filter(|e| !recorded.contains(&e.as_str()))
+                                .collect();
+                            let _ = writeln!(
+                                out,
+                                "[{}] {} on the router; missing there: {}; not in the ledger: {}",
+                                r.name,
+                                entries.len(),
+                                if missing.is_empty() {
+                                    "none".to_owned()
+                                } else {
+                                    missing.join(", ")
+                                },
+                                if extra.is_empty() {
+                                    "none".to_owned()
+                                } else {
+                                    extra
+                                        .iter()
+                                        .map(|s| s.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        BansAction::Add {
+            target,
+            duration,
+            reason,
+            router,
+            ledger_only,
+        } => {
+            let prefix = parse_target(target, &guard)?;
+            let text = target_text(&prefix);
+            let (path, list) = list_for(config, &prefix);
+            let routers = select(config, router.as_deref())?;
+            if routers.is_empty() {
+                return Err(CliError::Usage(
+                    "no [[router]] in the configuration to ban on".to_owned(),
+                ));
+            }
+            let mut failed = 0;
+            for r in routers {
+                let recorded = ledger.record(&NewBan {
+                    router: &r.name,
+                    list,
+                    target: &text,
+                    reason,
+                    detector: "manual",
+                    created: now,
+                    duration: Some(*duration),
+                })?;
+                let id = recorded.id();
+                if *ledger_only {
+                    let _ = writeln!(out, "[{}] {text}: recorded as ban {id} (pending)", r.name);
+                    continue;
+                }
+                let result = match crate::check::connect(r, None).await {
+                    Ok(client) => {
+                        let res =
+                            add_on_router(&client, path, list, &text, *duration, &comment(reason))
+                                .await
+                                .map_err(|e| e.to_string());
+                        client.close().await;
+                        res
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                match result {
+                    Ok(item) => {
+                        ledger.mark_applied(id, item.as_deref(), now)?;
+                        let _ = writeln!(
+                            out,
+                            "[{}] {text}: banned on `{list}` for {} (ban {id})",
+                            r.name,
+                            humantime::format_duration(*duration)
+                        );
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        ledger.mark_failed(id, &e, now)?;
+                        let _ = writeln!(out, "[{}] {text}: FAILED: {e}", r.name);
+                    }
+                }
+            }
+            if failed > 0 {
+                return Err(CliError::Router {
+                    router: router.clone().unwrap_or_else(|| "(all)".to_owned()),
+                    reason: format!("the ban failed on {failed} router(s); see above"),
+                });
+            }
+        }
+        BansAction::Remove {
+            target,
+            router,
+            ledger_only,
+        } => {
+            // Removing never needs the guard: an allowlisted address may be unbanned.
+            let prefix = parse_prefix(target)?;
+            let text = target_text(&prefix);
+            let (path, list) = list_for(config, &prefix);
+            let mut failed = 0;
+            for r in select(config, router.as_deref())? {
+                let active: Vec<BanRecord> = ledger
+                    .active(Some(&r.name), now)?
+                    .into_iter()
+                    .filter(|b| b.target == text)
+                    .collect();
+                if !*ledger_only {
+                    let result = match crate::check::connect(r, None).await {
+                        Ok(client) => {
+                            let res = remove_on_router(&client, path, list, &text)
+                                .await
+                                .map_err(|e| e.to_string());
+                            client.close().await;
+                            res
+                        }
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match result {
+                        Ok(n) => {
+                            let _ = writeln!(
+                                out,
+                                "[{}] {text}: {n} entr(y/ies) removed from `{list}`",
+                                r.name
+                            );
+                        }
+                        Err(e) => {
+                            failed += 1;
+                            let _ = writeln!(out, "[{}] {text}: FAILED: {e}", r.name);
+                            continue;
+                        }
+                    }
+                }
+                for b in active {
+                    ledger.mark_removed(b.id, "removed by operator (mtids bans remove)", now)?;
+                    let _ = writeln!(out, "[{}] ban {} marked removed", r.name, b.id);
+                }
+            }
+            if failed > 0 {
+                return Err(CliError::Router {
+                    router: router.clone().unwrap_or_else(|| "(all)".to_owned()),
+                    reason: format!("the removal failed on {failed} router(s); see above"),
+                });
+            }
+        }
+        BansAction::History { target } => {
+            let text = match target.parse::<IpAddr>() {
+                Ok(ip) => mtids_detect::normalize_ip(ip).to_string(),
+                Err(_) => target.clone(),
+            };
+            let bans = ledger.history(&text)?;
+            if bans.is_empty() {
+                let _ = writeln!(out, "no bans recorded for {text}");
+            }
+            for b in &bans {
+                let _ = writeln!(
+                    out,
+                    "ban {} on {} (`{}`) by {}: {}\n  created {}, expires {}",
+                    b.id,
+                    b.router,
+                    b.list,
+                    b.detector,
+                    b.reason,
+                    fmt_time(b.created),
+                    b.expires.map_or("never".to_owned(), fmt_time)
+                );
+                for e in ledger.events(b.id)? {
+                    let _ = writeln!(out, "  {}  {:<8} {}", fmt_time(e.at), e.state, e.detail);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `mtids bans` as the binary runs it.
+pub async fn execute(config: &Config, args: &BansArgs) -> Result<(), CliError> {
+    let mut out = String::new();
+    let result = run(config, &args.action, SystemTime::now(), &mut out).await;
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    result
+}

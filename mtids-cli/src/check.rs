@@ -1,0 +1,434 @@
+//! `mtids check`: validate the configuration, then log in to every router and verify
+//! what mtids relies on, each item passed or failed with the `mtids setup` line that
+//! fixes it.
+//!
+//! Items per router: login (and the API-SSL certificate, verified by the TLS handshake
+//! when `tls` is configured), the user's group policies (`/user`, `/user/group`), reading
+//! the log, the new-connection log rules, the drop rules in both directions, and the
+//! address lists. A menu the router does not have (an old version, or the simulator) is
+//! reported as "cannot verify", never as passed.
+
+use std::fmt;
+use std::io::Write;
+use std::time::Duration;
+
+use routeros_proto::Command;
+use routeros_proto::net::{Client, ClientConfig, Error as ApiError, Fingerprint, TlsConfig};
+
+use crate::CliError;
+use crate::config::{Config, RouterConfig};
+
+/// The arguments of `mtids check`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    /// Check only this router (by name).
+    #[arg(long, value_name = "NAME")]
+    pub router: Option<String>,
+    /// The log prefix the new-connection log rules use (as given to `mtids setup`).
+    #[arg(long, default_value = "MTIDS_NEW", value_name = "PREFIX")]
+    pub log_prefix: String,
+}
+
+/// The result of one check item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Verified.
+    Passed,
+    /// Verified broken: apply the fix.
+    Failed,
+    /// Could not be verified (the router lacks the menu, or an earlier item failed).
+    Unknown,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Passed => "PASS",
+            Status::Failed => "FAIL",
+            Status::Unknown => "????",
+        })
+    }
+}
+
+/// One checked item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// The router's name (empty for the configuration itself).
+    pub router: String,
+    /// What was checked.
+    pub what: String,
+    /// The result.
+    pub status: Status,
+    /// What was seen.
+    pub detail: String,
+    /// How to fix it (a `mtids setup` line or a configuration key), when failed.
+    pub fix: Option<String>,
+}
+
+/// Connects and logs in to `router` as configured, or as `login` (user, password) instead.
+pub async fn connect(
+    router: &RouterConfig,
+    login: Option<(&str, &str)>,
+) -> Result<Client, CliError> {
+    let password = router.password();
+    let (user, password) = login.unwrap_or((&router.user, password.expose()));
+    let mut config = ClientConfig::new(router.host.clone(), user, password)
+        .port(router.effective_port())
+        .connect_timeout(router.connect_timeout)
+        .command_timeout(Some(Duration::from_secs(30)));
+    if let Some(tls) = &router.tls {
+        let router_err = |reason: String| CliError::Router {
+            router: router.name.clone(),
+            reason,
+        };
+        let mut t = match (&tls.ca_file, &tls.fingerprint) {
+            (Some(ca), _) => TlsConfig::with_ca_file(ca).map_err(|e| router_err(e.to_string()))?,
+            (None, Some(fp)) => TlsConfig::with_fingerprint(
+                fp.parse::<Fingerprint>()
+                    .map_err(|e| router_err(format!("tls.fingerprint: {e}")))?,
+            ),
+            (None, None) => {
+                return Err(router_err(
+                    "tls needs ca_file or fingerprint (see `mtids setup`)".to_owned(),
+                ));
+            }
+        };
+        if let Some(name) = &tls.server_name {
+            t = t.server_name(name.clone());
+        }
+        config = config.tls(t);
+    }
+    Client::connect(&config)
+        .await
+        .map_err(|e| CliError::Router {
+            router: router.name.clone(),
+            reason: e.to_string(),
+        })
+}
+
+fn is_missing_menu(e: &ApiError) -> bool {
+    matches!(e, ApiError::Trap { trap, .. } if trap.message.contains("no such command"))
+}
+
+fn is_permission(e: &ApiError) -> bool {
+    matches!(e, ApiError::Trap { trap, .. } if trap.message.contains("not enough permissions"))
+}
+
+struct Checker<'a> {
+    router: &'a str,
+    items: Vec<Item>,
+}
+
+impl Checker<'_> {
+    fn push(&mut self, what: &str, status: Status, detail: impl Into<String>, fix: Option<&str>) {
+        self.items.push(Item {
+            router: self.router.to_owned(),
+            what: what.to_owned(),
+            status,
+            detail: detail.into(),
+            fix: (status != Status::Passed)
+                .then(|| fix.map(str::to_owned))
+                .flatten(),
+        });
+    }
+
+    /// Records an API error for `what`: a missing menu is unknown, anything else failed.
+    fn api_error(&mut self, what: &str, e: &ApiError, fix: &str) {
+        if is_missing_menu(e) {
+            self.push(
+                what,
+                Status::Unknown,
+                format!("cannot verify: {e}"),
+                Some(fix),
+            );
+        } else if is_permission(e) {
+            self.push(
+                what,
+                Status::Failed,
+                format!("{e}"),
+                Some("the user's group needs policy=api,read,write (mtids setup, `/user group` step)"),
+            );
+        } else {
+            self.push(what, Status::Failed, e.to_string(), Some(fix));
+        }
+    }
+}
+
+/// Checks one router: every item, in order.
+pub async fn check_router(router: &RouterConfig, args: &CheckArgs, config: &Config) -> Vec<Item> {
+    let mut c = Checker {
+        router: &router.name,
+        items: Vec::new(),
+    };
+    let client = match connect(router, None).await {
+        Ok(client) => client,
+        Err(e) => {
+            c.push(
+                "login",
+                Status::Failed,
+                e.to_string(),
+                Some("mtids setup (`/user` step), then the user's password in password_env or password_file"),
+            );
+            return c.items;
+        }
+    };
+    let transport = if router.tls.is_some() {
+        "API-SSL, certificate verified"
+    } else {
+        "plain API"
+    };
+    c.push(
+        "login",
+        Status::Passed,
+        format!("as `{}` over {transport}", router.user),
+        None,
+    );
+    if router.tls.is_none() {
+        c.push(
+            "API-SSL",
+            Status::Unknown,
+            "not configured: the password crosses the network in clear",
+            Some("mtids setup (`/certificate` and `/ip service` steps), then [router.tls] fingerprint = ..."),
+        );
+    }
+
+    // Policies: the user's group, then the group's policy list.
+    let group = client
+        .call(
+            Command::new("/user/print")
+                .proplist(["group"])
+                .word(format!("?name={}", router.user)),
+        )
+        .await;
+    let fix_group = "mtids setup: /user group add name=mtids policy=api,read,write";
+    match group {
+        Ok(r) => {
+            let group = r
+                .rows
+                .first()
+                .and_then(|row| row.get_str("group").map(|g| g.into_owned()));
+            match group {
+                Some(group) => {
+                    let policy = client
+                        .call(
+                            Command::new("/user/group/print")
+                                .proplist(["policy"])
+                                .word(format!("?name={group}")),
+                        )
+                        .await;
+                    match policy {
+                        Ok(p) => {
+                            let list = p
+                                .rows
+                                .first()
+                                .and_then(|row| row.get_str("policy").map(|s| s.into_owned()))
+                                .unwrap_or_default();
+                            let have: Vec<&str> = list.split(',').map(str::trim).collect();
+                            let missing: Vec<&str> = ["api", "read", "write"]
+                                .into_iter()
+                                .filter(|p| !have.contains(p))
+                                .collect();
+                            if missing.is_empty() {
+                                c.push(
+                                    "policies",
+                                    Status::Passed,
+                                    format!("group `{group}`: {list}"),
+                                    None,
+                                );
+                            } else {
+                                c.push(
+                                    "policies",
+                                    Status::Failed,
+                                    format!("group `{group}` lacks {}", missing.join(",")),
+                                    Some(fix_group),
+                                );
+                            }
+                        }
+                        Err(e) => c.api_error("policies", &e, fix_group),
+                    }
+                }
+                None => c.push(
+                    "policies",
+                    Status::Unknown,
+                    "user not listed",
+                    Some(fix_group),
+                ),
+            }
+        }
+        Err(e) => c.api_error("policies", &e, fix_group),
+    }
+
+    // Reading the log (needs `read`).
+    match client
+        .call(
+            Command::new("/log/print")
+                .proplist([".id"])
+                .word("?topics=mtids-check-matches-nothing"),
+        )
+        .await
+    {
+        Ok(_) => c.push("log readable", Status::Passed, "/log/print answered", None),
+        Err(e) => c.api_error("log readable", &e, fix_group),
+    }
+
+    // The new-connection log rules.
+    let fix_log = "mtids setup (`/ip firewall filter` log steps, --wan and --log-prefix)";
+    match client
+        .call(
+            Command::new("/ip/firewall/filter/print")
+                .proplist([".id", "chain", "disabled"])
+                .word("?action=log")
+                .word(format!("?log-prefix={}", args.log_prefix)),
+        )
+        .await
+    {
+        Ok(r) => {
+            let chains: Vec<String> = r
+                .rows
+                .iter()
+                .filter(|row| row.get_str("disabled").as_deref() != Some("true"))
+                .filter_map(|row| row.get_str("chain").map(|c| c.into_owned()))
+                .collect();
+            if chains.is_empty() {
+                c.push(
+                    "log rules",
+                    Status::Failed,
+                    format!("no enabled log rule with log-prefix={}", args.log_prefix),
+                    Some(fix_log),
+                );
+            } else {
+                c.push(
+                    "log rules",
+                    Status::Passed,
+                    format!("chains {}", chains.join(",")),
+                    None,
+                );
+            }
+        }
+        Err(e) => c.api_error("log rules", &e, fix_log),
+    }
+
+    // Drop rules for both directions, in raw or filter.
+    let list = &config.enforcement.address_list;
+    let fix_drop = "mtids setup (`/ip firewall raw` drop steps)";
+    for (matcher, what) in [
+        ("src-address-list", "drop rule from blocked"),
+        ("dst-address-list", "drop rule to blocked"),
+    ] {
+        let mut found = None;
+        let mut error = None;
+        for table in ["raw", "filter"] {
+            match client
+                .call(
+                    Command::new(format!("/ip/firewall/{table}/print"))
+                        .proplist([".id", "chain"])
+                        .word("?action=drop")
+                        .word(format!("?{matcher}={list}"))
+                        .word("?disabled=false"),
+                )
+                .await
+            {
+                Ok(r) if !r.rows.is_empty() => {
+                    found = Some(table);
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => error = Some(e),
+            }
+        }
+        match (found, error) {
+            (Some(table), _) => c.push(what, Status::Passed, format!("in {table}"), None),
+            (None, Some(e)) => c.api_error(what, &e, fix_drop),
+            (None, None) => c.push(
+                what,
+                Status::Failed,
+                format!("no enabled drop rule with {matcher}={list}"),
+                Some(fix_drop),
+            ),
+        }
+    }
+
+    // The address list: readable, and how many entries it holds (one count, not a dump).
+    match client
+        .call(
+            Command::new("/ip/firewall/address-list/print")
+                .attr("count-only", "")
+                .word(format!("?list={list}")),
+        )
+        .await
+    {
+        Ok(r) => c.push(
+            "address list",
+            Status::Passed,
+            format!(
+                "`{list}` readable, {} entries",
+                r.ret_str().unwrap_or_else(|| "?".into())
+            ),
+            None,
+        ),
+        Err(e) => c.api_error("address list", &e, fix_group),
+    }
+    client.close().await;
+    c.items
+}
+
+/// Formats items as aligned lines, with the fix under each failed one.
+pub fn render(items: &[Item]) -> String {
+    let mut out = String::new();
+    for item in items {
+        let router = if item.router.is_empty() {
+            String::new()
+        } else {
+            format!("[{}] ", item.router)
+        };
+        out.push_str(&format!(
+            "{}  {router}{:<24} {}\n",
+            item.status, item.what, item.detail
+        ));
+        if let Some(fix) = &item.fix {
+            out.push_str(&format!("      fix: {fix}\n"));
+        }
+    }
+    out
+}
+
+/// Checks every configured router (or `args.router`).
+pub async fn check(config: &Config, args: &CheckArgs) -> Result<Vec<Item>, CliError> {
+    let mut items = vec![Item {
+        router: String::new(),
+        what: "configuration".to_owned(),
+        status: Status::Passed,
+        detail: format!("{} router(s)", config.routers.len()),
+        fix: None,
+    }];
+    let routers: Vec<&RouterConfig> = config
+        .routers
+        .iter()
+        .filter(|r| args.router.as_ref().is_none_or(|n| &r.name == n))
+        .collect();
+    if routers.is_empty() {
+        return Err(CliError::Usage(match &args.router {
+            Some(n) => format!("--router: no router named `{n}` in the configuration"),
+            None => "no [[router]] in the configuration: nothing to check".to_owned(),
+        }));
+    }
+    for router in routers {
+        items.extend(check_router(router, args, config).await);
+    }
+    Ok(items)
+}
+
+/// `mtids check` as the binary runs it: prints the items; fails if any failed.
+pub async fn execute(config: &Config, args: &CheckArgs) -> Result<(), CliError> {
+    let items = check(config, args).await?;
+    let stdout = std::io::stdout();
+    let _ = stdout.lock().write_all(render(&items).as_bytes());
+    let failed = items.iter().filter(|i| i.status == Status::Failed).count();
+    if failed > 0 {
+        return Err(CliError::Router {
+            router: "check".to_owned(),
+            reason: format!("{failed} item(s) failed; apply the fixes above"),
+        });
+    }
+    Ok(())
+}

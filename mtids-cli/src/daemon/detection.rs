@@ -1,0 +1,313 @@
+//! The detection task: events from every router into one [`DetectionEngine`]; ban
+//! decisions to the ledger and to every router's enforcement; alerts.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mtids_alert::{Action, Alert, Threat};
+use mtids_detect::{
+    Decision, DetectionEngine, Event, Finding, FindingKind, InterfaceAddress, Outcome, Suppression,
+    Timestamp,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use super::enforce::{BlockOutcome, BlockRequest};
+use super::{Report, Shared, Stats, system_time, timestamp};
+
+/// What router tasks send to the detection task.
+#[allow(clippy::large_enum_variant)] // Events are the hot path: no box per event.
+pub(crate) enum Input {
+    /// One event seen on a router at `now`.
+    Event {
+        now: Timestamp,
+        event: Event<'static>,
+        observed: Instant,
+    },
+    /// A router's own addresses (never banned).
+    RouterAddresses {
+        router: usize,
+        addresses: Vec<InterfaceAddress>,
+    },
+}
+
+/// How often windows are expired when no event arrives.
+const TICK: Duration = Duration::from_millis(200);
+
+pub(crate) async fn run_detection(
+    shared: Arc<Shared>,
+    mut engine: DetectionEngine,
+    mut inputs: mpsc::Receiver<Input>,
+    blockers: BTreeMap<String, mpsc::UnboundedSender<BlockRequest>>,
+) {
+    restore_bans(&shared, &mut engine);
+    let mut own: BTreeMap<usize, Vec<InterfaceAddress>> = BTreeMap::new();
+    let mut outcomes = Vec::new();
+    let mut shutdown = shared.shutdown.clone();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let observed;
+        tokio::select! {
+            input = inputs.recv() => {
+                let Some(input) = input else { break };
+                match input {
+                    Input::Event { now, event, observed: at } => {
+                        Stats::bump(&shared.stats.events);
+                        if engine.poll_timeout().is_some_and(|t| t <= now) {
+                            engine.handle_timeout(now, &mut outcomes);
+                        }
+                        engine.observe(now, &event, &mut outcomes);
+                        observed = at;
+                    }
+                    Input::RouterAddresses { router, addresses } => {
+                        own.insert(router, addresses);
+                        engine.set_router_addresses(own.values().flatten().copied().collect());
+                        continue;
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                let now = timestamp(shared.now());
+                if engine.poll_timeout().is_some_and(|t| t <= now) {
+                    engine.handle_timeout(now, &mut outcomes);
+                }
+                observed = Instant::now();
+            }
+            _ = shutdown.changed() => break,
+        }
+        for outcome in outcomes.drain(..) {
+            handle_outcome(&shared, &blockers, outcome, observed);
+        }
+    }
+}
+
+/// Tells the policy about bans still active in the ledger, so a restart neither bans
+/// them again nor forgets the escalation.
+fn restore_bans(shared: &Shared, engine: &mut DetectionEngine) {
+    let now_sys = shared.now();
+    let now = timestamp(now_sys);
+    let Some(active) = shared.with_ledger("reading active bans", |l| l.active(None, now_sys))
+    else {
+        return;
+    };
+    for ban in &active {
+        let Ok(target) = ban.target.parse() else {
+            continue;
+        };
+        let until = ban
+            .expires
+            .map_or(Timestamp::from_millis(u64::MAX), timestamp);
+        engine.policy_mut().restore_ban(now, target, until, 1);
+    }
+    if !active.is_empty() {
+        tracing::info!(bans = active.len(), "restored active bans from the ledger");
+    }
+}
+
+fn handle_outcome(
+    shared: &Arc<Shared>,
+    blockers: &BTreeMap<String, mpsc::UnboundedSender<BlockRequest>>,
+    outcome: Outcome,
+    observed: Instant,
+) {
+    Stats::bump(&shared.stats.findings);
+    shared.report(Report::Outcome {
+        outcome: Box::new(outcome.clone()),
+        observed,
+    });
+    match outcome {
+        Outcome::Ban(decision) => ban(shared, blockers, decision, observed),
+        Outcome::Suppressed(s) => {
+            tracing::info!(
+                source = %s.finding.source,
+                detector = s.finding.detector,
+                reason = %s.reason,
+                "finding not banned"
+            );
+            // Tell a human about guarded attackers; repeats of banned ones are noise.
+            if matches!(s.reason, Suppression::Guarded { .. }) {
+                shared.alerts.submit(alert_for(
+                    &s.finding,
+                    Action::Suppressed {
+                        reason: s.reason.to_string(),
+                    },
+                    describe(&s.finding),
+                ));
+            }
+        }
+    }
+}
+
+fn ban(
+    shared: &Arc<Shared>,
+    blockers: &BTreeMap<String, mpsc::UnboundedSender<BlockRequest>>,
+    decision: Decision,
+    observed: Instant,
+) {
+    Stats::bump(&shared.stats.bans);
+    let target = decision.target.to_string();
+    let detector = decision.finding.detector;
+    tracing::warn!(
+        %target,
+        detector,
+        duration_secs = decision.duration.as_secs(),
+        reason = %decision.reason,
+        dry_run = shared.dry_run(),
+        "ban"
+    );
+    let routers: Vec<String> = shared
+        .config
+        .routers
+        .iter()
+        .map(|r| r.name.clone())
+        .collect();
+    if shared.dry_run() {
+        for router in &routers {
+            shared.report(Report::Blocked {
+                router: router.clone(),
+                target: target.clone(),
+                detector: detector.to_owned(),
+                latency: observed.elapsed(),
+                dry_run: true,
+            });
+        }
+        shared.alerts.submit(alert_for(
+            &decision.finding,
+            Action::DryRun {
+                duration: Some(decision.duration),
+                routers,
+            },
+            decision.reason.clone(),
+        ));
+        return;
+    }
+    let remove_connections = shared.config.enforcement.remove_connections
+        && decision.finding.kind == FindingKind::AsymmetricConnection;
+    let ban = mtids_enforce::Ban::new(
+        decision.target,
+        Some(decision.duration),
+        detector,
+        decision.reason.clone(),
+    );
+    let mut replies = Vec::new();
+    for router in &routers {
+        let Some(blocker) = blockers.get(router) else {
+            continue;
+        };
+        let (tx, rx) = oneshot::channel();
+        let request = BlockRequest {
+            ban: ban.clone(),
+            remove_connections,
+            observed,
+            reply: tx,
+        };
+        if blocker.send(request).is_ok() {
+            replies.push((router.clone(), rx));
+        }
+    }
+    // Alert once every router answered (or after a deadline), naming where it landed.
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        let mut applied = Vec::new();
+        for (router, rx) in replies {
+            if let Ok(Ok(BlockOutcome::Applied { .. })) =
+                tokio::time::timeout(Duration::from_secs(10), rx).await
+            {
+                applied.push(router);
+            }
+        }
+        let enforced = !applied.is_empty();
+        let mut alert = alert_for(
+            &decision.finding,
+            Action::Blocked {
+                duration: Some(decision.duration),
+                routers: applied,
+            },
+            decision.reason.clone(),
+        );
+        if enforced {
+            alert = alert.with_enforced_at(shared.now());
+        }
+        shared.alerts.submit(alert);
+    });
+}
+
+/// The alert crate's threat for a finding kind.
+pub(crate) fn threat(kind: FindingKind) -> Threat {
+    match kind {
+        FindingKind::PortScan | FindingKind::HostSweep => Threat::PortScan,
+        FindingKind::BruteForce | FindingKind::UserEnumeration => Threat::LoginBruteForce,
+        FindingKind::AsymmetricConnection => Threat::AsymmetricConnection,
+        FindingKind::LoginThenCpuSpike => Threat::LoginThenCpuSpike,
+        other => Threat::Other(other.as_str().to_owned()),
+    }
+}
+
+fn severity(s: mtids_detect::Severity) -> mtids_alert::Severity {
+    match s {
+        mtids_detect::Severity::Low => mtids_alert::Severity::Low,
+        mtids_detect::Severity::Medium => mtids_alert::Severity::Medium,
+        mtids_detect::Severity::High => mtids_alert::Severity::High,
+        mtids_detect::Severity::Critical => mtids_alert::Severity::Critical,
+    }
+}
+
+/// One line of evidence: the count against the threshold, and what was involved.
+pub(crate) fn describe(f: &Finding) -> String {
+    let e = &f.evidence;
+    let mut text = format!(
+        "{} {}/{} in {}s",
+        f.kind,
+        e.count,
+        e.threshold,
+        e.window.as_secs()
+    );
+    if !e.users.is_empty() {
+        text.push_str(&format!("; users {}", e.users.join(", ")));
+    }
+    if !e.services.is_empty() {
+        text.push_str(&format!("; via {}", e.services.join(", ")));
+    }
+    if !e.ports.is_empty() {
+        let ports: Vec<String> = e.ports.iter().take(8).map(u16::to_string).collect();
+        text.push_str(&format!("; ports {}", ports.join(",")));
+    }
+    text
+}
+
+pub(crate) fn alert_for(f: &Finding, action: Action, evidence: String) -> Alert {
+    Alert::new(
+        threat(f.kind),
+        f.source.to_string(),
+        action,
+        evidence,
+        system_time(f.time),
+    )
+    .with_detector(f.detector)
+    .with_severity(severity(f.severity))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_finding_kind_maps_to_a_threat() {
+        assert_eq!(threat(FindingKind::PortScan), Threat::PortScan);
+        assert_eq!(threat(FindingKind::HostSweep), Threat::PortScan);
+        assert_eq!(threat(FindingKind::BruteForce), Threat::LoginBruteForce);
+        assert_eq!(
+            threat(FindingKind::UserEnumeration),
+            Threat::LoginBruteForce
+        );
+        assert_eq!(
+            threat(FindingKind::AsymmetricConnection),
+            Threat::AsymmetricConnection
+        );
+        assert_eq!(
+            threat(FindingKind::LoginThenCpuSpike),
+            Threat::LoginThenCpuSpike
+        );
+    }
+}

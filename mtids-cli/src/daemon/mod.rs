@@ -1,0 +1,390 @@
+//! The daemon behind `mtids run` and `mtids simulate`: one task per router (connect, read,
+//! block), one detection task (the [`DetectionEngine`], the ledger, the alerts).
+//!
+//! ```text
+//!  router task ──events──▶ detection task ──block requests──▶ router task ──▶ router
+//!  (log follow,            (engine, policy,                   (address-list add,
+//!   polls, backoff)         ledger, alerts)                    connection remove)
+//! ```
+//!
+//! Time comes from a [`Clock`] so `mtids simulate` can run the daemon on the simulated
+//! router's compressed time.
+
+mod detection;
+mod enforce;
+mod router;
+mod syslog;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mtids_alert::{Dispatcher, Notifier};
+use mtids_detect::{DetectionEngine, Outcome, Timestamp};
+use mtids_enforce::BanLedger;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::error::CliError;
+
+pub use enforce::BlockOutcome;
+
+/// Where the daemon reads the time: the system clock, or a simulated router's.
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(SystemTime::now)
+}
+
+/// `t` as a detection [`Timestamp`] (milliseconds since the UNIX epoch).
+pub fn timestamp(t: SystemTime) -> Timestamp {
+    let ms = t
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    Timestamp::from_millis(ms)
+}
+
+/// A [`Timestamp`] back as a `SystemTime`.
+pub fn system_time(t: Timestamp) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(t.as_millis())
+}
+
+/// What the daemon reports as it works, for `mtids simulate`, tests and progress output.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Report {
+    /// Logged in to a router.
+    Connected {
+        /// The router's name.
+        router: String,
+    },
+    /// Lost a router; it will be retried after `retry_in`.
+    Disconnected {
+        /// The router's name.
+        router: String,
+        /// Why.
+        error: String,
+        /// The backoff before the next attempt.
+        retry_in: Duration,
+    },
+    /// The engine decided something about a finding.
+    Outcome {
+        /// The decision or suppression, with its finding.
+        outcome: Box<Outcome>,
+        /// When the event that completed the finding arrived (real time).
+        observed: Instant,
+    },
+    /// A ban reached a router (or was simulated in dry-run mode).
+    Blocked {
+        /// The router's name.
+        router: String,
+        /// The address or prefix.
+        target: String,
+        /// The detector that decided it.
+        detector: String,
+        /// From the arrival of the deciding event to the router's answer.
+        latency: Duration,
+        /// Dry run: nothing was sent.
+        dry_run: bool,
+    },
+    /// A ban could not be applied to a router (it stays pending in the ledger and is
+    /// applied on the next reconnect).
+    BlockFailed {
+        /// The router's name.
+        router: String,
+        /// The address or prefix.
+        target: String,
+        /// Why.
+        error: String,
+    },
+}
+
+/// Counters, readable while the daemon runs.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Log rows received (API follow).
+    pub log_rows: AtomicU64,
+    /// Connection-table rows received.
+    pub connection_rows: AtomicU64,
+    /// Resource samples received.
+    pub resource_rows: AtomicU64,
+    /// Rows that could not be read (counted and skipped).
+    pub malformed_rows: AtomicU64,
+    /// Log rows skipped because they had been seen before a reconnect.
+    pub duplicate_rows: AtomicU64,
+    /// Events that reached the engine.
+    pub events: AtomicU64,
+    /// Findings.
+    pub findings: AtomicU64,
+    /// Ban decisions.
+    pub bans: AtomicU64,
+    /// Bans applied on a router.
+    pub blocks_applied: AtomicU64,
+    /// Bans a router refused or could not take.
+    pub blocks_failed: AtomicU64,
+    /// Bans re-applied from the ledger after a (re)connect or a reboot.
+    pub blocks_restored: AtomicU64,
+    /// Connections removed from connection tables.
+    pub connections_removed: AtomicU64,
+    /// Successful logins to routers (the first and every reconnect).
+    pub connects: AtomicU64,
+}
+
+impl Stats {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A counter's value.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// How the daemon runs, beyond the configuration.
+#[non_exhaustive]
+pub struct Options {
+    /// Where time comes from.
+    pub clock: Clock,
+    /// Notifiers besides the configured ones (simulate's recorder, tests' sinks).
+    pub extra_notifiers: Vec<Arc<dyn Notifier>>,
+    /// Where to send [`Report`]s, if anyone listens.
+    pub reports: Option<mpsc::UnboundedSender<Report>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            clock: system_clock(),
+            extra_notifiers: Vec::new(),
+            reports: None,
+        }
+    }
+}
+
+/// Shared by every task of the daemon.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) clock: Clock,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) reports: Option<mpsc::UnboundedSender<Report>>,
+    /// `None` in dry-run mode: nothing is recorded.
+    pub(crate) ledger: Option<Arc<Mutex<BanLedger>>>,
+    pub(crate) alerts: Dispatcher,
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+impl Shared {
+    pub(crate) fn now(&self) -> SystemTime {
+        (self.clock)()
+    }
+
+    pub(crate) fn report(&self, report: Report) {
+        if let Some(tx) = &self.reports {
+            let _ = tx.send(report); // Nobody listening any more is fine.
+        }
+    }
+
+    pub(crate) fn dry_run(&self) -> bool {
+        self.config.enforcement.dry_run
+    }
+
+    /// Runs `f` on the ledger, logging (not propagating) a failure: a ledger error must
+    /// not stop detection or blocking.
+    pub(crate) fn with_ledger<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&mut BanLedger) -> Result<T, mtids_enforce::LedgerError>,
+    ) -> Option<T> {
+        let ledger = self.ledger.as_ref()?;
+        let mut guard = match ledger.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match f(&mut guard) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::error!(error = %e, "ban ledger: {what} failed");
+                None
+            }
+        }
+    }
+}
+
+/// A running daemon. Stop it with [`Daemon::shutdown`].
+pub struct Daemon {
+    shared: Arc<Shared>,
+    syslog_udp: Option<std::net::SocketAddr>,
+    syslog_tcp: Option<std::net::SocketAddr>,
+    stop: watch::Sender<bool>,
+    routers: Vec<JoinHandle<()>>,
+    detection: JoinHandle<()>,
+}
+
+impl Daemon {
+    /// Opens the ledger, starts the alert dispatcher, the detection task and one task per
+    /// router. Returns at once; routers connect in the background (with backoff).
+    ///
+    /// # Errors
+    /// The engine, the ledger or the alerts could not be set up.
+    pub fn start(config: Config, options: Options) -> Result<Daemon, CliError> {
+        let engine = DetectionEngine::new(&config.detection)
+            .map_err(|e| CliError::config("configuration", "detection", e.to_string()))?;
+        let ledger = if config.enforcement.dry_run {
+            None
+        } else {
+            if let Some(dir) = config.ledger.path.parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    CliError::io(
+                        format!("creating the ledger directory {}", dir.display()),
+                        e,
+                    )
+                })?;
+            }
+            Some(Arc::new(Mutex::new(BanLedger::open(&config.ledger.path)?)))
+        };
+        let (udp, tcp) = syslog::bind(config.input.syslog_udp, config.input.syslog_tcp)?;
+        let syslog_udp = udp.as_ref().and_then(|s| s.local_addr().ok());
+        let syslog_tcp = tcp.as_ref().and_then(|s| s.local_addr().ok());
+        let mut notifiers = config.alert.notifiers()?;
+        notifiers.extend(options.extra_notifiers);
+        let alerts = Dispatcher::spawn(config.alert.dispatcher.clone(), notifiers)?;
+        let (stop, shutdown) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            config,
+            clock: options.clock,
+            stats: Arc::new(Stats::default()),
+            reports: options.reports,
+            ledger,
+            alerts,
+            shutdown,
+        });
+
+        let (events_tx, events_rx) = mpsc::channel(16_384);
+        let mut blockers = BTreeMap::new();
+        let mut routers = Vec::new();
+        for (index, router) in shared.config.routers.iter().enumerate() {
+            let (block_tx, block_rx) = mpsc::unbounded_channel();
+            blockers.insert(router.name.clone(), block_tx);
+            routers.push(tokio::spawn(router::run_router(
+                Arc::clone(&shared),
+                index,
+                events_tx.clone(),
+                block_rx,
+            )));
+        }
+        if let Some(socket) = udp {
+            routers.push(tokio::spawn(syslog::run_udp(
+                Arc::clone(&shared),
+                socket,
+                events_tx.clone(),
+            )));
+        }
+        if let Some(listener) = tcp {
+            routers.push(tokio::spawn(syslog::run_tcp(
+                Arc::clone(&shared),
+                listener,
+                events_tx.clone(),
+            )));
+        }
+        drop(events_tx);
+        let detection = tokio::spawn(detection::run_detection(
+            Arc::clone(&shared),
+            engine,
+            events_rx,
+            blockers,
+        ));
+        Ok(Daemon {
+            shared,
+            syslog_udp,
+            syslog_tcp,
+            stop,
+            routers,
+            detection,
+        })
+    }
+
+    /// The bound syslog UDP address, if listening (the real port when 0 was configured).
+    pub fn syslog_udp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.syslog_udp
+    }
+
+    /// The bound syslog TCP address, if listening.
+    pub fn syslog_tcp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.syslog_tcp
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.shared.stats)
+    }
+
+    /// The alert dispatcher (for its counters).
+    pub fn alerts(&self) -> &Dispatcher {
+        &self.shared.alerts
+    }
+
+    /// Stops every task, delivers pending alerts (for at most `within`) and closes the
+    /// ledger.
+    pub async fn shutdown(self, within: Duration) {
+        let _ = self.stop.send(true);
+        for task in self.routers {
+            let _ = task.await;
+        }
+        let _ = self.detection.await;
+        let outcome = self.shared.alerts.shutdown(within).await;
+        if outcome.undelivered > 0 {
+            tracing::warn!(
+                undelivered = outcome.undelivered,
+                "alerts not delivered before shutdown"
+            );
+        }
+        tracing::info!("stopped");
+    }
+}
+
+/// Exponential backoff with jitter: `base * 2^attempt`, capped, then a random 50-100 %.
+pub(crate) fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
+    let exp = base
+        .checked_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX))
+        .unwrap_or(cap)
+        .min(cap);
+    // Jitter from the clock's low bits: enough to spread reconnects of many routers.
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let fraction = 0.5 + f64::from(nanos % 1000) / 2000.0;
+    exp.mul_f64(fraction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let base = Duration::from_millis(100);
+        let cap = Duration::from_secs(10);
+        for attempt in 0..40 {
+            let d = backoff(attempt, base, cap);
+            let full = base
+                .checked_mul(1u32 << attempt.min(20))
+                .unwrap_or(cap)
+                .min(cap);
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+        }
+        assert!(backoff(30, base, cap) <= cap);
+    }
+
+    #[test]
+    fn timestamps_round_trip() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        assert_eq!(system_time(timestamp(t)), t);
+    }
+}

@@ -1,0 +1,515 @@
+//! One router: connect with backoff, read its own addresses, follow its log, poll its
+//! connection table and resources, and apply the bans the detection task sends.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mtids_detect::{
+    InterfaceAddress, parse_connection_row, parse_log_row_bytes, parse_resource_row,
+};
+use routeros_proto::net::{Client, ClientConfig, Error as ApiError, Fingerprint, TlsConfig};
+use routeros_proto::{Command, Query, Reply};
+use tokio::sync::mpsc;
+
+use super::detection::Input;
+use mtids_enforce::{Enforcer, RouterOsConfig, RouterOsEnforcer};
+
+use super::enforce::{self, BlockOutcome, BlockRequest};
+use super::{Report, Shared, Stats, backoff, timestamp};
+use crate::config::RouterConfig;
+
+/// Where the log follow stopped, so a reconnect neither repeats nor loses lines.
+#[derive(Debug, Default)]
+struct LogCursor {
+    /// The numeric part of the last `.id` processed.
+    last_id: Option<u64>,
+}
+
+fn numeric_id(id: &str) -> Option<u64> {
+    u64::from_str_radix(id.trim_start_matches('*'), 16).ok()
+}
+
+pub(crate) async fn run_router(
+    shared: Arc<Shared>,
+    index: usize,
+    events: mpsc::Sender<Input>,
+    mut blocks: mpsc::UnboundedReceiver<BlockRequest>,
+) {
+    let Some(config) = shared.config.routers.get(index).cloned() else {
+        return;
+    };
+    let mut shutdown = shared.shutdown.clone();
+    let mut cursor = LogCursor::default();
+    // The router's uptime at the last resource poll, to notice a reboot across reconnects.
+    let mut last_uptime: Option<Duration> = None;
+    let mut attempt: u32 = 0;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let error = match connect(&config).await {
+            Ok(client) => {
+                attempt = 0;
+                Stats::bump(&shared.stats.connects);
+                tracing::info!(router = %config.name, "connected");
+                shared.report(Report::Connected {
+                    router: config.name.clone(),
+                });
+                let result = tokio::select! {
+                    r = session(&shared, index, &config, &client, &events, &mut blocks, &mut cursor, &mut last_uptime) => r,
+                    _ = shutdown.changed() => Ok(()),
+                };
+                client.close().await;
+                match result {
+                    Ok(()) => break,
+                    Err(e) => e,
+                }
+            }
+            Err(e) => e,
+        };
+        if *shutdown.borrow() {
+            break;
+        }
+        let retry_in = backoff(
+            attempt,
+            Duration::from_millis(200),
+            shared.config.input.max_backoff,
+        );
+        attempt = attempt.saturating_add(1);
+        tracing::warn!(router = %config.name, %error, retry_in_ms = retry_in.as_millis() as u64, "router connection lost");
+        shared.report(Report::Disconnected {
+            router: config.name.clone(),
+            error: error.clone(),
+            retry_in,
+        });
+        // Bans decided meanwhile fail now (the ledger keeps them pending); reconcile
+        // applies them after the reconnect.
+        let sleep = tokio::time::sleep(retry_in);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => break,
+                _ = shutdown.changed() => break,
+                Some(request) = blocks.recv() => {
+                    let _ = request.reply.send(BlockOutcome::Failed { error: format!("router not connected: {error}") });
+                }
+            }
+        }
+    }
+}
+
+async fn connect(config: &RouterConfig) -> Result<Client, String> {
+    let mut client_config =
+        ClientConfig::new(&config.host, &config.user, config.password().expose())
+            .port(config.effective_port())
+            .connect_timeout(config.connect_timeout)
+            .command_timeout(Some(Duration::from_secs(30)));
+    if let Some(tls) = &config.tls {
+        let mut tls_config = match (&tls.ca_file, &tls.fingerprint) {
+            (Some(ca), _) => TlsConfig::with_ca_file(ca).map_err(|e| e.to_string())?,
+            (None, Some(fp)) => {
+                TlsConfig::with_fingerprint(fp.parse::<Fingerprint>().map_err(|e| e.to_string())?)
+            }
+            (None, None) => return Err("tls needs ca_file or fingerprint".to_owned()),
+        };
+        if let Some(name) = &tls.server_name {
+            tls_config = tls_config.server_name(name.clone());
+        }
+        client_config = client_config.tls(tls_config);
+    }
+    Client::connect(&client_config)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// One logged-in session; returns `Err` with the reason when the connection fails.
+#[allow(clippy::too_many_arguments)]
+async fn session(
+    shared: &Arc<Shared>,
+    index: usize,
+    config: &RouterConfig,
+    client: &Client,
+    events: &mpsc::Sender<Input>,
+    blocks: &mut mpsc::UnboundedReceiver<BlockRequest>,
+    cursor: &mut LogCursor,
+    last_uptime: &mut Option<Duration>,
+) -> Result<(), String> {
+    let name = config.name.clone();
+    // Own addresses first: the guard must know them before any event.
+    let addresses = client
+        .call(Command::new("/ip/address/print").proplist(["address", "interface"]))
+        .await
+        .map_err(|e| e.to_string())?;
+    let own: Vec<InterfaceAddress> = addresses
+        .rows
+        .iter()
+        .filter_map(|r| r.get_str("address").and_then(|a| a.parse().ok()))
+        .collect();
+    let ipv6 = client
+        .call(Command::new("/ipv6/address/print").proplist(["address", "interface"]))
+        .await
+        .map(|r| {
+            r.rows
+                .iter()
+                .filter_map(|r| r.get_str("address").and_then(|a| a.parse().ok()))
+                .collect::<Vec<InterfaceAddress>>()
+        })
+        .unwrap_or_default();
+    let own: Vec<InterfaceAddress> = own.into_iter().chain(ipv6).collect();
+    tracing::debug!(router = %name, addresses = own.len(), "router addresses guarded");
+    events
+        .send(Input::RouterAddresses {
+            router: index,
+            addresses: own,
+        })
+        .await
+        .map_err(|_| "daemon stopping".to_owned())?;
+
+    let enforcer = match &shared.ledger {
+        Some(ledger) if !shared.dry_run() => {
+            let list = RouterOsConfig::new(name.clone())
+                .list(shared.config.enforcement.address_list.clone());
+            let clock = Arc::clone(&shared.clock);
+            let enforcer = RouterOsEnforcer::new(client.clone(), list, Arc::clone(ledger))
+                .with_clock(clock)
+                .with_last_uptime(*last_uptime);
+            reconcile(shared, &name, &enforcer).await?;
+            Some(Arc::new(enforcer))
+        }
+        _ => None,
+    };
+
+    let input = &shared.config.input;
+    let log = async {
+        if input.api_log {
+            follow_log(shared, client, events, cursor).await
+        } else {
+            std::future::pending().await
+        }
+    };
+    let connections = async {
+        if input.connections {
+            poll_connections(shared, client, events).await
+        } else {
+            std::future::pending().await
+        }
+    };
+    let resources = async {
+        if input.resource {
+            poll_resources(
+                shared,
+                &name,
+                client,
+                events,
+                enforcer.as_deref(),
+                last_uptime,
+            )
+            .await
+        } else {
+            std::future::pending().await
+        }
+    };
+    let enforcement = async {
+        while let Some(request) = blocks.recv().await {
+            if client.is_closed() {
+                let _ = request.reply.send(BlockOutcome::Failed {
+                    error: "router connection lost".to_owned(),
+                });
+                return Err("connection closed".to_owned());
+            }
+            let Some(enforcer) = &enforcer else {
+                let _ = request.reply.send(BlockOutcome::Failed {
+                    error: "no enforcer (dry run or no ledger)".to_owned(),
+                });
+                continue;
+            };
+            tokio::spawn(enforce::apply(
+                Arc::clone(shared),
+                name.clone(),
+                Arc::clone(enforcer),
+                request,
+            ));
+        }
+        Ok::<(), String>(())
+    };
+    tokio::select! {
+        r = log => r,
+        r = connections => r,
+        r = resources => r,
+        r = enforcement => r,
+    }
+}
+
+/// Rebuilds the enforcer's cache and re-applies the ledger's active bans missing from the
+/// router.
+async fn reconcile(
+    shared: &Shared,
+    router: &str,
+    enforcer: &RouterOsEnforcer,
+) -> Result<(), String> {
+    let report = enforcer.reconcile().await.map_err(|e| e.to_string())?;
+    if report.reapplied > 0 {
+        shared.stats.blocks_restored.fetch_add(
+            report.reapplied as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        tracing::info!(%router, reapplied = report.reapplied, "re-applied bans missing from the router");
+    }
+    Ok(())
+}
+
+/// `=follow-only=` on the log. After a reconnect, the lines logged while disconnected
+/// are read with a plain print first (the follow is started before it, so nothing falls
+/// in between); `.id`s already processed are skipped.
+async fn follow_log(
+    shared: &Shared,
+    client: &Client,
+    events: &mpsc::Sender<Input>,
+    cursor: &mut LogCursor,
+) -> Result<(), String> {
+    let props = [".id", "time", "topics", "message"];
+    let mut follow = client.stream(Command::new("/log/print").follow_only().proplist(props));
+    let mut seen: HashSet<u64> = HashSet::new();
+    if let Some(last) = cursor.last_id {
+        let missed = client
+            .call(Command::new("/log/print").proplist(props))
+            .await
+            .map_err(|e| e.to_string())?;
+        let ids: Vec<Option<u64>> = missed
+            .rows
+            .iter()
+            .map(|r| r.id().and_then(|i| numeric_id(&i)))
+            .collect();
+        // If the last line seen is still there, everything after it is new. If it is not
+        // (the log ring wrapped, or the router rebooted and restarted its ids), lines
+        // with a higher id are new; with no higher id at all the log restarted.
+        let start = match ids.iter().position(|id| *id == Some(last)) {
+            Some(pos) => pos + 1,
+            None if ids.iter().flatten().any(|id| *id > last) => ids
+                .iter()
+                .position(|id| id.is_some_and(|id| id > last))
+                .unwrap_or(ids.len()),
+            None => 0,
+        };
+        let mut resumed = 0usize;
+        for row in missed.rows.iter().skip(start) {
+            if let Some(id) = row.id().and_then(|i| numeric_id(&i)) {
+                seen.insert(id);
+            }
+            process_log_row(shared, row, events, cursor).await?;
+            resumed += 1;
+        }
+        shared
+            .stats
+            .duplicate_rows
+            .fetch_add(start as u64, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(resumed, skipped = start, "log follow resumed");
+    }
+    while let Some(row) = follow.next().await {
+        let row = row.map_err(|e| e.to_string())?;
+        if row.is_dead() {
+            continue;
+        }
+        if let Some(id) = row.id().and_then(|i| numeric_id(&i))
+            && seen.remove(&id)
+        {
+            Stats::bump(&shared.stats.duplicate_rows);
+            continue;
+        }
+        process_log_row(shared, &row, events, cursor).await?;
+    }
+    Err("log follow ended".to_owned())
+}
+
+async fn process_log_row(
+    shared: &Shared,
+    row: &Reply,
+    events: &mpsc::Sender<Input>,
+    cursor: &mut LogCursor,
+) -> Result<(), String> {
+    let observed = Instant::now();
+    Stats::bump(&shared.stats.log_rows);
+    if let Some(id) = row.id().and_then(|i| numeric_id(&i)) {
+        cursor.last_id = Some(id);
+    }
+    let (Some(topics), Some(message)) = (row.get("topics"), row.get("message")) else {
+        Stats::bump(&shared.stats.malformed_rows);
+        return Ok(());
+    };
+    let mut scratch = String::new();
+    let event = parse_log_row_bytes(topics, message, &mut scratch).into_owned();
+    send(shared, events, event, observed).await
+}
+
+async fn send(
+    shared: &Shared,
+    events: &mpsc::Sender<Input>,
+    event: mtids_detect::Event<'static>,
+    observed: Instant,
+) -> Result<(), String> {
+    let now = timestamp(shared.now());
+    events
+        .send(Input::Event {
+            now,
+            event,
+            observed,
+        })
+        .await
+        .map_err(|_| "daemon stopping".to_owned())
+}
+
+/// The connection-table query: the configured protocols, or-ed on the router.
+fn connection_command(protocols: &[String]) -> Command {
+    let mut query = Query::new();
+    for p in protocols {
+        query = query.eq("protocol", p);
+    }
+    for _ in 1..protocols.len() {
+        query = query.or();
+    }
+    let mut command = Command::new("/ip/firewall/connection/print").proplist([
+        ".id",
+        "protocol",
+        "src-address",
+        "dst-address",
+        "src-port",
+        "dst-port",
+        "orig-packets",
+        "repl-packets",
+        "tcp-state",
+        "seen-reply",
+        "assured",
+    ]);
+    if !protocols.is_empty() {
+        command = command.query(query);
+    }
+    command
+}
+
+async fn poll_connections(
+    shared: &Shared,
+    client: &Client,
+    events: &mpsc::Sender<Input>,
+) -> Result<(), String> {
+    let mut interval = tokio::time::interval(shared.config.input.connection_interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let command = connection_command(&shared.config.input.connection_protocols);
+        let rows = match client.call(command).await {
+            Ok(r) => r.rows,
+            Err(e @ ApiError::Trap { .. }) => {
+                tracing::warn!(error = %e, "connection table poll refused");
+                continue;
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let observed = Instant::now();
+        for row in &rows {
+            Stats::bump(&shared.stats.connection_rows);
+            let fields: Vec<(String, String)> = row
+                .attributes()
+                .map(|(k, v)| {
+                    (
+                        String::from_utf8_lossy(k).into_owned(),
+                        String::from_utf8_lossy(v).into_owned(),
+                    )
+                })
+                .collect();
+            match parse_connection_row(fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+                Ok(sample) => {
+                    let event = mtids_detect::Event::Connection(sample).into_owned();
+                    send(shared, events, event, observed).await?;
+                }
+                Err(e) => {
+                    Stats::bump(&shared.stats.malformed_rows);
+                    tracing::debug!(error = %e, "connection row skipped");
+                }
+            }
+        }
+    }
+}
+
+async fn poll_resources(
+    shared: &Arc<Shared>,
+    router: &str,
+    client: &Client,
+    events: &mpsc::Sender<Input>,
+    enforcer: Option<&RouterOsEnforcer>,
+    last_uptime: &mut Option<Duration>,
+) -> Result<(), String> {
+    let mut interval = tokio::time::interval(shared.config.input.resource_interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let rows = client
+            .call(Command::new("/system/resource/print").proplist(["cpu-load", "uptime"]))
+            .await
+            .map_err(|e| e.to_string())?;
+        let observed = Instant::now();
+        for row in &rows.rows {
+            Stats::bump(&shared.stats.resource_rows);
+            let fields: Vec<(String, String)> = row
+                .attributes()
+                .map(|(k, v)| {
+                    (
+                        String::from_utf8_lossy(k).into_owned(),
+                        String::from_utf8_lossy(v).into_owned(),
+                    )
+                })
+                .collect();
+            match parse_resource_row(fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+                Ok(sample) => {
+                    if let (Some(before), Some(now)) = (*last_uptime, sample.uptime)
+                        && now < before
+                    {
+                        tracing::warn!(%router, "router rebooted: re-applying bans");
+                        if let Some(enforcer) = enforcer {
+                            reconcile(shared, router, enforcer).await?;
+                        }
+                    }
+                    *last_uptime = sample.uptime.or(*last_uptime);
+                    send(
+                        shared,
+                        events,
+                        mtids_detect::Event::Resource(sample),
+                        observed,
+                    )
+                    .await?;
+                }
+                Err(e) => {
+                    Stats::bump(&shared.stats.malformed_rows);
+                    tracing::debug!(error = %e, "resource row skipped");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_hex_after_a_star() {
+        assert_eq!(numeric_id("*1A"), Some(26));
+        assert_eq!(numeric_id("*0"), Some(0));
+        assert_eq!(numeric_id("*zz"), None);
+    }
+
+    #[test]
+    fn the_connection_query_ors_the_protocols() {
+        let c = connection_command(&["tcp".into(), "udp".into()]);
+        let q: Vec<String> = c
+            .queries()
+            .map(|q| String::from_utf8_lossy(q).into_owned())
+            .collect();
+        assert_eq!(q, ["?protocol=tcp", "?protocol=udp", "?#|"]);
+        assert_eq!(
+            c.attribute(".proplist")
+                .map(|p| p.starts_with(b".id,protocol")),
+            Some(true)
+        );
+    }
+}

@@ -1,0 +1,5 @@
+//! The `mtids` binary: everything lives in the `mtids_cli` library.
+
+fn main() -> std::process::ExitCode {
+    mtids_cli::main()
+}

@@ -1,0 +1,747 @@
+//! `mtids replay FILE...`: offline detection over log files, like `fail2ban-regex`.
+//!
+//! Every line goes through the same parser and [`DetectionEngine`] as the daemon, with
+//! time taken from the lines' own timestamps, so a replay of yesterday's syslog shows
+//! what `mtids run` would have banned. The output lists each finding and what the policy
+//! made of it (a ban, or why not), then how many lines matched and how many did not, per
+//! kind. No router is needed.
+//!
+//! Speed: files are read in 1 MiB blocks, lines are found with `memchr` and parsed
+//! without allocating, and nothing is written per line (only per finding), so the
+//! replay runs at parser speed (see `benches/replay.rs`).
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mtids_detect::{
+    Date, DetectionConfig, DetectionEngine, Event, LineContext, Outcome, Suppression, Timestamp,
+    parse_log_line_bytes,
+};
+use serde_json::json;
+
+use crate::CliError;
+
+/// Size of one read: large enough that the per-read cost vanishes, small enough to stay
+/// in cache.
+const CHUNK: usize = 1 << 20;
+
+/// Longest line accepted; longer ones are counted as `too_long` and skipped, so a broken
+/// file cannot make the replay buffer without end.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Files at least this large get a progress bar (when stderr is a terminal).
+const PROGRESS_MIN_BYTES: u64 = 16 << 20;
+
+/// Errors of `mtids replay`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplayError {
+    /// An input file could not be opened or read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file (`-` for stdin).
+        path: String,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// The output could not be written (a closed pipe, a full disk).
+    #[error("cannot write the replay output: {0}")]
+    Write(#[source] io::Error),
+    /// The detection configuration could not be read or is invalid.
+    #[error("detection configuration {path}: {reason}")]
+    Config {
+        /// The file.
+        path: String,
+        /// What is wrong, naming the key.
+        reason: String,
+    },
+    /// A command-line value is malformed.
+    #[error("{option}: {reason}")]
+    Argument {
+        /// The option (`--date`, `--utc-offset`).
+        option: &'static str,
+        /// What was expected.
+        reason: String,
+    },
+}
+
+/// The arguments of `mtids replay`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReplayArgs {
+    /// Log files to replay, in order (`-` reads standard input). Any header RouterOS or
+    /// rsyslog writes is accepted: BSD syslog, RFC 3339, `/log print`.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Print one JSON object per finding and a summary object, instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The date the logs were written (YYYY-MM-DD): its year completes syslog headers
+    /// without one, and the date completes `/log print` lines with only a time.
+    /// Default: today (UTC).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub date: Option<String>,
+    /// The router's offset from UTC for headers without one (`+01:00`, `-0530`, `Z`, or
+    /// seconds east of UTC).
+    #[arg(
+        long,
+        value_name = "OFFSET",
+        default_value = "Z",
+        allow_hyphen_values = true
+    )]
+    pub utc_offset: String,
+    /// Also print up to N lines that matched no known message (to see what is missed).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub show_unmatched: usize,
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// How findings are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// A fixed-width table and a text summary.
+    Table,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Settings of one replay.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// Completes headers without a year, date or offset.
+    pub context: LineContext,
+    /// Table or JSON.
+    pub format: OutputFormat,
+    /// How many unmatched lines to keep and print.
+    pub show_unmatched: usize,
+    /// Show a progress bar for large files when stderr is a terminal.
+    pub progress: bool,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        Self {
+            context: LineContext::default(),
+            format: OutputFormat::Table,
+            show_unmatched: 0,
+            progress: false,
+        }
+    }
+}
+
+/// The kinds of line counted, in the order they are printed.
+const KINDS: [&str; 5] = ["firewall", "auth", "connection", "resource", "unrecognized"];
+
+fn kind_index(event: &Event<'_>) -> usize {
+    match event {
+        Event::Firewall(_) => 0,
+        Event::Auth(_) => 1,
+        Event::Connection(_) => 2,
+        Event::Resource(_) => 3,
+        _ => 4,
+    }
+}
+
+/// Lines read from one input.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FileSummary {
+    /// The file (`-` for stdin).
+    pub path: String,
+    /// Lines read from it (blank and too long ones included).
+    pub lines: u64,
+    /// Bytes read from it.
+    pub bytes: u64,
+}
+
+/// What a replay saw, in total.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReplaySummary {
+    /// Every line read (blank and too long ones included).
+    pub lines: u64,
+    /// Lines that matched a known message shape.
+    pub matched: u64,
+    /// Lines that matched none (`unrecognized`), not counting blank lines.
+    pub unmatched: u64,
+    /// Lines per kind: `firewall`, `auth`, `connection`, `resource`, `unrecognized`.
+    pub kinds: Vec<(String, u64)>,
+    /// Empty lines (skipped).
+    pub blank: u64,
+    /// Lines longer than [`MAX_LINE`] (skipped).
+    pub too_long: u64,
+    /// Lines whose header had no timestamp of a known form (the previous time was used).
+    pub without_timestamp: u64,
+    /// Findings reported by the detectors.
+    pub findings: u64,
+    /// Findings that became bans.
+    pub bans: u64,
+    /// Findings that did not (guarded, already banned, ...).
+    pub suppressed: u64,
+    /// Earliest line timestamp, in ms since the UNIX epoch.
+    pub first_ms: Option<u64>,
+    /// Latest line timestamp, in ms since the UNIX epoch.
+    pub last_ms: Option<u64>,
+    /// Per input.
+    pub files: Vec<FileSummary>,
+    /// The first unmatched lines (up to `show_unmatched`).
+    pub unmatched_samples: Vec<String>,
+}
+
+/// A replay in progress: one detection engine fed by one input after another.
+pub struct Replay {
+    engine: DetectionEngine,
+    options: ReplayOptions,
+    kind_counts: [u64; KINDS.len()],
+    summary: ReplaySummary,
+    outcomes: Vec<Outcome>,
+    scratch: String,
+    now: Timestamp,
+    header_written: bool,
+}
+
+impl std::fmt::Debug for Replay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replay")
+            .field("options", &self.options)
+            .field("summary", &self.summary)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Replay {
+    /// A replay with detection set up from `config`.
+    pub fn new(config: &DetectionConfig, options: ReplayOptions) -> Result<Replay, ReplayError> {
+        let engine = DetectionEngine::new(config).map_err(|e| ReplayError::Config {
+            path: "(detection)".to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(Replay {
+            engine,
+            options,
+            kind_counts: [0; KINDS.len()],
+            summary: ReplaySummary::default(),
+            outcomes: Vec::new(),
+            scratch: String::new(),
+            now: Timestamp::ZERO,
+            header_written: false,
+        })
+    }
+
+    /// Reads `input` to its end, line by line, printing findings to `out` as they come.
+    ///
+    /// `name` is how the input is named in the summary and in errors; `size` (when known)
+    /// sizes the progress bar.
+    pub fn feed(
+        &mut self,
+        name: &str,
+        mut input: impl Read,
+        size: Option<u64>,
+        out: &mut dyn Write,
+    ) -> Result<(), ReplayError> {
+        let progress = self.progress_bar(name, size);
+        let read_err = |source| ReplayError::Read {
+            path: name.to_owned(),
+            source,
+        };
+        let mut file = FileSummary {
+            path: name.to_owned(),
+            lines: 0,
+            bytes: 0,
+        };
+        let mut buf = vec![0u8; CHUNK];
+        // Unprocessed bytes are buf[start..end]; `skipping` drops the rest of a too long line.
+        let (mut start, mut end, mut skipping) = (0usize, 0usize, false);
+        loop {
+            if start > 0 {
+                buf.copy_within(start..end, 0);
+                end -= start;
+                start = 0;
+            }
+            let n = match input.read(buf.get_mut(end..).unwrap_or_default()) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(read_err(e)),
+            };
+            if n == 0 {
+                // The last line may lack its newline.
+                if end > 0 && !skipping {
+                    file.lines += 1;
+                    let line = buf.get(..end).unwrap_or_default();
+                    self.line(line, out)?;
+                }
+                break;
+            }
+            end += n;
+            file.bytes += n as u64;
+            if let Some(bar) = &progress {
+                bar.inc(n as u64);
+            }
+            while let Some(pos) = memchr::memchr(b'\n', buf.get(start..end).unwrap_or_default()) {
+                let line = buf.get(start..start + pos).unwrap_or_default();
+                start += pos + 1;
+                if std::mem::take(&mut skipping) {
+                    // The end of a too long line, counted when it was dropped.
+                    continue;
+                }
+                file.lines += 1;
+                if line.len() > MAX_LINE {
+                    self.summary.too_long += 1;
+                    continue;
+                }
+                self.line(line, out)?;
+            }
+            if end - start > MAX_LINE {
+                // A line that has not ended within MAX_LINE bytes: count it once, drop it.
+                if !skipping {
+                    self.summary.too_long += 1;
+                    file.lines += 1;
+                    skipping = true;
+                }
+                start = end;
+            }
+        }
+        if let Some(bar) = progress {
+            bar.finish_and_clear();
+        }
+        self.summary.lines += file.lines;
+        self.summary.files.push(file);
+        Ok(())
+    }
+
+    fn progress_bar(&self, name: &str, size: Option<u64>) -> Option<ProgressBar> {
+        let size = size.filter(|&s| s >= PROGRESS_MIN_BYTES)?;
+        if !self.options.progress || !io::stderr().is_terminal() {
+            return None;
+        }
+        let bar = ProgressBar::with_draw_target(Some(size), ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template(
+            "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(name.to_owned());
+        Some(bar)
+    }
+
+    fn line(&mut self, line: &[u8], out: &mut dyn Write) -> Result<(), ReplayError> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(|&b| b == b' ' || b == b'\t') {
+            self.summary.blank += 1;
+            return Ok(());
+        }
+        let parsed = parse_log_line_bytes(line, &self.options.context, &mut self.scratch);
+        let kind = kind_index(&parsed.event);
+        if let Some(c) = self.kind_counts.get_mut(kind) {
+            *c += 1;
+        }
+        if matches!(parsed.event, Event::Unrecognized)
+            && self.summary.unmatched_samples.len() < self.options.show_unmatched
+        {
+            self.summary
+                .unmatched_samples
+                .push(String::from_utf8_lossy(line).into_owned());
+        }
+        match parsed.timestamp {
+            // Lines may go back a little (syslog relays): time never runs backwards here.
+            Some(t) => {
+                self.now = self.now.max(t);
+                let ms = t.as_millis();
+                self.summary.first_ms = Some(self.summary.first_ms.map_or(ms, |f| f.min(ms)));
+                self.summary.last_ms = Some(self.summary.last_ms.map_or(ms, |l| l.max(ms)));
+            }
+            None => self.summary.without_timestamp += 1,
+        }
+        if self.engine.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.engine.handle_timeout(self.now, &mut self.outcomes);
+        }
+        self.engine
+            .observe(self.now, &parsed.event, &mut self.outcomes);
+        if !self.outcomes.is_empty() {
+            self.write_outcomes(out)?;
+        }
+        Ok(())
+    }
+
+    fn write_outcomes(&mut self, out: &mut dyn Write) -> Result<(), ReplayError> {
+        let outcomes = std::mem::take(&mut self.outcomes);
+        for outcome in &outcomes {
+            self.summary.findings += 1;
+            match outcome {
+                Outcome::Ban(_) => self.summary.bans += 1,
+                Outcome::Suppressed(_) => self.summary.suppressed += 1,
+            }
+            match self.options.format {
+                OutputFormat::Json => {
+                    serde_json::to_writer(&mut *out, &outcome_json(outcome))
+                        .map_err(|e| ReplayError::Write(e.into()))?;
+                    out.write_all(b"\n").map_err(ReplayError::Write)?;
+                }
+                OutputFormat::Table => {
+                    if !self.header_written {
+                        self.header_written = true;
+                        writeln!(
+                            out,
+                            "{:<20}  {:<22}  {:<20}  {:<24}  DETAIL",
+                            "TIME", "DETECTOR", "SOURCE", "OUTCOME"
+                        )
+                        .map_err(ReplayError::Write)?;
+                    }
+                    out.write_all(outcome_row(outcome).as_bytes())
+                        .map_err(ReplayError::Write)?;
+                }
+            }
+        }
+        self.outcomes = outcomes;
+        self.outcomes.clear();
+        Ok(())
+    }
+
+    /// Ends the replay: writes the summary to `out` and returns it.
+    pub fn finish(mut self, out: &mut dyn Write) -> Result<ReplaySummary, ReplayError> {
+        self.summary.kinds = KINDS
+            .iter()
+            .zip(self.kind_counts)
+            .map(|(k, n)| ((*k).to_owned(), n))
+            .collect();
+        let unmatched = self.kind_counts.get(4).copied().unwrap_or(0);
+        self.summary.unmatched = unmatched;
+        self.summary.matched = self.kind_counts.iter().sum::<u64>() - unmatched;
+        let text = match self.options.format {
+            OutputFormat::Json => {
+                let mut v = serde_json::to_value(&self.summary)
+                    .map_err(|e| ReplayError::Write(e.into()))?;
+                if let Some(map) = v.as_object_mut() {
+                    map.insert("type".to_owned(), json!("summary"));
+                    map.insert(
+                        "kinds".to_owned(),
+                        json!(
+                            self.summary
+                                .kinds
+                                .iter()
+                                .map(|(k, n)| (k.clone(), json!(n)))
+                                .collect::<serde_json::Map<_, _>>()
+                        ),
+                    );
+                }
+                format!("{v}\n")
+            }
+            OutputFormat::Table => summary_text(&self.summary, self.header_written),
+        };
+        out.write_all(text.as_bytes()).map_err(ReplayError::Write)?;
+        out.flush().map_err(ReplayError::Write)?;
+        Ok(self.summary)
+    }
+}
+
+/// An RFC 3339 UTC time (seconds) for a line timestamp in ms since the UNIX epoch.
+pub fn format_time(ms: u64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn outcome_json(outcome: &Outcome) -> serde_json::Value {
+    let finding = outcome.finding();
+    let mut v = json!({
+        "type": "finding",
+        "time": format_time(finding.time.as_millis()),
+        "detector": finding.detector,
+        "kind": finding.kind,
+        "severity": finding.severity,
+        "source": finding.source,
+        "evidence": finding.evidence,
+    });
+    let extra = match outcome {
+        Outcome::Ban(d) => json!({
+            "outcome": "ban",
+            "target": d.target.to_string(),
+            "duration_secs": d.duration.as_secs(),
+            "offence": d.offence,
+            "reason": d.reason,
+            "expires": format_time(d.expires.as_millis()),
+        }),
+        Outcome::Suppressed(s) => json!({
+            "outcome": "suppressed",
+            "why": why_not(&s.reason),
+        }),
+    };
+    if let (Some(map), serde_json::Value::Object(extra)) = (v.as_object_mut(), extra) {
+        map.extend(extra);
+    }
+    v
+}
+
+/// Why a finding was not banned, with times as dates rather than epoch milliseconds.
+fn why_not(reason: &Suppression) -> String {
+    match reason {
+        Suppression::AlreadyBanned { until } => {
+            format!("already banned until {}", format_time(until.as_millis()))
+        }
+        other => other.to_string(),
+    }
+}
+
+fn outcome_row(outcome: &Outcome) -> String {
+    let finding = outcome.finding();
+    let (what, detail) = match outcome {
+        Outcome::Ban(d) => (
+            format!(
+                "ban {} {}",
+                d.target,
+                humantime::format_duration(d.duration)
+            ),
+            d.reason.clone(),
+        ),
+        Outcome::Suppressed(s) => ("not banned".to_owned(), why_not(&s.reason)),
+    };
+    let mut row = String::with_capacity(128);
+    let _ = writeln!(
+        row,
+        "{:<20}  {:<22}  {:<20}  {:<24}  {}",
+        format_time(finding.time.as_millis()),
+        finding.kind.as_str(),
+        finding.source.to_string(),
+        what,
+        detail
+    );
+    row
+}
+
+fn summary_text(s: &ReplaySummary, had_findings: bool) -> String {
+    let mut t = String::new();
+    if !had_findings {
+        t.push_str("No findings.\n");
+    }
+    let _ = writeln!(
+        t,
+        "\nLines: {} lines, {} matched, {} missed",
+        s.lines, s.matched, s.unmatched
+    );
+    for (kind, n) in &s.kinds {
+        let _ = writeln!(t, "  {kind:<14} {n:>12}");
+    }
+    for (label, n) in [
+        ("blank", s.blank),
+        ("too long", s.too_long),
+        ("no timestamp", s.without_timestamp),
+    ] {
+        if n > 0 {
+            let _ = writeln!(t, "  {label:<14} {n:>12}");
+        }
+    }
+    if s.files.len() > 1 {
+        t.push_str("Files:\n");
+        for f in &s.files {
+            let _ = writeln!(t, "  {:>12} lines  {}", f.lines, f.path);
+        }
+    }
+    if let (Some(a), Some(b)) = (s.first_ms, s.last_ms) {
+        let _ = writeln!(t, "Time span: {} .. {}", format_time(a), format_time(b));
+    }
+    let _ = writeln!(
+        t,
+        "Findings: {} ({} bans, {} not banned)",
+        s.findings, s.bans, s.suppressed
+    );
+    if !s.unmatched_samples.is_empty() {
+        t.push_str("Missed lines:\n");
+        for line in &s.unmatched_samples {
+            let _ = writeln!(t, "  | {line}");
+        }
+    }
+    t
+}
+
+/// Parses `YYYY-MM-DD`.
+pub fn parse_date(s: &str) -> Result<Date, ReplayError> {
+    let bad = || ReplayError::Argument {
+        option: "--date",
+        reason: format!("`{s}` is not a date of the form YYYY-MM-DD"),
+    };
+    let mut it = s.splitn(3, '-');
+    let y: i32 = it.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    let m: u8 = it.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    let d: u8 = it.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return Err(bad());
+    }
+    Ok(Date::new(y, m, d))
+}
+
+/// Parses a UTC offset: `Z`, `+01:00`, `-0530`, `+2`, or seconds east of UTC (`3600`).
+pub fn parse_utc_offset(s: &str) -> Result<i32, ReplayError> {
+    let bad = || ReplayError::Argument {
+        option: "--utc-offset",
+        reason: format!("`{s}` is not an offset such as Z, +01:00, -0530 or 3600 (seconds)"),
+    };
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("z") || s.is_empty() {
+        return Ok(0);
+    }
+    let (sign, rest) = match s.as_bytes().first() {
+        Some(b'+') => (1, s.get(1..).unwrap_or_default()),
+        Some(b'-') => (-1, s.get(1..).unwrap_or_default()),
+        _ => {
+            let secs: i32 = s.parse().map_err(|_| bad())?;
+            return (secs.abs() <= 86_400).then_some(secs).ok_or_else(bad);
+        }
+    };
+    let digits: String = rest.chars().filter(|c| *c != ':').collect();
+    if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let (h, m) = if digits.len() <= 2 {
+        (digits.parse::<i32>().map_err(|_| bad())?, 0)
+    } else {
+        let (h, m) = digits.split_at(digits.len() - 2);
+        (
+            h.parse::<i32>().map_err(|_| bad())?,
+            m.parse::<i32>().map_err(|_| bad())?,
+        )
+    };
+    if h > 18 || m > 59 {
+        return Err(bad());
+    }
+    Ok(sign * (h * 3600 + m * 60))
+}
+
+/// Today's UTC date (the default for `--date`).
+pub fn today_utc() -> Date {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    civil_from_days(i64::try_from(secs / 86_400).unwrap_or(0))
+}
+
+/// The date `days` after 1970-01-01 (Howard Hinnant's civil-from-days).
+fn civil_from_days(days: i64) -> Date {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = u8::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let m = u8::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    let y = i32::try_from(yoe + era * 400 + i64::from(m <= 2)).unwrap_or(1970);
+    Date::new(y, m, d)
+}
+
+/// `mtids replay` as the binary runs it: detection settings from the configuration's
+/// `[detection]` table, output to stdout.
+pub fn execute(config: &DetectionConfig, args: &ReplayArgs) -> Result<(), CliError> {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    run(config, args, &mut out)
+        .map(|_| ())
+        .map_err(|e| match e {
+            ReplayError::Read { path, source } => CliError::Io {
+                context: format!("reading {path}"),
+                source,
+            },
+            ReplayError::Write(source) => CliError::Io {
+                context: "writing the replay output".to_owned(),
+                source,
+            },
+            other => CliError::Usage(other.to_string()),
+        })
+}
+
+/// Runs `mtids replay` with `args` and the detection settings `config`, writing to `out`;
+/// returns the summary.
+///
+/// Files that cannot be read are reported on stderr and skipped (the others are still
+/// replayed); the first such error is returned after the summary is written.
+pub fn run(
+    config: &DetectionConfig,
+    args: &ReplayArgs,
+    out: &mut dyn Write,
+) -> Result<ReplaySummary, ReplayError> {
+    let date = match &args.date {
+        Some(d) => parse_date(d)?,
+        None => today_utc(),
+    };
+    let options = ReplayOptions {
+        context: LineContext::new(date, parse_utc_offset(&args.utc_offset)?),
+        format: if args.json {
+            OutputFormat::Json
+        } else {
+            OutputFormat::Table
+        },
+        show_unmatched: args.show_unmatched,
+        progress: !args.no_progress,
+    };
+    let mut replay = Replay::new(config, options)?;
+    let started = Instant::now();
+    let mut first_error = None;
+    for path in &args.files {
+        let result = if path.as_os_str() == "-" {
+            replay.feed("-", io::stdin().lock(), None, out)
+        } else {
+            let name = path.display().to_string();
+            match File::open(path) {
+                Ok(f) => {
+                    let size = f.metadata().ok().map(|m| m.len());
+                    replay.feed(&name, f, size, out)
+                }
+                Err(source) => Err(ReplayError::Read { path: name, source }),
+            }
+        };
+        match result {
+            Ok(()) => {}
+            Err(e @ ReplayError::Read { .. }) => {
+                eprintln!("mtids replay: {e}");
+                first_error.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let summary = replay.finish(out)?;
+    let secs = started.elapsed().as_secs_f64();
+    if !args.json && secs > 0.0 {
+        eprintln!(
+            "replayed {} lines in {:.3} s ({:.0} lines/s)",
+            summary.lines,
+            secs,
+            summary.lines as f64 / secs
+        );
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(summary),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets() {
+        assert_eq!(parse_utc_offset("Z").unwrap(), 0);
+        assert_eq!(parse_utc_offset("+01:00").unwrap(), 3600);
+        assert_eq!(parse_utc_offset("-0530").unwrap(), -(5 * 3600 + 30 * 60));
+        assert_eq!(parse_utc_offset("+2").unwrap(), 7200);
+        assert_eq!(parse_utc_offset("3600").unwrap(), 3600);
+        assert!(parse_utc_offset("+25:00").is_err());
+        assert!(parse_utc_offset("east").is_err());
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(parse_date("2026-11-21").unwrap(), Date::new(2026, 11, 21));
+        assert!(parse_date("2026-13-01").is_err());
+        assert!(parse_date("21.11.2026").is_err());
+        assert_eq!(civil_from_days(0), Date::new(1970, 1, 1));
+        assert_eq!(civil_from_days(20_413), Date::new(2025, 11, 21));
+    }
+
+    #[test]
+    fn time_format() {
+        assert_eq!(format_time(1_000), "1970-01-01T00:00:01Z");
+    }
+}

@@ -1,0 +1,129 @@
+//! `mtids setup`: the printed script's content, and `--apply` against routeros-sim over a
+//! real socket.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use clap::Parser;
+use mtids_cli::cli::{Cli, Command};
+use mtids_cli::config::Config;
+use mtids_cli::setup::{self, Applied, SetupArgs, StepKind};
+use routeros_proto::net::{Client, ClientConfig};
+use routeros_sim::{Policies, Router, RouterConfig, Server, ServerConfig, User};
+
+fn args(extra: &[&str]) -> SetupArgs {
+    let mut argv = vec!["mtids", "setup"];
+    argv.extend_from_slice(extra);
+    match Cli::parse_from(argv).command {
+        Command::Setup(a) => a,
+        other => panic!("parsed as {other:?}"),
+    }
+}
+
+fn config() -> Config {
+    Config::parse(
+        "[[router]]\nname = \"gw\"\nhost = \"127.0.0.1\"\nuser = \"ids\"\n[enforcement]\naddress_list = \"blocked4\"\naddress_list_v6 = \"blocked6\"\n",
+        "test.toml",
+    )
+    .unwrap()
+}
+
+#[test]
+fn script_guards_every_add_and_covers_what_the_seeds_click_through() {
+    let steps = setup::steps(
+        &args(&[
+            "--wan",
+            "pppoe-out1",
+            "--syslog",
+            "192.0.2.50:5514",
+            "--ipv6",
+        ]),
+        &config(),
+    )
+    .unwrap();
+    let script = setup::render_script(&steps);
+    // Every add is guarded so a second run adds nothing.
+    for line in script
+        .lines()
+        .filter(|l| l.contains(" add ") && !l.starts_with('#'))
+    {
+        assert!(
+            line.starts_with(":if ([:len [find where "),
+            "unguarded add: {line}"
+        );
+    }
+    for needle in [
+        "/user group\n:if ([:len [find where name=\"mtids\"]] = 0) do={ add name=mtids policy=api,read,write",
+        "add name=ids group=mtids password=CHANGE-ME disabled=yes",
+        "sign mtids-api",
+        "set [find where name=\"api-ssl\"] certificate=mtids-api tls-version=only-1.2",
+        "chain=input in-interface=pppoe-out1 connection-state=new action=log log-prefix=MTIDS_NEW",
+        "chain=forward in-interface=pppoe-out1 connection-state=new action=log",
+        "/ip firewall raw\n:if",
+        "chain=prerouting src-address-list=blocked4 action=drop",
+        "chain=prerouting dst-address-list=blocked4 action=drop",
+        "/ipv6 firewall raw",
+        "dst-address-list=blocked6 action=drop",
+        "target=remote remote=192.0.2.50 remote-port=5514 bsd-syslog=yes",
+        "add action=mtids topics=firewall",
+    ] {
+        assert!(script.contains(needle), "missing {needle:?} in\n{script}");
+    }
+}
+
+#[test]
+fn filter_mode_drops_both_directions_and_hostile_names_are_refused() {
+    let steps = setup::steps(&args(&["--drop-in", "filter"]), &config()).unwrap();
+    let script = setup::render_script(&steps);
+    assert!(script.contains("chain=input src-address-list=blocked4 action=drop"));
+    assert!(script.contains("chain=forward src-address-list=blocked4 action=drop"));
+    assert!(script.contains("chain=forward dst-address-list=blocked4 action=drop"));
+    assert!(!script.contains("/ipv6"), "IPv6 only on request");
+    let err = setup::steps(
+        &args(&["--wan", "ether1\"; /system reset-configuration"]),
+        &config(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("--wan"), "{err}");
+    let err = setup::steps(&args(&["--syslog", "logs.example.com"]), &config())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--syslog"), "{err}");
+}
+
+/// routeros-sim answers the address-list, log, connection and resource menus only; every
+/// setup menu (`/user group`, `/certificate`, `/ip firewall raw`, ...) gets `no such
+/// command`. `--apply` must report each such step as failed with the router's words, go
+/// on with the others, and keep the connection usable.
+#[tokio::test]
+async fn apply_against_the_simulator_reports_each_refused_step() {
+    let router = Router::new(RouterConfig::default());
+    router.add_user(User::new("admin", "pw", Policies::FULL));
+    let server = Server::bind(router, ServerConfig::plain("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let client = Client::connect(&ClientConfig::new("127.0.0.1", "admin", "pw").port(addr.port()))
+        .await
+        .unwrap();
+    let steps = setup::steps(&args(&[]), &config()).unwrap();
+    let results = setup::apply(&client, &steps).await;
+    assert_eq!(results.len(), steps.len());
+    for (step, outcome) in &results {
+        match outcome {
+            Applied::Failed(why) => {
+                assert!(why.contains("no such command"), "{}: {why}", step.menu)
+            }
+            other => panic!("{} unexpectedly {other:?}", step.menu),
+        }
+    }
+    assert!(results.iter().any(|(s, _)| s.kind == StepKind::Set));
+    // The connection survived every refusal.
+    let r = client
+        .call(routeros_proto::Command::new("/system/identity/print"))
+        .await
+        .unwrap();
+    assert_eq!(r.rows.len(), 1);
+    client.close().await;
+    server.shutdown().await;
+}
