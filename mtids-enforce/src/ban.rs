@@ -243,4 +243,30 @@ mod tests {
         assert!(c.bytes().all(|b| (0x20..0x7f).contains(&b)), "{c}");
         assert!(!c.contains(['"', '\'', '\\', '$', ';', '[', ']']), "{c}");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_makes_a_clean_bounded_comment(detector in ".*", reason in proptest::collection::vec(proptest::char::any(), 0..400)) {
+            let reason: String = reason.into_iter().collect();
+            let target: IpPrefix = "198.51.100.7".parse().unwrap();
+            let c = Ban::new(target, None, detector, reason).comment();
+            proptest::prop_assert!(c.starts_with("mtids "));
+            proptest::prop_assert!(c.len() <= MAX_COMMENT_LEN);
+            proptest::prop_assert!(c.bytes().all(|b| (0x20..0x7f).contains(&b)));
+            let forbidden = ['"', '\'', '\\', '`', '$', ';', '{', '}', '[', ']'];
+            let clean = !c.contains(forbidden);
+            proptest::prop_assert!(clean, "{}", c);
+        }
+
+        #[test]
+        fn any_duration_text_parses_or_not_without_panicking(text in ".{0,40}") {
+            let _ = parse_routeros_duration(&text);
+        }
+
+        #[test]
+        fn any_timeout_round_trips(secs in 1u64..10_000_000_000) {
+            let d = Duration::from_secs(secs);
+            proptest::prop_assert_eq!(parse_routeros_duration(&format_timeout(d)), Some(d));
+        }
+    }
 }

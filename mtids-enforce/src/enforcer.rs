@@ -56,7 +56,10 @@ pub struct ReconcileReport {
     pub missing: Vec<IpPrefix>,
     /// How many of the missing ones were re-applied (with their remaining time).
     pub reapplied: usize,
-    /// Missing ones that could not be re-applied, with the reason.
+    /// Listed entries that ended well before the ledger says (an extension lost with a
+    /// connection), extended to the ledger's end.
+    pub extended: usize,
+    /// Missing (or short) ones that could not be re-applied, with the reason.
     pub failed: Vec<(IpPrefix, String)>,
     /// Pending ledger bans found on the router (sent before a crash): marked applied.
     pub confirmed: usize,

@@ -27,6 +27,10 @@ use crate::{
 /// Where time comes from: the system clock by default, a fake one in tests.
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
+/// How much earlier than the ledger says a listed entry may end before reconcile
+/// extends it (the router prints whole seconds; commands take time).
+const EXTEND_SLACK: Duration = Duration::from_secs(60);
+
 /// The list mtids uses unless configured otherwise.
 pub const DEFAULT_LIST: &str = "mtids-blocked";
 
@@ -752,6 +756,7 @@ impl Enforcer for RouterOsEnforcer {
         let active = lock(&self.ledger).active(Some(&self.config.router), now)?;
         let mut confirm = Vec::new();
         let mut missing = Vec::new();
+        let mut short = Vec::new();
         {
             let cache = lock(&self.cache);
             for ban in active.iter().filter(|b| b.list == self.config.list) {
@@ -762,6 +767,18 @@ impl Enforcer for RouterOsEnforcer {
                     Some(entry) => {
                         if ban.state == BanState::Pending {
                             confirm.push((ban.id, entry.id.clone()));
+                        }
+                        // Listed, but ending well before the ledger says (an extension
+                        // lost with a connection): extend it.
+                        let ends_early = match (entry.expires, ban.expires) {
+                            (Some(listed), Some(meant)) => listed + EXTEND_SLACK < meant,
+                            (Some(_), None) => true,
+                            (None, _) => false,
+                        };
+                        if ends_early {
+                            let comment =
+                                Ban::new(target, None, &*ban.detector, &*ban.reason).comment();
+                            short.push((ban.id, target, ban.remaining(now), comment));
                         }
                     }
                     None => {
@@ -794,6 +811,13 @@ impl Enforcer for RouterOsEnforcer {
         for (target, result) in targets.into_iter().zip(self.send_all(missing).await) {
             match result {
                 Ok(_) => report.reapplied += 1,
+                Err(e) => report.failed.push((target, e.to_string())),
+            }
+        }
+        let targets: Vec<IpPrefix> = short.iter().map(|(_, t, ..)| *t).collect();
+        for (target, result) in targets.into_iter().zip(self.send_all(short).await) {
+            match result {
+                Ok(_) => report.extended += 1,
                 Err(e) => report.failed.push((target, e.to_string())),
             }
         }

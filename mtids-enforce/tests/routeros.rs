@@ -380,3 +380,33 @@ async fn the_routers_own_addresses_are_never_banned() {
     assert!(matches!(err, EnforceError::OwnAddress { .. }), "{err:?}");
     assert!(sim.entries(LIST).is_empty());
 }
+
+#[tokio::test]
+async fn reconcile_extends_an_entry_shorter_than_the_ledger_says() {
+    let sim = Sim::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = ledger(&dir);
+    let clock = TestClock::new();
+    let e = enforcer(sim.client().await, &ledger, &clock);
+    e.reconcile().await.unwrap();
+    let Blocked::Added { id } = e.block(&ban("198.51.100.7", 3600)).await.unwrap() else {
+        panic!("not added")
+    };
+    // The router's entry ends in 2 minutes (as if an extension had been lost).
+    e.client()
+        .call(
+            routeros_proto::Command::new("/ip/firewall/address-list/set")
+                .id(&id)
+                .attr("timeout", "2m"),
+        )
+        .await
+        .unwrap();
+    let e2 = enforcer(sim.client().await, &ledger, &clock);
+    let report = e2.reconcile().await.unwrap();
+    assert_eq!(report.extended, 1, "{report:?}");
+    assert!(report.missing.is_empty());
+    assert!(remaining(&sim, "198.51.100.7") > Duration::from_secs(3500));
+    assert_eq!(sim.entries(LIST).len(), 1);
+    // Reconciling again changes nothing.
+    assert_eq!(e2.reconcile().await.unwrap().extended, 0);
+}
