@@ -236,6 +236,20 @@ impl RouterOsEnforcer {
             .map_err(|e| self.fail(&path, e))
     }
 
+    /// Removes item `id` with `path` (a `.../remove` command). `Ok(false)` when it was
+    /// gone already (`no such item`: expired, or removed by someone else), which is the
+    /// outcome we wanted anyway.
+    async fn remove_by_id(&self, path: &str, id: &str) -> Result<bool, EnforceError> {
+        let remove = Command::new(path).id(id);
+        match self.call(remove, self.config.command_timeout).await {
+            Ok(_) => Ok(true),
+            Err(e) => match self.classify(path, e) {
+                Trapped::NoSuchItem | Trapped::Duplicate => Ok(false),
+                Trapped::Other(e) => Err(e),
+            },
+        }
+    }
+
     /// Refuses a target that covers one of the router's own addresses.
     fn check_own(&self, target: &IpPrefix) -> Result<(), EnforceError> {
         match lock(&self.own).iter().find(|ip| target.contains(**ip)) {
@@ -329,16 +343,8 @@ impl RouterOsEnforcer {
         if duration.is_none() && remaining.is_some() {
             // Permanent over a timed entry: RouterOS has no portable way to clear a
             // timeout with `set`, so the entry is replaced.
-            let path = format!("{menu}/remove");
-            let remove = Command::new(&path).id(&entry.id);
-            match self.call(remove, self.config.command_timeout).await {
-                Ok(_) => {}
-                Err(e) => match self.classify(&path, e) {
-                    Trapped::NoSuchItem => {}
-                    Trapped::Other(e) => return Err(e),
-                    Trapped::Duplicate => {}
-                },
-            }
+            self.remove_by_id(&format!("{menu}/remove"), &entry.id)
+                .await?;
             lock(&self.cache).remove(&target);
             let path = format!("{menu}/add");
             let add = Command::new(&path)
@@ -646,16 +652,8 @@ impl Enforcer for RouterOsEnforcer {
         let now = self.now();
         let listed = match cached {
             Some(entry) => {
-                let path = format!("{}/remove", menu_of(&target));
-                let remove = Command::new(&path).id(&entry.id);
-                match self.call(remove, self.config.command_timeout).await {
-                    Ok(_) => {}
-                    Err(e) => match self.classify(&path, e) {
-                        Trapped::NoSuchItem => {}
-                        Trapped::Other(e) => return Err(e),
-                        Trapped::Duplicate => {}
-                    },
-                }
+                self.remove_by_id(&format!("{}/remove", menu_of(&target)), &entry.id)
+                    .await?;
                 lock(&self.cache).remove(&target);
                 true
             }
@@ -690,26 +688,18 @@ impl Enforcer for RouterOsEnforcer {
             .filter_map(|row| row.id().map(|id| id.into_owned()))
             .collect();
         let path = format!("{menu}/remove");
-        let mut removals: FuturesUnordered<_> = ids
-            .iter()
-            .map(|id| {
-                let remove = Command::new(&path).id(id);
-                self.call(remove, self.config.command_timeout)
-            })
-            .collect();
+        let mut removals: FuturesUnordered<_> =
+            ids.iter().map(|id| self.remove_by_id(&path, id)).collect();
         let mut removed = 0;
         let mut first_error = None;
         while let Some(result) = removals.next().await {
             match result {
-                Ok(_) => removed += 1,
-                Err(e) => match self.classify(&path, e) {
-                    // Gone already (closed, or timed out): that is what we wanted.
-                    Trapped::NoSuchItem => {}
-                    Trapped::Other(e) => {
-                        first_error.get_or_insert(e);
-                    }
-                    Trapped::Duplicate => {}
-                },
+                Ok(true) => removed += 1,
+                // Gone already (closed, or timed out): that is what we wanted.
+                Ok(false) => {}
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
         match first_error {
