@@ -1,6 +1,7 @@
 //! One router: connect with backoff, read its own addresses, follow its log, poll its
 //! connection table and resources, and apply the bans the detection task sends.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -408,16 +409,8 @@ async fn poll_connections(
         let observed = Instant::now();
         for row in &rows {
             Stats::bump(&shared.stats.connection_rows);
-            let fields: Vec<(String, String)> = row
-                .attributes()
-                .map(|(k, v)| {
-                    (
-                        String::from_utf8_lossy(k).into_owned(),
-                        String::from_utf8_lossy(v).into_owned(),
-                    )
-                })
-                .collect();
-            match parse_connection_row(fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+            let fields = text_fields(row);
+            match parse_connection_row(fields.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))) {
                 Ok(sample) => {
                     let event = mtids_detect::Event::Connection(sample).into_owned();
                     send(shared, events, event, observed).await?;
@@ -450,16 +443,8 @@ async fn poll_resources(
         let observed = Instant::now();
         for row in &rows.rows {
             Stats::bump(&shared.stats.resource_rows);
-            let fields: Vec<(String, String)> = row
-                .attributes()
-                .map(|(k, v)| {
-                    (
-                        String::from_utf8_lossy(k).into_owned(),
-                        String::from_utf8_lossy(v).into_owned(),
-                    )
-                })
-                .collect();
-            match parse_resource_row(fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+            let fields = text_fields(row);
+            match parse_resource_row(fields.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))) {
                 Ok(sample) => {
                     if let (Some(before), Some(now)) = (*last_uptime, sample.uptime)
                         && now < before
@@ -485,6 +470,14 @@ async fn poll_resources(
             }
         }
     }
+}
+
+/// A row's attributes as text for mtids-detect's row parsers: borrowed when they are
+/// UTF-8 (the usual case), decoded lossily when a router sent other bytes.
+fn text_fields(row: &Reply) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
+    row.attributes()
+        .map(|(k, v)| (String::from_utf8_lossy(k), String::from_utf8_lossy(v)))
+        .collect()
 }
 
 #[cfg(test)]
