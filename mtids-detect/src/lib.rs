@@ -10,6 +10,6 @@ pub use event::{
 };
 pub use parse::{
     Date, LineContext, LogLine, RowError, parse_connection_row, parse_log_line,
-    parse_log_line_bytes, parse_log_row, parse_log_row_bytes, parse_resource_row,
+    parse_log_line_bytes, parse_log_row, parse_log_row_bytes, parse_log_time, parse_resource_row,
 };
 pub use time::Timestamp;
