@@ -80,7 +80,7 @@ pub struct FirewallLog<'a> {
     pub connection_state: Option<Cow<'a, str>>,
     /// The source MAC address, absent on interfaces without one (tunnels, PPP).
     pub src_mac: Option<MacAddr>,
-    /// The IP protocol.
+    /// The IP protocol (`ICMP` between IPv6 addresses is read as [`Protocol::Icmpv6`]).
     pub protocol: Protocol,
     /// The TCP flags (empty for anything but TCP).
     pub tcp_flags: TcpFlags,

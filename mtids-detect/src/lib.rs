@@ -80,7 +80,7 @@ pub use finding::{
 pub use guard::{Guard, GuardConfig, GuardReason, InterfaceAddress, IpPrefix, PrefixParseError};
 pub use parse::{
     Date, LineContext, LogLine, RowError, parse_connection_row, parse_log_line,
-    parse_log_line_bytes, parse_log_row, parse_log_row_bytes, parse_resource_row,
+    parse_log_line_bytes, parse_log_row, parse_log_row_bytes, parse_log_time, parse_resource_row,
 };
 pub use policy::{
     Decision, MAX_REASON_LEN, Outcome, Policy, PolicyConfig, Suppressed, Suppression,

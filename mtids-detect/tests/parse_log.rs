@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use mtids_detect::{
     Auth, AuthKind, AuthSource, Date, Endpoint, Event, FirewallLog, IcmpType, LineContext, MacAddr,
     NatTranslation, Protocol, TcpFlags, Timestamp, parse_log_line, parse_log_line_bytes,
-    parse_log_row, parse_log_row_bytes,
+    parse_log_row, parse_log_row_bytes, parse_log_time,
 };
 
 fn ip(s: &str) -> IpAddr {
@@ -134,6 +134,16 @@ fn icmpv6_without_ports() {
     assert_eq!(fw.icmp, Some(IcmpType { kind: 128, code: 0 }));
     assert_eq!(fw.src, Endpoint::ip(ip("2001:db8::1")));
     assert_eq!(fw.dst, Endpoint::ip(ip("2001:db8::2")));
+}
+
+#[test]
+fn icmp_between_ipv6_addresses_is_icmpv6() {
+    let fw = firewall(
+        "input: in:ether1 out:(unknown 0), proto ICMP (type 135, code 0), fe80::1->ff02::1:ff00:2, len 72",
+    );
+    assert_eq!(fw.protocol, Protocol::Icmpv6);
+    assert_eq!(fw.icmp, Some(IcmpType { kind: 135, code: 0 }));
+    assert_eq!(fw.dst, Endpoint::ip(ip("ff02::1:ff00:2")));
 }
 
 #[test]
@@ -431,6 +441,39 @@ fn log_print_forms() {
     let l = parse_log_line(leak(format!("feb/11 00:02:30 firewall,info {FW}")), &ctx());
     // 2025-02-10T23:02:30Z
     assert_eq!(l.timestamp, Some(Timestamp::from_secs(1_739_228_550)));
+}
+
+#[test]
+fn api_row_times() {
+    let ctx = ctx();
+    // 2025-02-15T05:23:51Z: the router's clock is an hour ahead.
+    assert_eq!(
+        parse_log_time("06:23:51", &ctx),
+        Some(Timestamp::from_secs(1_739_597_031))
+    );
+    // 2007-10-07T05:23:51Z
+    assert_eq!(
+        parse_log_time("oct/07/2007 06:23:51", &ctx),
+        Some(Timestamp::from_secs(1_191_734_631))
+    );
+    // 2025-02-10T23:02:30Z
+    assert_eq!(
+        parse_log_time("feb/11 00:02:30", &ctx),
+        Some(Timestamp::from_secs(1_739_228_550))
+    );
+    assert_eq!(
+        parse_log_time("2025-02-11 00:02:30", &ctx),
+        Some(Timestamp::from_secs(1_739_228_550))
+    );
+    for bad in [
+        "",
+        "06:23:51 firewall,info",
+        "feb/30 00:02:30",
+        "6:23:51",
+        "never",
+    ] {
+        assert_eq!(parse_log_time(bad, &ctx), None, "{bad:?}");
+    }
 }
 
 #[test]

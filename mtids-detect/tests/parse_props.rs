@@ -132,7 +132,9 @@ proptest! {
             0 => { prop_assert_eq!(fw.protocol, Protocol::Tcp); prop_assert_eq!(fw.tcp_flags, flags); }
             1 => { prop_assert_eq!(fw.protocol, Protocol::Udp); prop_assert!(fw.tcp_flags.is_empty()); }
             _ => {
-                prop_assert_eq!(fw.protocol, Protocol::Icmp);
+                // ICMP between IPv6 addresses is read as ICMPv6.
+                let expected = if src.ip.is_ipv6() { Protocol::Icmpv6 } else { Protocol::Icmp };
+                prop_assert_eq!(fw.protocol, expected);
                 prop_assert_eq!(fw.icmp.map(|i| (i.kind, i.code)), Some(icmp));
             }
         }

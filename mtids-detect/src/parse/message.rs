@@ -79,6 +79,11 @@ fn parse_firewall(msg: &str) -> Option<FirewallLog<'_>> {
     let (src, dst) = split_once(addrs, "->")?;
     let src = parse_endpoint(src)?;
     let dst = parse_endpoint(dst)?;
+    // ICMP between IPv6 addresses can only be ICMPv6, whatever name the log gives it.
+    let protocol = match (protocol, src.ip) {
+        (Protocol::Icmp, IpAddr::V6(_)) => Protocol::Icmpv6,
+        (p, _) => p,
+    };
 
     let mut nat = None;
     if let Some(r) = rest.strip_prefix("NAT ") {

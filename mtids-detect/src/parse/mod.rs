@@ -118,6 +118,25 @@ pub fn parse_log_line<'a>(line: &'a str, ctx: &LineContext) -> LogLine<'a> {
     }
 }
 
+/// The `time` field of a `/log/print` row from the API (`oct/07/2007 06:23:51`,
+/// `feb/11 00:02:30`, `2025-02-11 00:02:30`, `06:23:51`), or any other header timestamp
+/// of [`parse_log_line`], in UTC. `None` when the text is not exactly one timestamp of a
+/// known form, or names an impossible date.
+///
+/// ```
+/// use mtids_detect::{parse_log_time, Date, LineContext, Timestamp};
+///
+/// let ctx = LineContext::new(Date::new(2025, 2, 11), 0);
+/// assert_eq!(parse_log_time("00:02:30", &ctx), Some(Timestamp::from_secs(1_739_232_150)));
+/// assert_eq!(parse_log_time("yesterday", &ctx), None);
+/// ```
+pub fn parse_log_time(time: &str, ctx: &LineContext) -> Option<Timestamp> {
+    match header::parse_timestamp(time.trim(), ctx)? {
+        (timestamp, "") => timestamp,
+        _ => None,
+    }
+}
+
 /// [`parse_log_line`] for bytes that may not be UTF-8: valid UTF-8 is borrowed as it is;
 /// otherwise the line is decoded lossily into `scratch` (reused from call to call).
 pub fn parse_log_line_bytes<'a>(
