@@ -262,6 +262,25 @@ impl RouterOsEnforcer {
         }
     }
 
+    /// The `add` command that puts `target` on the list, and its path for errors. The
+    /// only place an address enters an add: rendered from a typed, masked `IpPrefix`.
+    fn add_command(
+        &self,
+        target: &IpPrefix,
+        duration: Option<Duration>,
+        comment: &str,
+    ) -> (String, Command) {
+        let path = format!("{}/add", menu_of(target));
+        let mut add = Command::new(&path)
+            .attr("list", &self.config.list)
+            .attr("address", render_target(target))
+            .attr("comment", comment);
+        if let Some(d) = duration {
+            add = add.attr("timeout", format_timeout(d));
+        }
+        (path, add)
+    }
+
     /// Puts `target` on the list for `duration` with `comment`: an optimistic add, and on
     /// the duplicate trap an update of the entry already there.
     async fn apply(
@@ -270,15 +289,7 @@ impl RouterOsEnforcer {
         duration: Option<Duration>,
         comment: &str,
     ) -> Result<Blocked, EnforceError> {
-        let menu = menu_of(&target);
-        let path = format!("{menu}/add");
-        let mut add = Command::new(&path)
-            .attr("list", &self.config.list)
-            .attr("address", render_target(&target))
-            .attr("comment", comment);
-        if let Some(d) = duration {
-            add = add.attr("timeout", format_timeout(d));
-        }
+        let (path, add) = self.add_command(&target, duration, comment);
         match self.call(add, self.config.command_timeout).await {
             Ok(response) => {
                 let id = response.ret_str().unwrap_or_default();
@@ -346,11 +357,7 @@ impl RouterOsEnforcer {
             self.remove_by_id(&format!("{menu}/remove"), &entry.id)
                 .await?;
             lock(&self.cache).remove(&target);
-            let path = format!("{menu}/add");
-            let add = Command::new(&path)
-                .attr("list", &self.config.list)
-                .attr("address", render_target(&target))
-                .attr("comment", comment);
+            let (path, add) = self.add_command(&target, None, comment);
             let response = self
                 .call(add, self.config.command_timeout)
                 .await
@@ -390,14 +397,7 @@ impl RouterOsEnforcer {
                 // It ran out between the add and the set: add it afresh, once.
                 Trapped::NoSuchItem => {
                     lock(&self.cache).remove(&target);
-                    let path = format!("{menu}/add");
-                    let mut add = Command::new(&path)
-                        .attr("list", &self.config.list)
-                        .attr("address", render_target(&target))
-                        .attr("comment", comment);
-                    if let Some(d) = duration {
-                        add = add.attr("timeout", format_timeout(d));
-                    }
+                    let (path, add) = self.add_command(&target, duration, comment);
                     let response = self
                         .call(add, self.config.command_timeout)
                         .await
