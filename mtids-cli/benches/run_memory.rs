@@ -7,6 +7,7 @@
 //! MTIDS_RUN_MEMORY_SOURCES=3000000 cargo bench -p mtids-cli --bench run_memory    # more sources
 //! MTIDS_RUN_MEMORY_MAX_SOURCES=262144 cargo bench -p mtids-cli --bench run_memory # bigger tables
 //! MTIDS_RUN_MEMORY_CAP_MB=80 cargo bench -p mtids-cli --bench run_memory          # a stated cap
+//! MTIDS_RUN_MEMORY_ATTACKERS=10000 cargo bench -p mtids-cli --bench run_memory    # with findings
 //! ```
 //!
 //! It starts routeros-sim in this process (plain API on loopback), writes a configuration
@@ -15,9 +16,11 @@
 //! and sends over one TCP connection, in the BSD syslog form RouterOS sends, for each
 //! source one firewall line (a SYN to one of a few ports) and one SSH login failure. Each
 //! source stays below every threshold, so every line creates or refreshes per-source state
-//! and the tables churn at their caps. The flood ends with 10 failures from a marker
-//! address: once the router lists the marker, the single detection task has consumed every
-//! line before it. Meanwhile `/proc/PID/status` is sampled (VmRSS, VmHWM); then the daemon
+//! and the tables churn at their caps (`MTIDS_RUN_MEMORY_ATTACKERS=N` makes N of them send
+//! 10 failures instead, a brute force each: bans, the policy's flood cap, offenders). The
+//! flood ends with 10 failures from a marker address: once the daemon logs the marker's
+//! finding (and, without attackers, the router lists it), the single detection task has
+//! consumed every line before it. Meanwhile `/proc/PID/status` is sampled (VmRSS, VmHWM); then the daemon
 //! gets SIGTERM and must exit 0.
 //!
 //! The budget (see docs/performance.md), derived from the configured caps:
@@ -98,7 +101,7 @@ fn write_config(path: &Path, router: SocketAddr, syslog: SocketAddr, d: &Detecti
     let ledger = path.with_file_name("bans.db");
     let text = format!(
         r#"[log]
-level = "warn"
+level = "info"
 
 [[router]]
 name = "sim"
@@ -195,8 +198,9 @@ fn source(i: u64) -> Ipv4Addr {
 }
 
 /// Sends the flood and the marker over one connection, counting the sources written in
-/// `progress`; returns the lines sent.
-fn flood(syslog: SocketAddr, sources: u64, progress: &AtomicU64) -> u64 {
+/// `progress`; every `attack_every`-th source (0: none) sends 10 failures, a brute force.
+/// Returns the lines sent.
+fn flood(syslog: SocketAddr, sources: u64, attack_every: u64, progress: &AtomicU64) -> u64 {
     let stream = TcpStream::connect(syslog).unwrap();
     let mut out = BufWriter::with_capacity(1 << 20, stream.try_clone().unwrap());
     let mut lines = 0u64;
@@ -216,12 +220,19 @@ fn flood(syslog: SocketAddr, sources: u64, progress: &AtomicU64) -> u64 {
             "<30>{time} gw.example firewall,info WAN input: in:ether1 out:(unknown 0), connection-state:new src-mac 02:00:00:00:00:01, proto TCP (SYN), {src}:{sport}->203.0.113.1:{dport}, len 60"
         )
         .unwrap();
-        writeln!(
-            out,
-            "<27>{time} gw.example system,error,critical login failure for user admin from {src} via ssh"
-        )
-        .unwrap();
-        lines += 2;
+        let failures = if attack_every > 0 && i % attack_every == 0 {
+            10
+        } else {
+            1
+        };
+        for _ in 0..failures {
+            writeln!(
+                out,
+                "<27>{time} gw.example system,error,critical login failure for user admin from {src} via ssh"
+            )
+            .unwrap();
+        }
+        lines += 1 + failures;
     }
     for _ in 0..10 {
         writeln!(
@@ -286,9 +297,11 @@ fn main() -> ExitCode {
     }
     // Without `--bench` (`cargo test --benches`) a short smoke run of the same path.
     let full = std::env::args().any(|a| a == "--bench");
+    let attackers = env_u64("MTIDS_RUN_MEMORY_ATTACKERS").unwrap_or(0);
     let sources =
         env_u64("MTIDS_RUN_MEMORY_SOURCES").unwrap_or(if full { 1_000_000 } else { 20_000 });
     let detection = detection();
+    let attack_every = sources.checked_div(attackers).map_or(0, |n| n.max(1));
     let (per_source, others) = entries(&detection);
     let (budget, budget_from) = match env_u64("MTIDS_RUN_MEMORY_CAP_MB") {
         Some(mb) => (mb << 20, "MTIDS_RUN_MEMORY_CAP_MB".to_owned()),
@@ -372,10 +385,16 @@ fn main() -> ExitCode {
     };
 
     let start = Instant::now();
-    let lines = flood(syslog, sources, &progress);
+    let lines = flood(syslog, sources, attack_every, &progress);
     let sent = start.elapsed();
-    let blocked = wait_until(Duration::from_secs(120), || router.is_listed(LIST, MARKER));
+    // The marker's finding is logged (banned, or suppressed past the flood cap) only after
+    // every line before it went through the one detection task.
+    let seen = wait_until(Duration::from_secs(120), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains(MARKER))
+    });
     let consumed = start.elapsed();
+    let blocked =
+        attackers > 0 || wait_until(Duration::from_secs(10), || router.is_listed(LIST, MARKER));
     let (end_rss, peak) = memory(pid).unwrap_or((0, 0));
     done.store(true, Ordering::Relaxed);
     let (samples, timeline) = sampler.join().unwrap();
@@ -414,11 +433,25 @@ fn main() -> ExitCode {
         if peak <= budget { "within" } else { "OVER" }
     );
 
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    println!(
+        "run_memory: {attackers} brute-force attackers in the flood: {} bans logged, {} findings suppressed, {} entries on the router's list",
+        text.lines().filter(|l| l.contains(" ban ")).count(),
+        text.lines()
+            .filter(|l| l.contains("finding not banned"))
+            .count(),
+        router.address_list(routeros_sim::Family::V4).len()
+    );
+
     let mut ok = true;
-    if !blocked {
+    if !seen {
         eprintln!(
-            "run_memory: the marker {MARKER} was not blocked within 120 s: the flood was not consumed"
+            "run_memory: the marker {MARKER} did not reach detection within 120 s: the flood was not consumed"
         );
+        ok = false;
+    }
+    if !blocked {
+        eprintln!("run_memory: the marker {MARKER} was detected but not blocked on the router");
         ok = false;
     }
     if peak == 0 || peak > budget {
