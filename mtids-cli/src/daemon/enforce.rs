@@ -47,6 +47,7 @@ pub(crate) async fn apply(
         Ok(blocked) => {
             let latency = request.observed.elapsed();
             Stats::bump(&shared.stats.blocks_applied);
+            shared.metrics.block_latency(latency);
             let item = match blocked {
                 Blocked::Added { id } | Blocked::Updated { id } => Some(id),
                 _ => None,
