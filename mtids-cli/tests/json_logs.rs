@@ -47,6 +47,30 @@ fn wait_for_message(
     }
 }
 
+/// The keys of a JSON object in order, duplicates kept (a `serde_json::Value` would
+/// silently keep only the last of two equal keys).
+struct Keys(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for Keys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Keys, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Keys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
+                let mut keys = Vec::new();
+                while let Some((k, _)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
+                    keys.push(k);
+                }
+                Ok(Keys(keys))
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
 async fn scrape(addr: SocketAddr) -> String {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: mtids\r\nConnection: close\r\n\r\n")
@@ -198,6 +222,15 @@ async fn run_logs_json_serves_metrics_and_stops_on_sigterm() {
             .as_str()
             .unwrap_or_else(|| panic!("no message: {line}"));
         messages.push(message.to_owned());
+        // No field shadows another (e.g. an event field named like the `target` key).
+        let Keys(mut keys) = serde_json::from_str(line).unwrap();
+        let n = keys.len();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), n, "a key appears twice: {line}");
+        if message == "ban" || message == "blocked" {
+            assert_eq!(v["address"], "198.51.100.7", "{line}");
+        }
     }
     for expected in [
         "starting",

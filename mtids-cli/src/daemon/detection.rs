@@ -215,8 +215,9 @@ fn ban(
     Stats::bump(&shared.stats.bans);
     let target = decision.target.to_string();
     let detector = decision.finding.detector;
+    // `address`, not `target`: JSON logs put the event's module under `target`.
     tracing::warn!(
-        %target,
+        address = %target,
         detector,
         duration_secs = decision.duration.as_secs(),
         reason = %decision.reason,
