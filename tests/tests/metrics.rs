@@ -196,3 +196,79 @@ async fn syslog_events_count_under_the_sending_router_or_syslog() {
     assert_eq!(value(&body, syslog_series), Some(1.0), "{body}");
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_counts_decisions_in_force_and_observes_no_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start().await;
+    let mut config = sim.config(dir.path());
+    config.enforcement.dry_run = true;
+    config.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
+    let mut running = Running::start(config).await;
+    let addr = running.daemon.metrics_addr().unwrap();
+    fail_logins(&sim.router, "198.51.100.7", "admin", 5);
+    running
+        .wait_for(SOON, |r| matches!(r, Report::Blocked { dry_run: true, .. }))
+        .await
+        .expect("the would-be block is reported");
+    let body = scrape_until(addr, "mtids_active_bans", SOON, |v| v >= 1.0).await;
+    assert_eq!(value(&body, "mtids_active_bans"), Some(1.0), "{body}");
+    assert_eq!(
+        value(&body, "mtids_decisions_total{outcome=\"ban\"}"),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        value(&body, "mtids_detection_to_block_seconds_count"),
+        Some(0.0),
+        "nothing was blocked: {body}"
+    );
+    assert!(!sim.listed("198.51.100.7"));
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alert_queue_shows_and_the_endpoint_answers_while_shutting_down() {
+    // A Telegram stand-in that accepts and never answers: the alert stays queued.
+    let hanging = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", hanging.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hanging.accept().await {
+            held.push(socket);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start().await;
+    let mut config = sim.config(dir.path());
+    config.alert = mtids_cli::config::Config::parse(
+        &format!(
+            "[alert.telegram]\nbot_token = \"123:ABC\"\nchat_id = -100123\napi_url = \"{url}\"\n\
+             [alert.dispatcher]\nmax_messages_per_window = 0\n"
+        ),
+        "test",
+    )
+    .unwrap()
+    .alert;
+    config.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
+    let running = Running::start(config).await;
+    let addr = running.daemon.metrics_addr().unwrap();
+    fail_logins(&sim.router, "198.51.100.7", "admin", 5);
+    let body = scrape_until(addr, "mtids_alert_queue", SOON, |v| v >= 1.0).await;
+    assert!(
+        value(&body, "mtids_alert_queue").is_some_and(|v| v >= 1.0),
+        "{body}"
+    );
+
+    // The shutdown waits up to 2 s for the alert; the endpoint still answers meanwhile.
+    let stopping = tokio::spawn(running.stop());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !stopping.is_finished(),
+        "the undeliverable alert is waited for"
+    );
+    let body = scrape(addr).await;
+    assert!(value(&body, "mtids_alert_queue").is_some(), "{body}");
+    stopping.await.unwrap();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use mtids_alert::{Dispatcher, Notifier};
 use mtids_detect::{DetectionEngine, Outcome, Timestamp};
 use mtids_enforce::BanLedger;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
@@ -251,7 +251,7 @@ pub struct Daemon {
     syslog_udp: Option<std::net::SocketAddr>,
     syslog_tcp: Option<std::net::SocketAddr>,
     metrics_addr: Option<SocketAddr>,
-    metrics_server: Option<JoinHandle<()>>,
+    metrics_server: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
     stop: watch::Sender<bool>,
     routers: Vec<JoinHandle<()>>,
     detection: JoinHandle<()>,
@@ -331,15 +331,18 @@ impl Daemon {
             if let Some(addr) = metrics_addr {
                 tracing::info!(%addr, "metrics endpoint listening");
             }
-            let mut stopped = shared.shutdown.clone();
-            tokio::spawn(async move {
+            // Its own stop signal: the endpoint outlives the other tasks during a
+            // shutdown. Dropping the daemon drops the sender, which stops it too.
+            let (stop, stopped) = oneshot::channel::<()>();
+            let task = tokio::spawn(async move {
                 let shutdown = async move {
-                    let _ = stopped.wait_for(|stop| *stop).await;
+                    let _ = stopped.await;
                 };
                 if let Err(e) = server.serve(shutdown).await {
                     tracing::error!(error = %e, "metrics endpoint stopped");
                 }
-            })
+            });
+            (stop, task)
         });
 
         let (events_tx, events_rx) = mpsc::channel(16_384);
@@ -437,12 +440,14 @@ impl Daemon {
         }
         // Last, so a scrape during the shutdown still answers. A scraper holding a
         // request open cannot keep the process alive.
-        if let Some(server) = self.metrics_server
-            && tokio::time::timeout(Duration::from_secs(2), server)
+        if let Some((stop, server)) = self.metrics_server {
+            let _ = stop.send(());
+            if tokio::time::timeout(Duration::from_secs(2), server)
                 .await
                 .is_err()
-        {
-            tracing::warn!("metrics endpoint did not stop within 2 s");
+            {
+                tracing::warn!("metrics endpoint did not stop within 2 s");
+            }
         }
         tracing::info!("stopped");
     }
