@@ -339,10 +339,20 @@ impl MetricsServer {
                 let metrics = metrics.clone();
                 async move {
                     // The render hook may wait for the ledger: off the async workers.
-                    let body = tokio::task::spawn_blocking(move || metrics.render())
-                        .await
-                        .unwrap_or_default();
-                    ([(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)], body)
+                    match tokio::task::spawn_blocking(move || metrics.render()).await {
+                        Ok(body) => (
+                            axum::http::StatusCode::OK,
+                            [(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)],
+                            body,
+                        ),
+                        // Only a panic in the render hook: an empty 200 would read as
+                        // "every series gone".
+                        Err(_) => (
+                            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                            [(axum::http::header::CONTENT_TYPE, "text/plain")],
+                            "rendering the metrics failed\n".to_owned(),
+                        ),
+                    }
                 }
             }),
         );
