@@ -13,7 +13,7 @@ use routeros_proto::net::{Client, ClientConfig, Error as ApiError, Fingerprint, 
 use routeros_proto::{Command, Query, Reply};
 use tokio::sync::mpsc;
 
-use super::detection::Input;
+use super::detection::{EventSender, Input};
 use mtids_enforce::{Enforcer, RouterOsConfig, RouterOsEnforcer};
 
 use super::enforce::{self, BlockOutcome, BlockRequest};
@@ -34,7 +34,7 @@ fn numeric_id(id: &str) -> Option<u64> {
 pub(crate) async fn run_router(
     shared: Arc<Shared>,
     index: usize,
-    events: mpsc::Sender<Input>,
+    events: EventSender,
     mut blocks: mpsc::UnboundedReceiver<BlockRequest>,
 ) {
     let Some(config) = shared.config.routers.get(index).cloned() else {
@@ -54,6 +54,7 @@ pub(crate) async fn run_router(
                 attempt = 0;
                 Stats::bump(&shared.stats.connects);
                 tracing::info!(router = %config.name, "connected");
+                shared.metrics.router_connected(&config.name, true);
                 shared.report(Report::Connected {
                     router: config.name.clone(),
                 });
@@ -62,6 +63,7 @@ pub(crate) async fn run_router(
                     _ = shutdown.changed() => Ok(()),
                 };
                 client.close().await;
+                shared.metrics.router_connected(&config.name, false);
                 match result {
                     Ok(()) => break,
                     Err(e) => e,
@@ -131,7 +133,7 @@ async fn session(
     index: usize,
     config: &RouterConfig,
     client: &Client,
-    events: &mpsc::Sender<Input>,
+    events: &EventSender,
     blocks: &mut mpsc::UnboundedReceiver<BlockRequest>,
     cursor: &mut LogCursor,
     last_uptime: &mut Option<Duration>,
@@ -266,7 +268,7 @@ async fn reconcile(
 async fn follow_log(
     shared: &Shared,
     client: &Client,
-    events: &mpsc::Sender<Input>,
+    events: &EventSender,
     cursor: &mut LogCursor,
 ) -> Result<(), String> {
     let props = [".id", "time", "topics", "message"];
@@ -326,7 +328,7 @@ async fn follow_log(
 async fn process_log_row(
     shared: &Shared,
     row: &Reply,
-    events: &mpsc::Sender<Input>,
+    events: &EventSender,
     cursor: &mut LogCursor,
 ) -> Result<(), String> {
     let observed = Instant::now();
@@ -345,13 +347,14 @@ async fn process_log_row(
 
 async fn send(
     shared: &Shared,
-    events: &mpsc::Sender<Input>,
+    events: &EventSender,
     event: mtids_detect::Event<'static>,
     observed: Instant,
 ) -> Result<(), String> {
     let now = timestamp(shared.now());
     events
         .send(Input::Event {
+            source: events.source(),
             now,
             event,
             observed,
@@ -391,7 +394,7 @@ fn connection_command(protocols: &[String]) -> Command {
 async fn poll_connections(
     shared: &Shared,
     client: &Client,
-    events: &mpsc::Sender<Input>,
+    events: &EventSender,
 ) -> Result<(), String> {
     let mut interval = tokio::time::interval(shared.config.input.connection_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -428,7 +431,7 @@ async fn poll_resources(
     shared: &Arc<Shared>,
     router: &str,
     client: &Client,
-    events: &mpsc::Sender<Input>,
+    events: &EventSender,
     enforcer: Option<&RouterOsEnforcer>,
     last_uptime: &mut Option<Duration>,
 ) -> Result<(), String> {
