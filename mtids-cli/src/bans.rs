@@ -188,11 +188,16 @@ async fn find_on_router(
     list: &str,
     target: &str,
 ) -> Result<Vec<String>, ApiError> {
+    let mut query = Query::new().eq("list", list).eq("address", target);
+    // RouterOS prints an IPv6 host with its full length (`2001:db8::7/128`): ask for both.
+    if target.contains(':') && !target.contains('/') {
+        query = query.eq("address", format!("{target}/128")).or();
+    }
     let found = client
         .call(
             Command::new(format!("{path}/print"))
                 .proplist([".id"])
-                .query(Query::new().eq("list", list).eq("address", target).and()),
+                .query(query.and()),
         )
         .await?;
     Ok(found
@@ -224,7 +229,8 @@ pub async fn remove_on_router(
     Ok(ids.len())
 }
 
-/// The addresses on `list` of one router, IPv4 and IPv6.
+/// The addresses on the lists of one router, IPv4 and IPv6 (each on its own list), in the
+/// ledger's form (a host without `/128`). A router without IPv6 has no IPv6 entries.
 async fn live_entries(client: &Client, config: &Config) -> Result<Vec<String>, ApiError> {
     let mut out = Vec::new();
     for (path, list) in [
@@ -237,18 +243,29 @@ async fn live_entries(client: &Client, config: &Config) -> Result<Vec<String>, A
             &config.enforcement.address_list_v6,
         ),
     ] {
-        let r = client
+        let r = match client
             .call(
                 Command::new(format!("{path}/print"))
                     .proplist(["address"])
                     .query(Query::new().eq("list", list.as_str())),
             )
-            .await?;
-        out.extend(
-            r.rows
-                .iter()
-                .filter_map(|row| row.get_str("address").map(|a| a.into_owned())),
-        );
+            .await
+        {
+            Ok(r) => r,
+            Err(ApiError::Trap { trap, .. })
+                if path.starts_with("/ipv6") && trap.message.contains("no such command") =>
+            {
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        out.extend(r.rows.iter().filter_map(|row| {
+            let address = row.get_str("address")?;
+            Some(match address.parse::<IpPrefix>() {
+                Ok(prefix) => target_text(&prefix),
+                Err(_) => address.into_owned(),
+            })
+        }));
     }
     Ok(out)
 }

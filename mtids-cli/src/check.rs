@@ -5,8 +5,9 @@
 //! Items per router: login (and the API-SSL certificate, verified by the TLS handshake
 //! when `tls` is configured), the user's group policies (`/user`, `/user/group`), reading
 //! the log, the new-connection log rules, the drop rules in both directions, and the
-//! address lists. A menu the router does not have (an old version, or the simulator) is
-//! reported as "cannot verify", never as passed.
+//! address lists, for IPv4 and IPv6 (each on its configured list). A menu the router does
+//! not have (an old version, no IPv6, or the simulator) is reported as "cannot verify",
+//! never as passed.
 
 use std::fmt;
 use std::io::Write;
@@ -368,8 +369,67 @@ pub async fn check_router(router: &RouterConfig, args: &CheckArgs, config: &Conf
         ),
         Err(e) => c.api_error("address list", &e, fix_group),
     }
+    check_ipv6(
+        &mut c,
+        &client,
+        &config.enforcement.address_list_v6,
+        fix_group,
+    )
+    .await;
     client.close().await;
     c.items
+}
+
+/// The IPv6 drop rules and address list, on the IPv6 list's own name. A router without
+/// IPv6 has no `/ipv6` menus: these items come out as "cannot verify".
+async fn check_ipv6(c: &mut Checker<'_>, client: &Client, list: &str, fix_group: &str) {
+    let fix_drop = "mtids setup --ipv6 (`/ipv6 firewall raw` drop steps)";
+    for (matcher, what) in [
+        ("src-address-list", "IPv6 drop rule from blocked"),
+        ("dst-address-list", "IPv6 drop rule to blocked"),
+    ] {
+        let mut result = Ok(None);
+        for table in ["raw", "filter"] {
+            let print = Command::new(format!("/ipv6/firewall/{table}/print"))
+                .proplist([".id", "chain"])
+                .word("?action=drop")
+                .word(format!("?{matcher}={list}"))
+                .word("?disabled=false");
+            match client.call(print).await {
+                Ok(r) if !r.rows.is_empty() => {
+                    result = Ok(Some(table));
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => result = Err(e),
+            }
+        }
+        match result {
+            Ok(Some(table)) => c.push(what, Status::Passed, format!("in {table}"), None),
+            Err(e) => c.api_error(what, &e, fix_drop),
+            Ok(None) => c.push(
+                what,
+                Status::Failed,
+                format!("no enabled drop rule with {matcher}={list}"),
+                Some(fix_drop),
+            ),
+        }
+    }
+    let count = Command::new("/ipv6/firewall/address-list/print")
+        .attr("count-only", "")
+        .word(format!("?list={list}"));
+    match client.call(count).await {
+        Ok(r) => c.push(
+            "IPv6 address list",
+            Status::Passed,
+            format!(
+                "`{list}` readable, {} entries",
+                r.ret_str().unwrap_or_else(|| "?".into())
+            ),
+            None,
+        ),
+        Err(e) => c.api_error("IPv6 address list", &e, fix_group),
+    }
 }
 
 /// Formats items as aligned lines, with the fix under each failed one.

@@ -32,7 +32,11 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("MTIDS_LOG_LEVEL", "log.level"),
     ("MTIDS_LOG_FORMAT", "log.format (human or json)"),
     ("MTIDS_DRY_RUN", "enforcement.dry_run (true or false)"),
-    ("MTIDS_ADDRESS_LIST", "enforcement.address_list"),
+    (
+        "MTIDS_ADDRESS_LIST",
+        "enforcement.address_list (and address_list_v6 unless MTIDS_ADDRESS_LIST_V6 is set)",
+    ),
+    ("MTIDS_ADDRESS_LIST_V6", "enforcement.address_list_v6"),
     ("MTIDS_LEDGER_PATH", "ledger.path"),
     ("MTIDS_METRICS_LISTEN", "metrics.listen (ip:port)"),
     ("MTIDS_ROUTER_NAME", "name of the single router"),
@@ -237,6 +241,9 @@ pub struct InputConfig {
     pub syslog_tcp: Option<SocketAddr>,
     /// Poll the connection table (for asymmetric connections). Default true.
     pub connections: bool,
+    /// Poll the IPv6 connection table too (`/ipv6/firewall/connection`). Default true; a
+    /// router without IPv6 is detected and that poll skipped.
+    pub connections_v6: bool,
     /// How often to poll the connection table. Default `5s`.
     #[serde(with = "duration_str")]
     pub connection_interval: Duration,
@@ -250,6 +257,10 @@ pub struct InputConfig {
     /// Longest wait between reconnection attempts (backoff doubles up to this). Default `60s`.
     #[serde(with = "duration_str")]
     pub max_backoff: Duration,
+    /// Only log rows whose `topics` equal one of these, exactly as the router prints them
+    /// (`firewall,info`, `system,error,critical`): a server-side query on the API log
+    /// follow. Default empty: every row.
+    pub log_topics: Vec<String>,
 }
 
 impl Default for InputConfig {
@@ -259,23 +270,25 @@ impl Default for InputConfig {
             syslog_udp: None,
             syslog_tcp: None,
             connections: true,
+            connections_v6: true,
             connection_interval: Duration::from_secs(5),
             connection_protocols: vec!["tcp".to_owned(), "udp".to_owned()],
             resource: true,
             resource_interval: Duration::from_secs(2),
             max_backoff: Duration::from_secs(60),
+            log_topics: Vec::new(),
         }
     }
 }
 
 /// How bans reach the routers (`[enforcement]`).
 #[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(from = "EnforcementFile")]
 #[non_exhaustive]
 pub struct EnforcementConfig {
     /// The IPv4 address list that the router's drop rules match. Default `mtids-blocked`.
     pub address_list: String,
-    /// The IPv6 address list. Default `mtids-blocked`.
+    /// The IPv6 address list (`/ipv6/firewall/address-list`). Default: `address_list`.
     pub address_list_v6: String,
     /// Decide and log, change nothing on the routers. Default false.
     pub dry_run: bool,
@@ -290,6 +303,39 @@ impl Default for EnforcementConfig {
             address_list_v6: "mtids-blocked".to_owned(),
             dry_run: false,
             remove_connections: true,
+        }
+    }
+}
+
+/// `[enforcement]` as written: an unset `address_list_v6` means the IPv4 list's name.
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct EnforcementFile {
+    address_list: String,
+    address_list_v6: Option<String>,
+    dry_run: bool,
+    remove_connections: bool,
+}
+
+impl Default for EnforcementFile {
+    fn default() -> Self {
+        let d = EnforcementConfig::default();
+        EnforcementFile {
+            address_list: d.address_list,
+            address_list_v6: None,
+            dry_run: d.dry_run,
+            remove_connections: d.remove_connections,
+        }
+    }
+}
+
+impl From<EnforcementFile> for EnforcementConfig {
+    fn from(f: EnforcementFile) -> Self {
+        EnforcementConfig {
+            address_list_v6: f.address_list_v6.unwrap_or_else(|| f.address_list.clone()),
+            address_list: f.address_list,
+            dry_run: f.dry_run,
+            remove_connections: f.remove_connections,
         }
     }
 }
@@ -567,6 +613,9 @@ impl Config {
             self.enforcement.address_list.clone_from(&v);
             self.enforcement.address_list_v6 = v;
         }
+        if let Some((_, v)) = get("MTIDS_ADDRESS_LIST_V6") {
+            self.enforcement.address_list_v6 = v;
+        }
         if let Some((_, v)) = get("MTIDS_LEDGER_PATH") {
             self.ledger.path = PathBuf::from(v);
         }
@@ -811,6 +860,16 @@ impl Config {
                 return Err(bad(key.into(), "must be at least 10ms".into()));
             }
         }
+        for t in &self.input.log_topics {
+            if t.is_empty() || t.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                return Err(bad(
+                    "input.log_topics".into(),
+                    format!(
+                        "`{t}` is not a topics value; write it as the router prints a row's topics, e.g. `firewall,info` or `system,error,critical`"
+                    ),
+                ));
+            }
+        }
         for p in &self.input.connection_protocols {
             if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
                 return Err(bad(
@@ -837,15 +896,6 @@ impl Config {
                     ),
                 ));
             }
-        }
-        if self.enforcement.address_list_v6 != self.enforcement.address_list {
-            return Err(bad(
-                "enforcement.address_list_v6".into(),
-                format!(
-                    "must equal enforcement.address_list (`{}`) for now: the router enforcer uses one list name for IPv4 and IPv6",
-                    self.enforcement.address_list
-                ),
-            ));
         }
         if let Err(mtids_detect::ConfigError::Invalid { field, reason }) = self.detection.validate()
         {
@@ -1092,9 +1142,15 @@ fingerprint = "AB:CD:EF:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45
         let e = err_text("[enforcement]\naddress_list = \"a=b\"\n");
         assert!(e.contains("`enforcement.address_list`"), "{e}");
 
-        let e = err_text("[enforcement]\naddress_list_v6 = \"six\"\n");
+        let e = err_text("[enforcement]\naddress_list_v6 = \"\"\n");
+        assert!(e.contains("`enforcement.address_list_v6`"), "{e}");
+
+        let e = err_text("[enforcement]\nadress_list_v6 = \"six\"\n");
+        assert!(e.contains("adress_list_v6"), "{e}");
+
+        let e = err_text("[input]\nlog_topics = [\"firewall, info\"]\n");
         assert!(
-            e.contains("`enforcement.address_list_v6`") && e.contains("one list name"),
+            e.contains("`input.log_topics`") && e.contains("firewall,info"),
             "{e}"
         );
 
@@ -1105,6 +1161,60 @@ fingerprint = "AB:CD:EF:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45
             e.contains("`router[1].name`") && e.contains("unique"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_ipv6_list_has_its_own_name_or_follows_the_ipv4_one() {
+        let lists = |text: &str, vars: &Variables| {
+            let e = load_text(text, vars).unwrap().config.enforcement;
+            (e.address_list, e.address_list_v6)
+        };
+        let none = Variables::new();
+        let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+        assert_eq!(lists("", &none), pair("mtids-blocked", "mtids-blocked"));
+        assert_eq!(
+            lists("[enforcement]\naddress_list = \"bl\"\n", &none),
+            pair("bl", "bl"),
+            "unset, the IPv6 list is the IPv4 one"
+        );
+        let both = "[enforcement]\naddress_list = \"bl4\"\naddress_list_v6 = \"bl6\"\n";
+        assert_eq!(lists(both, &none), pair("bl4", "bl6"));
+        assert_eq!(
+            lists("[enforcement]\naddress_list_v6 = \"bl6\"\n", &none),
+            pair("mtids-blocked", "bl6")
+        );
+
+        // MTIDS_ADDRESS_LIST sets both, unless MTIDS_ADDRESS_LIST_V6 is set too.
+        let mut vars = Variables::new();
+        vars.set("MTIDS_ADDRESS_LIST", "env4", "environment");
+        assert_eq!(lists(both, &vars), pair("env4", "env4"));
+        vars.set("MTIDS_ADDRESS_LIST_V6", "env6", "environment");
+        assert_eq!(lists(both, &vars), pair("env4", "env6"));
+        let mut vars = Variables::new();
+        vars.set("MTIDS_ADDRESS_LIST_V6", "env6", "environment");
+        assert_eq!(lists(both, &vars), pair("bl4", "env6"));
+
+        let mut vars = Variables::new();
+        vars.set("MTIDS_ADDRESS_LIST_V6", "a=b", ".env:2");
+        let e = load_text("", &vars).unwrap_err().to_string();
+        assert!(e.contains("`enforcement.address_list_v6`"), "{e}");
+    }
+
+    #[test]
+    fn ipv6_connections_and_log_topics_have_defaults_and_keys() {
+        let none = Variables::new();
+        let input = load_text("", &none).unwrap().config.input;
+        assert!(input.connections_v6);
+        assert!(input.log_topics.is_empty());
+        let input = load_text(
+            "[input]\nconnections_v6 = false\nlog_topics = [\"firewall,info\", \"system,error,critical\"]\n",
+            &none,
+        )
+        .unwrap()
+        .config
+        .input;
+        assert!(!input.connections_v6);
+        assert_eq!(input.log_topics, ["firewall,info", "system,error,critical"]);
     }
 
     #[test]

@@ -1,21 +1,26 @@
 //! The optional Prometheus endpoint (`[metrics] listen = "127.0.0.1:9184"`).
 //!
-//! [`Metrics`] holds the counters and gauges the daemon updates; [`serve`] exposes them
-//! as OpenMetrics text on `GET /metrics`. Cloning a `Metrics` is cheap and every clone
-//! updates the same values, so each task keeps its own handle.
+//! [`Metrics`] holds the counters and gauges the daemon updates; [`MetricsServer`]
+//! exposes them as OpenMetrics text on `GET /metrics`. Cloning a `Metrics` is cheap and
+//! every clone updates the same values, so each task keeps its own handle. Per-source
+//! event counters are created once ([`Metrics::event_counters`]) so counting an event
+//! is one atomic add, without a label lookup or an allocation.
 //!
 //! | metric | type | labels |
 //! |---|---|---|
-//! | `mtids_events_total` | counter | `router`, `kind` (firewall, auth, connection, resource, unrecognized) |
+//! | `mtids_events_total` | counter | `router` (a configured router, or `syslog`), `kind` (firewall, auth, connection, resource, unrecognized) |
 //! | `mtids_findings_total` | counter | `detector` |
 //! | `mtids_decisions_total` | counter | `outcome` (ban, suppressed) |
 //! | `mtids_active_bans` | gauge | |
 //! | `mtids_detection_to_block_seconds` | histogram | |
 //! | `mtids_router_connected` | gauge (0/1) | `router` |
 //! | `mtids_alert_queue` | gauge | |
+//!
+//! Gauges computed from state (active bans, the alert queue) are refreshed by a hook
+//! ([`Metrics::on_render`]) each time the metrics are rendered, i.e. at scrape time.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -29,6 +34,12 @@ use crate::CliError;
 
 type Labels = Vec<(&'static str, String)>;
 
+/// The event kinds of `mtids_detect::Event::kind`, each with a pre-created counter.
+const EVENT_KINDS: [&str; 5] = ["firewall", "auth", "connection", "resource", "unrecognized"];
+
+/// Called before each rendering to refresh the gauges computed from state.
+type RenderHook = Arc<dyn Fn(&Metrics) + Send + Sync>;
+
 /// The daemon's metrics. Cheap to clone; all clones share the values.
 #[derive(Clone)]
 pub struct Metrics {
@@ -39,11 +50,57 @@ struct Inner {
     registry: Registry,
     events: Family<Labels, Counter>,
     findings: Family<Labels, Counter>,
-    decisions: Family<Labels, Counter>,
+    bans: Counter,
+    suppressed: Counter,
     active_bans: Gauge,
     block_latency: Histogram,
     router_connected: Family<Labels, Gauge>,
     alert_queue: Gauge,
+    on_render: Mutex<Option<RenderHook>>,
+}
+
+/// The `mtids_events_total` counters of one event source (a router, or `syslog`), one
+/// per event kind, created up front: [`EventCounters::count`] is one atomic add.
+#[derive(Clone)]
+pub struct EventCounters {
+    source: String,
+    by_kind: [Counter; EVENT_KINDS.len()],
+    family: Family<Labels, Counter>,
+}
+
+impl std::fmt::Debug for EventCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventCounters")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventCounters {
+    /// One event of `kind` (`Event::kind()`).
+    pub fn count(&self, kind: &'static str) {
+        match EVENT_KINDS.iter().position(|k| *k == kind) {
+            Some(i) => {
+                if let Some(counter) = self.by_kind.get(i) {
+                    counter.inc();
+                }
+            }
+            // A kind added to mtids-detect later: counted, through the slower lookup.
+            None => {
+                self.family
+                    .get_or_create(&vec![
+                        ("router", self.source.clone()),
+                        ("kind", kind.to_owned()),
+                    ])
+                    .inc();
+            }
+        }
+    }
+
+    /// The source these counters are labelled with.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -65,6 +122,9 @@ impl Metrics {
         let events = Family::<Labels, Counter>::default();
         let findings = Family::<Labels, Counter>::default();
         let decisions = Family::<Labels, Counter>::default();
+        // Both outcomes exist from the start (a rate query over a missing series is empty).
+        let bans = decisions.get_or_create_owned(&vec![("outcome", "ban".to_owned())]);
+        let suppressed = decisions.get_or_create_owned(&vec![("outcome", "suppressed".to_owned())]);
         let active_bans = Gauge::default();
         // 0.5 ms to about 16 s: loopback blocks land in the first buckets, the seeds'
         // promise of "under 5 s" in the last.
@@ -107,16 +167,36 @@ impl Metrics {
                 registry,
                 events,
                 findings,
-                decisions,
+                bans,
+                suppressed,
                 active_bans,
                 block_latency,
                 router_connected,
                 alert_queue,
+                on_render: Mutex::new(None),
             }),
         }
     }
 
-    /// One event of `kind` (`Event::kind()`) read from `router`.
+    /// The event counters of `source` (a router's name, or `syslog`), every kind
+    /// registered at zero. Create them once and keep them: counting is then one atomic
+    /// add.
+    pub fn event_counters(&self, source: &str) -> EventCounters {
+        let by_kind = EVENT_KINDS.map(|kind| {
+            self.inner.events.get_or_create_owned(&vec![
+                ("router", source.to_owned()),
+                ("kind", kind.to_owned()),
+            ])
+        });
+        EventCounters {
+            source: source.to_owned(),
+            by_kind,
+            family: self.inner.events.clone(),
+        }
+    }
+
+    /// One event of `kind` (`Event::kind()`) read from `router`. On a hot path, prefer
+    /// the counters of [`Metrics::event_counters`].
     pub fn event(&self, router: &str, kind: &'static str) {
         self.inner
             .events
@@ -137,11 +217,11 @@ impl Metrics {
 
     /// A policy outcome: `banned` true for a ban, false for a suppressed finding.
     pub fn decision(&self, banned: bool) {
-        let outcome = if banned { "ban" } else { "suppressed" };
-        self.inner
-            .decisions
-            .get_or_create(&vec![("outcome", outcome.to_owned())])
-            .inc();
+        if banned {
+            self.inner.bans.inc();
+        } else {
+            self.inner.suppressed.inc();
+        }
     }
 
     /// The number of bans in force.
@@ -171,8 +251,29 @@ impl Metrics {
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
-    /// The OpenMetrics text exposition of every metric.
+    /// Sets the hook that refreshes the gauges computed from state (active bans, the
+    /// alert queue) before each [`Metrics::render`]. It runs on the caller's thread (the
+    /// endpoint calls render on a blocking thread), so it may take a lock or query a
+    /// file. To avoid a reference cycle, it should hold a `Weak` to whatever owns this
+    /// `Metrics`.
+    pub fn on_render(&self, hook: impl Fn(&Metrics) + Send + Sync + 'static) {
+        let mut slot = match self.inner.on_render.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *slot = Some(Arc::new(hook));
+    }
+
+    /// The OpenMetrics text exposition of every metric (after running the
+    /// [`on_render`](Metrics::on_render) hook, if any).
     pub fn render(&self) -> String {
+        let hook = match self.inner.on_render.lock() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        if let Some(hook) = hook {
+            hook(self);
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.inner.registry);
@@ -202,6 +303,25 @@ impl MetricsServer {
         Ok(MetricsServer { listener, metrics })
     }
 
+    /// Binds `addr` at once, without awaiting (port 0 picks a free port). Must be called
+    /// inside a tokio runtime.
+    pub fn bind_now(addr: SocketAddr, metrics: Metrics) -> Result<MetricsServer, CliError> {
+        let context = || format!("binding the metrics endpoint on {addr} (metrics.listen)");
+        let listener = std::net::TcpListener::bind(addr).map_err(|e| CliError::Io {
+            context: context(),
+            source: e,
+        })?;
+        listener.set_nonblocking(true).map_err(|e| CliError::Io {
+            context: context(),
+            source: e,
+        })?;
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| CliError::Io {
+            context: context(),
+            source: e,
+        })?;
+        Ok(MetricsServer { listener, metrics })
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.listener.local_addr().ok()
@@ -218,10 +338,21 @@ impl MetricsServer {
             axum::routing::get(move || {
                 let metrics = metrics.clone();
                 async move {
-                    (
-                        [(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)],
-                        metrics.render(),
-                    )
+                    // The render hook may wait for the ledger: off the async workers.
+                    match tokio::task::spawn_blocking(move || metrics.render()).await {
+                        Ok(body) => (
+                            axum::http::StatusCode::OK,
+                            [(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)],
+                            body,
+                        ),
+                        // Only a panic in the render hook: an empty 200 would read as
+                        // "every series gone".
+                        Err(_) => (
+                            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                            [(axum::http::header::CONTENT_TYPE, "text/plain")],
+                            "rendering the metrics failed\n".to_owned(),
+                        ),
+                    }
                 }
             }),
         );
@@ -232,5 +363,55 @@ impl MetricsServer {
                 context: "serving the metrics endpoint".to_owned(),
                 source: e,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_counters_are_registered_at_zero_and_count_every_kind() {
+        let metrics = Metrics::new();
+        let gw = metrics.event_counters("gw");
+        assert_eq!(gw.source(), "gw");
+        let text = metrics.render();
+        assert!(
+            text.contains("mtids_events_total{router=\"gw\",kind=\"auth\"} 0"),
+            "{text}"
+        );
+        gw.count("auth");
+        gw.count("auth");
+        gw.count("firewall");
+        // A clone of the handle counts into the same series.
+        gw.clone().count("auth");
+        // A kind unknown today is still counted.
+        gw.count("dhcp");
+        let text = metrics.render();
+        for line in [
+            "mtids_events_total{router=\"gw\",kind=\"auth\"} 3",
+            "mtids_events_total{router=\"gw\",kind=\"firewall\"} 1",
+            "mtids_events_total{router=\"gw\",kind=\"dhcp\"} 1",
+            "mtids_decisions_total{outcome=\"ban\"} 0",
+            "mtids_decisions_total{outcome=\"suppressed\"} 0",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn the_render_hook_refreshes_gauges_before_each_rendering() {
+        let metrics = Metrics::new();
+        let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let seen = Arc::clone(&calls);
+        metrics.on_render(move |m| {
+            let n = seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            m.set_active_bans(n * 10);
+            m.set_alert_queue(usize::try_from(n).unwrap());
+        });
+        assert!(metrics.render().contains("mtids_active_bans 10\n"));
+        let text = metrics.render();
+        assert!(text.contains("mtids_active_bans 20\n"), "{text}");
+        assert!(text.contains("mtids_alert_queue 2\n"), "{text}");
     }
 }

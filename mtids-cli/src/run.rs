@@ -1,4 +1,6 @@
-//! `mtids run`: the daemon, until SIGINT or SIGTERM.
+//! `mtids run`: the daemon, until SIGINT or SIGTERM. With `metrics.listen` set, the daemon
+//! also serves the Prometheus endpoint (and logs `metrics endpoint listening` with its
+//! bound address); it is the last thing to stop.
 
 use std::time::Duration;
 

@@ -193,6 +193,11 @@ pub async fn run_simulation(
     };
     let daemon = Daemon::start(config, options)?;
     let stats = daemon.stats();
+    if let Some(addr) = daemon.metrics_addr()
+        && !args.quiet
+    {
+        eprintln!("metrics of the simulated defence: http://{addr}/metrics");
+    }
 
     // Wait until the daemon is logged in and following before the scenario starts.
     let started = Instant::now();

@@ -181,3 +181,76 @@ async fn an_unreachable_router_leaves_a_failed_ban_with_its_reason() {
             .contains("could not connect")
     );
 }
+
+#[tokio::test]
+async fn ipv6_bans_go_on_the_ipv6_list_by_its_own_name() {
+    let (router, server) = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bans.db");
+    let port = server.local_addr().port();
+    let cfg = Config::parse(
+        &format!(
+            "[[router]]\nname = \"gw\"\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"ids\"\npassword = \"pw\"\n\
+             [ledger]\npath = {db:?}\n[enforcement]\naddress_list = \"bl4\"\naddress_list_v6 = \"bl6\"\n"
+        ),
+        "test.toml",
+    )
+    .unwrap();
+    let now = SystemTime::now();
+    let v6_entries = || {
+        router
+            .address_list(routeros_sim::Family::V6)
+            .into_iter()
+            .map(|e| (e.list, e.address))
+            .collect::<Vec<_>>()
+    };
+    let one = vec![("bl6".to_owned(), "2001:db8:bad::7/128".to_owned())];
+
+    let mut out = String::new();
+    bans::run(&cfg, &add("2001:db8:bad::7"), now, &mut out)
+        .await
+        .unwrap();
+    assert!(out.contains("banned on `bl6`"), "{out}");
+    assert_eq!(v6_entries(), one);
+    bans::run(&cfg, &add("198.51.100.7"), now, &mut out)
+        .await
+        .unwrap();
+    assert!(router.is_listed("bl4", "198.51.100.7"), "{out}");
+    let active = BanLedger::open(&db).unwrap().active(None, now).unwrap();
+    let lists: Vec<(&str, &str)> = active
+        .iter()
+        .map(|b| (b.list.as_str(), b.target.as_str()))
+        .collect();
+    assert_eq!(lists, [("bl6", "2001:db8:bad::7"), ("bl4", "198.51.100.7")]);
+
+    // Again: the entry (printed with /128) is found and refreshed, not doubled.
+    bans::run(&cfg, &add("2001:db8:bad::7"), now, &mut out)
+        .await
+        .unwrap();
+    assert_eq!(v6_entries(), one);
+
+    // --live reads each family's own list and compares in the ledger's form.
+    let mut out = String::new();
+    let list = BansAction::List {
+        router: None,
+        live: true,
+        json: false,
+    };
+    bans::run(&cfg, &list, now, &mut out).await.unwrap();
+    assert!(
+        out.contains("2 on the router; missing there: none; not in the ledger: none"),
+        "{out}"
+    );
+
+    let mut out = String::new();
+    let remove = BansAction::Remove {
+        target: "2001:db8:bad::7".into(),
+        router: None,
+        ledger_only: false,
+    };
+    bans::run(&cfg, &remove, now, &mut out).await.unwrap();
+    assert!(out.contains("1 entr(y/ies) removed from `bl6`"), "{out}");
+    assert!(v6_entries().is_empty());
+    assert!(router.is_listed("bl4", "198.51.100.7"));
+    server.shutdown().await;
+}

@@ -144,3 +144,39 @@ async fn api_ssl_with_a_pinned_fingerprint_passes_and_a_wrong_pin_fails() {
     assert_eq!(item(&items, "login").status, Status::Failed);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_ipv6_items_use_the_ipv6_list_name() {
+    let (router, server) = sim(&[("ids", "pw", Policies::WRITE)]).await;
+    router
+        .add_address_list_entry("bl6", "2001:db8:bad::7", None, None)
+        .unwrap();
+    router
+        .add_address_list_entry("bl6", "2001:db8:bad::8", None, None)
+        .unwrap();
+    let port = server.local_addr().port();
+    let cfg = Config::parse(
+        &format!(
+            "[[router]]\nname = \"gw\"\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"ids\"\npassword = \"pw\"\n\
+             [enforcement]\naddress_list_v6 = \"bl6\"\n"
+        ),
+        "test.toml",
+    )
+    .unwrap();
+    let items = check::check(&cfg, &args()).await.unwrap();
+    let text = check::render(&items);
+    let v4 = item(&items, "address list");
+    assert!(
+        v4.detail.contains("`mtids-blocked` readable, 1 entries"),
+        "{text}"
+    );
+    let v6 = item(&items, "IPv6 address list");
+    assert_eq!(v6.status, Status::Passed, "{text}");
+    assert!(v6.detail.contains("`bl6` readable, 2 entries"), "{text}");
+    for what in ["IPv6 drop rule from blocked", "IPv6 drop rule to blocked"] {
+        let i = item(&items, what);
+        assert_eq!(i.status, Status::Unknown, "{what}: {text}");
+        assert!(i.fix.as_deref().unwrap().contains("--ipv6"), "{text}");
+    }
+    server.shutdown().await;
+}

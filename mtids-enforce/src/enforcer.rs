@@ -50,7 +50,7 @@ impl Enforced {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ReconcileReport {
-    /// Entries on the router's list (IPv4 and IPv6 together).
+    /// Entries on the router's lists (IPv4 and IPv6 together).
     pub listed: usize,
     /// Active ledger bans that were missing on the router.
     pub missing: Vec<IpPrefix>,

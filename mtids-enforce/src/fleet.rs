@@ -129,7 +129,8 @@ enum Job {
 
 struct RouterHandle {
     groups: Vec<String>,
-    list: String,
+    /// The router's enforcement settings (the lists a refused ban is recorded on).
+    enforce: RouterOsConfig,
     jobs: mpsc::Sender<Job>,
     status: watch::Receiver<RouterStatus>,
     task: JoinHandle<()>,
@@ -177,7 +178,7 @@ impl Fleet {
             let (jobs, inbox) = mpsc::channel(config.queue.max(1));
             let (status_tx, status) = watch::channel(RouterStatus::default());
             let name = router.enforce.router.clone();
-            let list = router.enforce.list.clone();
+            let enforce = router.enforce.clone();
             let groups = router.groups.clone();
             let task = tokio::spawn(
                 RouterTask {
@@ -194,7 +195,7 @@ impl Fleet {
                 name,
                 RouterHandle {
                     groups,
-                    list,
+                    enforce,
                     jobs,
                     status,
                     task,
@@ -255,7 +256,7 @@ impl Fleet {
                         target: ban.target,
                         queued: self.config.queue,
                     };
-                    self.record_failed(&name, &handle.list, ban, &error);
+                    self.record_failed(&handle.enforce, ban, &error);
                     Err(error)
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {
@@ -267,10 +268,10 @@ impl Fleet {
         Ok(out)
     }
 
-    fn record_failed(&self, router: &str, list: &str, ban: &Ban, error: &EnforceError) {
-        let config = RouterOsConfig::new(router).list(list);
+    fn record_failed(&self, config: &RouterOsConfig, ban: &Ban, error: &EnforceError) {
+        let router = config.router.as_str();
         let now = (self.clock)();
-        let recorded = record_bans(&self.ledger, &config, std::slice::from_ref(ban), now);
+        let recorded = record_bans(&self.ledger, config, std::slice::from_ref(ban), now);
         let result = recorded.and_then(|ids| {
             let mut ledger = lock(&self.ledger);
             for id in ids {

@@ -40,8 +40,10 @@ pub const DEFAULT_LIST: &str = "mtids-blocked";
 pub struct RouterOsConfig {
     /// The router's name (in the ledger, logs and errors).
     pub router: String,
-    /// The address list the bans go on (the firewall drops what is on it).
+    /// The address list IPv4 bans go on (the firewall drops what is on it).
     pub list: String,
+    /// The address list IPv6 bans go on (`/ipv6/firewall/address-list`).
+    pub list_v6: String,
     /// Whether a new ban may shorten an entry that is already listed for longer.
     /// Off by default: a repeat decision never shortens a ban.
     pub allow_shorten: bool,
@@ -52,23 +54,42 @@ pub struct RouterOsConfig {
 }
 
 impl RouterOsConfig {
-    /// Defaults for router `router`: list [`DEFAULT_LIST`], never shorten, 10 s per
-    /// command, 120 s per print.
+    /// Defaults for router `router`: list [`DEFAULT_LIST`] for both families, never
+    /// shorten, 10 s per command, 120 s per print.
     pub fn new(router: impl Into<String>) -> Self {
         RouterOsConfig {
             router: router.into(),
             list: DEFAULT_LIST.to_owned(),
+            list_v6: DEFAULT_LIST.to_owned(),
             allow_shorten: false,
             command_timeout: Duration::from_secs(10),
             print_timeout: Duration::from_secs(120),
         }
     }
 
-    /// Uses address list `list`.
+    /// Uses address list `list` for both families; a later [`list_v6`](Self::list_v6)
+    /// gives IPv6 a list of its own.
     #[must_use]
     pub fn list(mut self, list: impl Into<String>) -> Self {
         self.list = list.into();
+        self.list_v6.clone_from(&self.list);
         self
+    }
+
+    /// Uses address list `list` for IPv6 bans only.
+    #[must_use]
+    pub fn list_v6(mut self, list: impl Into<String>) -> Self {
+        self.list_v6 = list.into();
+        self
+    }
+
+    /// The list a ban of `target` goes on: [`list`](Self::list) for IPv4,
+    /// [`list_v6`](Self::list_v6) for IPv6.
+    pub fn list_for(&self, target: &IpPrefix) -> &str {
+        match target.addr() {
+            IpAddr::V4(_) => &self.list,
+            IpAddr::V6(_) => &self.list_v6,
+        }
     }
 
     /// Lets a new, shorter ban shorten an entry already listed.
@@ -272,7 +293,7 @@ impl RouterOsEnforcer {
     ) -> (String, Command) {
         let path = format!("{}/add", menu_of(target));
         let mut add = Command::new(&path)
-            .attr("list", &self.config.list)
+            .attr("list", self.config.list_for(target))
             .attr("address", render_target(target))
             .attr("comment", comment);
         if let Some(d) = duration {
@@ -418,7 +439,7 @@ impl RouterOsEnforcer {
         // The router may store a host with its full length (`/128`): ask for both forms.
         let full = format!("{}/{}", target.addr(), target.prefix_len());
         let query = Query::new()
-            .eq("list", &self.config.list)
+            .eq("list", self.config.list_for(&target))
             .eq("address", &rendered)
             .eq("address", &full)
             .or();
@@ -511,15 +532,46 @@ impl RouterOsEnforcer {
             .collect()
     }
 
+    /// A `print` of a menu the router may lack (`/ipv6/...` without IPv6 support):
+    /// `Ok(None)` when the router answers that there is no such command.
+    async fn print_if_present(&self, command: Command) -> Result<Option<Vec<Reply>>, EnforceError> {
+        let path = String::from_utf8_lossy(command.path()).into_owned();
+        match self.call(command, self.config.print_timeout).await {
+            Ok(response) => Ok(Some(response.rows)),
+            Err(NetError::Trap { trap, .. }) if trap.message.contains("no such command") => {
+                tracing::warn!(
+                    router = %self.config.router,
+                    command = %path,
+                    "the router has no such menu (no IPv6 support?): skipped"
+                );
+                Ok(None)
+            }
+            Err(e) => Err(self.fail(&path, e)),
+        }
+    }
+
+    /// Each family's list in one `print` (IPv6 skipped on a router without it). Rows of
+    /// the wrong family are ignored: a list holds only its own family's addresses.
     async fn print_lists(&self) -> Result<Vec<(IpPrefix, CachedEntry)>, EnforceError> {
         let mut entries = Vec::new();
-        for menu in ["/ip/firewall/address-list", "/ipv6/firewall/address-list"] {
+        for (menu, list, v6) in [
+            ("/ip/firewall/address-list", &self.config.list, false),
+            ("/ipv6/firewall/address-list", &self.config.list_v6, true),
+        ] {
             let print = Command::new(format!("{menu}/print"))
                 .proplist([".id", "address", "timeout", "comment"])
-                .query(Query::new().eq("list", &self.config.list));
-            let rows = self.print(print).await?;
+                .query(Query::new().eq("list", list));
+            let rows = if v6 {
+                self.print_if_present(print).await?.unwrap_or_default()
+            } else {
+                self.print(print).await?
+            };
             let now = self.now();
-            entries.extend(rows.iter().filter_map(|row| parse_entry(row, now)));
+            entries.extend(
+                rows.iter()
+                    .filter_map(|row| parse_entry(row, now))
+                    .filter(|(target, _)| target.addr().is_ipv6() == v6),
+            );
         }
         Ok(entries)
     }
@@ -535,9 +587,14 @@ impl RouterOsEnforcer {
 
     async fn read_own_addresses(&self) -> Result<Vec<IpAddr>, EnforceError> {
         let mut own = Vec::new();
-        for menu in ["/ip/address", "/ipv6/address"] {
+        for (menu, v6) in [("/ip/address", false), ("/ipv6/address", true)] {
             let print = Command::new(format!("{menu}/print")).proplist(["address"]);
-            for row in self.print(print).await? {
+            let rows = if v6 {
+                self.print_if_present(print).await?.unwrap_or_default()
+            } else {
+                self.print(print).await?
+            };
+            for row in rows {
                 let Some(text) = row.get_str("address") else {
                     continue;
                 };
@@ -564,7 +621,7 @@ pub(crate) fn record_bans(
         .zip(&targets)
         .map(|(b, target)| NewBan {
             router: &config.router,
-            list: &config.list,
+            list: config.list_for(&b.target),
             target,
             reason: &b.reason,
             detector: &b.detector,
@@ -661,9 +718,12 @@ impl Enforcer for RouterOsEnforcer {
         };
         let rendered = render_target(&target);
         let mut ledger = lock(&self.ledger);
-        if let Some(ban) =
-            ledger.find_active(&self.config.router, &self.config.list, &rendered, now)?
-        {
+        if let Some(ban) = ledger.find_active(
+            &self.config.router,
+            self.config.list_for(&target),
+            &rendered,
+            now,
+        )? {
             ledger.mark_removed(ban.id, "unblocked", now)?;
         }
         Ok(listed)
@@ -749,10 +809,15 @@ impl Enforcer for RouterOsEnforcer {
         let mut short = Vec::new();
         {
             let cache = lock(&self.cache);
-            for ban in active.iter().filter(|b| b.list == self.config.list) {
+            for ban in &active {
+                // A ban recorded on another list (the configuration changed) is not ours
+                // to re-apply.
                 let Ok(target) = ban.target.parse::<IpPrefix>() else {
                     continue;
                 };
+                if ban.list != self.config.list_for(&target) {
+                    continue;
+                }
                 match cache.get(&target) {
                     Some(entry) => {
                         if ban.state == BanState::Pending {

@@ -1,14 +1,14 @@
 //! The detection task: events from every router into one [`DetectionEngine`]; ban
 //! decisions to the ledger and to every router's enforcement; alerts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mtids_alert::{Action, Alert, Threat};
 use mtids_detect::{
-    Decision, DetectionEngine, Event, Finding, FindingKind, InterfaceAddress, Outcome, Suppression,
-    Timestamp,
+    Decision, DetectionEngine, Event, Finding, FindingKind, InterfaceAddress, IpPrefix, Outcome,
+    Suppression, Timestamp,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -20,6 +20,9 @@ use super::{Report, Shared, Stats, system_time, timestamp};
 pub(crate) enum Input {
     /// One event seen on a router at `now`.
     Event {
+        /// Where it came from: an index into `Shared::event_counters` (a configured
+        /// router's index, or the `syslog` source after them).
+        source: usize,
         now: Timestamp,
         event: Event<'static>,
         observed: Instant,
@@ -29,6 +32,31 @@ pub(crate) enum Input {
         router: usize,
         addresses: Vec<InterfaceAddress>,
     },
+}
+
+/// A router task's end of the channel to the detection task: its events are counted
+/// under its own source.
+#[derive(Clone)]
+pub(crate) struct EventSender {
+    source: usize,
+    tx: mpsc::Sender<Input>,
+}
+
+impl EventSender {
+    /// The sender of the event source `source` (see [`Input::Event`]).
+    pub(crate) fn new(source: usize, tx: mpsc::Sender<Input>) -> EventSender {
+        EventSender { source, tx }
+    }
+
+    /// The event source to put in [`Input::Event`].
+    pub(crate) fn source(&self) -> usize {
+        self.source
+    }
+
+    /// Sends, waiting while the detection task is behind.
+    pub(crate) async fn send(&self, input: Input) -> Result<(), mpsc::error::SendError<Input>> {
+        self.tx.send(input).await
+    }
 }
 
 /// How often windows are expired when no event arrives.
@@ -43,6 +71,7 @@ pub(crate) async fn run_detection(
     restore_bans(&shared, &mut engine);
     let mut own: BTreeMap<usize, Vec<InterfaceAddress>> = BTreeMap::new();
     let mut outcomes = Vec::new();
+    let mut dry_run_bans = DryRunBans::default();
     let mut shutdown = shared.shutdown.clone();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -52,8 +81,11 @@ pub(crate) async fn run_detection(
             input = inputs.recv() => {
                 let Some(input) = input else { break };
                 match input {
-                    Input::Event { now, event, observed: at } => {
+                    Input::Event { source, now, event, observed: at } => {
                         Stats::bump(&shared.stats.events);
+                        if let Some(counters) = shared.event_counters.get(source) {
+                            counters.count(event.kind());
+                        }
                         if engine.poll_timeout().is_some_and(|t| t <= now) {
                             engine.handle_timeout(now, &mut outcomes);
                         }
@@ -72,12 +104,35 @@ pub(crate) async fn run_detection(
                 if engine.poll_timeout().is_some_and(|t| t <= now) {
                     engine.handle_timeout(now, &mut outcomes);
                 }
+                dry_run_bans.expire(&shared, now);
                 observed = Instant::now();
             }
             _ = shutdown.changed() => break,
         }
         for outcome in outcomes.drain(..) {
-            handle_outcome(&shared, &blockers, outcome, observed);
+            handle_outcome(&shared, &blockers, &mut dry_run_bans, outcome, observed);
+        }
+    }
+}
+
+/// In dry-run mode there is no ledger: the `mtids_active_bans` gauge counts the ban
+/// decisions whose duration has not run out.
+#[derive(Default)]
+struct DryRunBans {
+    until: HashMap<IpPrefix, Timestamp>,
+}
+
+impl DryRunBans {
+    fn insert(&mut self, shared: &Shared, target: IpPrefix, until: Timestamp) {
+        self.until.insert(target, until);
+        shared.metrics.set_active_bans(self.until.len() as u64);
+    }
+
+    fn expire(&mut self, shared: &Shared, now: Timestamp) {
+        let before = self.until.len();
+        self.until.retain(|_, until| *until > now);
+        if self.until.len() != before {
+            shared.metrics.set_active_bans(self.until.len() as u64);
         }
     }
 }
@@ -108,16 +163,28 @@ fn restore_bans(shared: &Shared, engine: &mut DetectionEngine) {
 fn handle_outcome(
     shared: &Arc<Shared>,
     blockers: &BTreeMap<String, mpsc::UnboundedSender<BlockRequest>>,
+    dry_run_bans: &mut DryRunBans,
     outcome: Outcome,
     observed: Instant,
 ) {
     Stats::bump(&shared.stats.findings);
+    shared.metrics.finding(outcome.finding().detector);
+    shared.metrics.decision(matches!(outcome, Outcome::Ban(_)));
     shared.report(Report::Outcome {
         outcome: Box::new(outcome.clone()),
         observed,
     });
     match outcome {
-        Outcome::Ban(decision) => ban(shared, blockers, decision, observed),
+        Outcome::Ban(decision) => {
+            if shared.dry_run() {
+                let now = timestamp(shared.now());
+                let until = Timestamp::from_millis(now.as_millis().saturating_add(
+                    u64::try_from(decision.duration.as_millis()).unwrap_or(u64::MAX),
+                ));
+                dry_run_bans.insert(shared, decision.target, until);
+            }
+            ban(shared, blockers, decision, observed);
+        }
         Outcome::Suppressed(s) => {
             tracing::info!(
                 source = %s.finding.source,
@@ -148,8 +215,9 @@ fn ban(
     Stats::bump(&shared.stats.bans);
     let target = decision.target.to_string();
     let detector = decision.finding.detector;
+    // `address`, not `target`: JSON logs put the event's module under `target`.
     tracing::warn!(
-        %target,
+        address = %target,
         detector,
         duration_secs = decision.duration.as_secs(),
         reason = %decision.reason,

@@ -47,11 +47,12 @@ pub(crate) async fn apply(
         Ok(blocked) => {
             let latency = request.observed.elapsed();
             Stats::bump(&shared.stats.blocks_applied);
+            shared.metrics.block_latency(latency);
             let item = match blocked {
                 Blocked::Added { id } | Blocked::Updated { id } => Some(id),
                 _ => None,
             };
-            tracing::info!(%router, %target, latency_ms = latency.as_secs_f64() * 1e3, "blocked");
+            tracing::info!(%router, address = %target, latency_ms = latency.as_secs_f64() * 1e3, "blocked");
             shared.report(Report::Blocked {
                 router: router.clone(),
                 target: target.clone(),
@@ -68,7 +69,7 @@ pub(crate) async fn apply(
                         );
                     }
                     Err(e) => {
-                        tracing::warn!(%router, %target, error = %e, "removing connections failed");
+                        tracing::warn!(%router, address = %target, error = %e, "removing connections failed");
                     }
                 }
             }
@@ -77,7 +78,7 @@ pub(crate) async fn apply(
         Err(e) => {
             Stats::bump(&shared.stats.blocks_failed);
             let error = e.to_string();
-            tracing::warn!(%router, %target, %error, "block failed; pending bans are retried on reconnect");
+            tracing::warn!(%router, address = %target, %error, "block failed; pending bans are retried on reconnect");
             shared.report(Report::BlockFailed {
                 router,
                 target,

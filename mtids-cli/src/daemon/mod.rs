@@ -15,7 +15,8 @@ mod enforce;
 mod router;
 mod syslog;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -23,11 +24,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use mtids_alert::{Dispatcher, Notifier};
 use mtids_detect::{DetectionEngine, Outcome, Timestamp};
 use mtids_enforce::BanLedger;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::error::CliError;
+use crate::metrics::{EventCounters, Metrics, MetricsServer};
 
 pub use enforce::BlockOutcome;
 
@@ -176,6 +178,12 @@ pub(crate) struct Shared {
     pub(crate) ledger: Option<Arc<Mutex<BanLedger>>>,
     pub(crate) alerts: Dispatcher,
     pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) metrics: Metrics,
+    /// `mtids_events_total` counters per event source: one per configured router (same
+    /// index as `config.routers`), then [`Shared::syslog_source`]'s fallback `syslog`.
+    pub(crate) event_counters: Vec<EventCounters>,
+    /// Configured routers whose host is an IP address, to label syslog events by sender.
+    syslog_senders: HashMap<IpAddr, usize>,
 }
 
 impl Shared {
@@ -191,6 +199,28 @@ impl Shared {
 
     pub(crate) fn dry_run(&self) -> bool {
         self.config.enforcement.dry_run
+    }
+
+    /// The event source of a syslog line from `sender`: the configured router whose host
+    /// is that address, else the `syslog` source (a host name is not resolved for this).
+    pub(crate) fn syslog_source(&self, sender: IpAddr) -> usize {
+        self.syslog_senders
+            .get(&sender.to_canonical())
+            .copied()
+            .unwrap_or(self.config.routers.len())
+    }
+
+    /// Refreshes the gauges computed from state; called when the metrics are rendered.
+    fn refresh_gauges(&self, metrics: &Metrics) {
+        metrics.set_alert_queue(self.alerts.pending());
+        // Dry run keeps no ledger: the detection task counts its decisions in force.
+        if self.ledger.is_some() {
+            let now = self.now();
+            if let Some(active) = self.with_ledger("counting active bans", |l| l.active(None, now))
+            {
+                metrics.set_active_bans(active.len() as u64);
+            }
+        }
     }
 
     /// Runs `f` on the ledger, logging (not propagating) a failure: a ledger error must
@@ -220,17 +250,21 @@ pub struct Daemon {
     shared: Arc<Shared>,
     syslog_udp: Option<std::net::SocketAddr>,
     syslog_tcp: Option<std::net::SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
+    metrics_server: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
     stop: watch::Sender<bool>,
     routers: Vec<JoinHandle<()>>,
     detection: JoinHandle<()>,
 }
 
 impl Daemon {
-    /// Opens the ledger, starts the alert dispatcher, the detection task and one task per
-    /// router. Returns at once; routers connect in the background (with backoff).
+    /// Opens the ledger, starts the alert dispatcher, the detection task, one task per
+    /// router and, with `metrics.listen` set, the Prometheus endpoint. Returns at once;
+    /// routers connect in the background (with backoff).
     ///
     /// # Errors
-    /// The engine, the ledger or the alerts could not be set up.
+    /// The engine, the ledger, the alerts, a syslog listener or the metrics endpoint
+    /// could not be set up.
     pub fn start(config: Config, options: Options) -> Result<Daemon, CliError> {
         let engine = DetectionEngine::new(&config.detection)
             .map_err(|e| CliError::config("configuration", "detection", e.to_string()))?;
@@ -254,8 +288,26 @@ impl Daemon {
         let syslog_tcp = tcp.as_ref().and_then(|s| s.local_addr().ok());
         let mut notifiers = config.alert.notifiers()?;
         notifiers.extend(options.extra_notifiers);
+        let metrics = Metrics::new();
+        // Bound before anything is spawned, so a taken port fails `start` cleanly.
+        let metrics_server = config
+            .metrics
+            .listen
+            .map(|addr| MetricsServer::bind_now(addr, metrics.clone()))
+            .transpose()?;
         let alerts = Dispatcher::spawn(config.alert.dispatcher.clone(), notifiers)?;
         let (stop, shutdown) = watch::channel(false);
+        let mut event_counters = Vec::with_capacity(config.routers.len() + 1);
+        let mut syslog_senders = HashMap::new();
+        for (index, router) in config.routers.iter().enumerate() {
+            event_counters.push(metrics.event_counters(&router.name));
+            // Every router is known (as down) before its first connection attempt.
+            metrics.router_connected(&router.name, false);
+            if let Ok(ip) = router.host.parse::<IpAddr>() {
+                syslog_senders.entry(ip.to_canonical()).or_insert(index);
+            }
+        }
+        event_counters.push(metrics.event_counters("syslog"));
         let shared = Arc::new(Shared {
             config,
             clock: options.clock,
@@ -264,6 +316,33 @@ impl Daemon {
             ledger,
             alerts,
             shutdown,
+            metrics,
+            event_counters,
+            syslog_senders,
+        });
+        let weak = Arc::downgrade(&shared);
+        shared.metrics.on_render(move |metrics| {
+            if let Some(shared) = weak.upgrade() {
+                shared.refresh_gauges(metrics);
+            }
+        });
+        let metrics_addr = metrics_server.as_ref().and_then(MetricsServer::local_addr);
+        let metrics_server = metrics_server.map(|server| {
+            if let Some(addr) = metrics_addr {
+                tracing::info!(%addr, "metrics endpoint listening");
+            }
+            // Its own stop signal: the endpoint outlives the other tasks during a
+            // shutdown. Dropping the daemon drops the sender, which stops it too.
+            let (stop, stopped) = oneshot::channel::<()>();
+            let task = tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stopped.await;
+                };
+                if let Err(e) = server.serve(shutdown).await {
+                    tracing::error!(error = %e, "metrics endpoint stopped");
+                }
+            });
+            (stop, task)
         });
 
         let (events_tx, events_rx) = mpsc::channel(16_384);
@@ -275,7 +354,7 @@ impl Daemon {
             routers.push(tokio::spawn(router::run_router(
                 Arc::clone(&shared),
                 index,
-                events_tx.clone(),
+                detection::EventSender::new(index, events_tx.clone()),
                 block_rx,
             )));
         }
@@ -304,6 +383,8 @@ impl Daemon {
             shared,
             syslog_udp,
             syslog_tcp,
+            metrics_addr,
+            metrics_server,
             stop,
             routers,
             detection,
@@ -318,6 +399,18 @@ impl Daemon {
     /// The bound syslog TCP address, if listening.
     pub fn syslog_tcp_addr(&self) -> Option<std::net::SocketAddr> {
         self.syslog_tcp
+    }
+
+    /// The bound address of the Prometheus endpoint, if `metrics.listen` is set (the real
+    /// port when 0 was configured).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The daemon's Prometheus metrics (rendered by the endpoint, or read directly with
+    /// [`Metrics::render`]).
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
     }
 
     /// The counters.
@@ -344,6 +437,17 @@ impl Daemon {
                 undelivered = outcome.undelivered,
                 "alerts not delivered before shutdown"
             );
+        }
+        // Last, so a scrape during the shutdown still answers. A scraper holding a
+        // request open cannot keep the process alive.
+        if let Some((stop, server)) = self.metrics_server {
+            let _ = stop.send(());
+            if tokio::time::timeout(Duration::from_secs(2), server)
+                .await
+                .is_err()
+            {
+                tracing::warn!("metrics endpoint did not stop within 2 s");
+            }
         }
         tracing::info!("stopped");
     }

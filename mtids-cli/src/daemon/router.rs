@@ -13,7 +13,7 @@ use routeros_proto::net::{Client, ClientConfig, Error as ApiError, Fingerprint, 
 use routeros_proto::{Command, Query, Reply};
 use tokio::sync::mpsc;
 
-use super::detection::Input;
+use super::detection::{EventSender, Input};
 use mtids_enforce::{Enforcer, RouterOsConfig, RouterOsEnforcer};
 
 use super::enforce::{self, BlockOutcome, BlockRequest};
@@ -34,7 +34,7 @@ fn numeric_id(id: &str) -> Option<u64> {
 pub(crate) async fn run_router(
     shared: Arc<Shared>,
     index: usize,
-    events: mpsc::Sender<Input>,
+    events: EventSender,
     mut blocks: mpsc::UnboundedReceiver<BlockRequest>,
 ) {
     let Some(config) = shared.config.routers.get(index).cloned() else {
@@ -54,6 +54,7 @@ pub(crate) async fn run_router(
                 attempt = 0;
                 Stats::bump(&shared.stats.connects);
                 tracing::info!(router = %config.name, "connected");
+                shared.metrics.router_connected(&config.name, true);
                 shared.report(Report::Connected {
                     router: config.name.clone(),
                 });
@@ -62,6 +63,7 @@ pub(crate) async fn run_router(
                     _ = shutdown.changed() => Ok(()),
                 };
                 client.close().await;
+                shared.metrics.router_connected(&config.name, false);
                 match result {
                     Ok(()) => break,
                     Err(e) => e,
@@ -131,7 +133,7 @@ async fn session(
     index: usize,
     config: &RouterConfig,
     client: &Client,
-    events: &mpsc::Sender<Input>,
+    events: &EventSender,
     blocks: &mut mpsc::UnboundedReceiver<BlockRequest>,
     cursor: &mut LogCursor,
     last_uptime: &mut Option<Duration>,
@@ -169,10 +171,12 @@ async fn session(
 
     let enforcer = match &shared.ledger {
         Some(ledger) if !shared.dry_run() => {
-            let list = RouterOsConfig::new(name.clone())
-                .list(shared.config.enforcement.address_list.clone());
+            let lists = &shared.config.enforcement;
+            let enforce = RouterOsConfig::new(name.clone())
+                .list(lists.address_list.clone())
+                .list_v6(lists.address_list_v6.clone());
             let clock = Arc::clone(&shared.clock);
-            let enforcer = RouterOsEnforcer::new(client.clone(), list, Arc::clone(ledger))
+            let enforcer = RouterOsEnforcer::new(client.clone(), enforce, Arc::clone(ledger))
                 .with_clock(clock)
                 .with_last_uptime(*last_uptime);
             reconcile(shared, &name, &enforcer).await?;
@@ -191,7 +195,7 @@ async fn session(
     };
     let connections = async {
         if input.connections {
-            poll_connections(shared, client, events).await
+            poll_connections(shared, &name, client, events).await
         } else {
             std::future::pending().await
         }
@@ -260,21 +264,43 @@ async fn reconcile(
     Ok(())
 }
 
+/// `/log/print` of the rows mtids reads: every row, or only those whose `topics` equal one
+/// of `topics` (a query on the router's side, so other rows never cross the network).
+fn log_command(topics: &[String]) -> Command {
+    let command = Command::new("/log/print").proplist([".id", "time", "topics", "message"]);
+    match any_of("topics", topics) {
+        Some(query) => command.query(query),
+        None => command,
+    }
+}
+
+/// `name` equal to any of `values`, or-ed on the router (`?name=a ?name=b ?#|`); `None`
+/// for no values (no filter).
+fn any_of(name: &str, values: &[String]) -> Option<Query> {
+    let (first, rest) = values.split_first()?;
+    let mut query = Query::new().eq(name, first);
+    for value in rest {
+        query = query.eq(name, value).or();
+    }
+    Some(query)
+}
+
 /// `=follow-only=` on the log. After a reconnect, the lines logged while disconnected
 /// are read with a plain print first (the follow is started before it, so nothing falls
-/// in between); `.id`s already processed are skipped.
+/// in between); `.id`s already processed are skipped. Both carry the `input.log_topics`
+/// filter.
 async fn follow_log(
     shared: &Shared,
     client: &Client,
-    events: &mpsc::Sender<Input>,
+    events: &EventSender,
     cursor: &mut LogCursor,
 ) -> Result<(), String> {
-    let props = [".id", "time", "topics", "message"];
-    let mut follow = client.stream(Command::new("/log/print").follow_only().proplist(props));
+    let topics = &shared.config.input.log_topics;
+    let mut follow = client.stream(log_command(topics).follow_only());
     let mut seen: HashSet<u64> = HashSet::new();
     if let Some(last) = cursor.last_id {
         let missed = client
-            .call(Command::new("/log/print").proplist(props))
+            .call(log_command(topics))
             .await
             .map_err(|e| e.to_string())?;
         let ids: Vec<Option<u64>> = missed
@@ -326,7 +352,7 @@ async fn follow_log(
 async fn process_log_row(
     shared: &Shared,
     row: &Reply,
-    events: &mpsc::Sender<Input>,
+    events: &EventSender,
     cursor: &mut LogCursor,
 ) -> Result<(), String> {
     let observed = Instant::now();
@@ -345,13 +371,14 @@ async fn process_log_row(
 
 async fn send(
     shared: &Shared,
-    events: &mpsc::Sender<Input>,
+    events: &EventSender,
     event: mtids_detect::Event<'static>,
     observed: Instant,
 ) -> Result<(), String> {
     let now = timestamp(shared.now());
     events
         .send(Input::Event {
+            source: events.source(),
             now,
             event,
             observed,
@@ -360,16 +387,10 @@ async fn send(
         .map_err(|_| "daemon stopping".to_owned())
 }
 
-/// The connection-table query: the configured protocols, or-ed on the router.
-fn connection_command(protocols: &[String]) -> Command {
-    let mut query = Query::new();
-    for p in protocols {
-        query = query.eq("protocol", p);
-    }
-    for _ in 1..protocols.len() {
-        query = query.or();
-    }
-    let mut command = Command::new("/ip/firewall/connection/print").proplist([
+/// The connection-table print of `menu` (`/ip` or `/ipv6`): the configured protocols,
+/// or-ed on the router.
+fn connection_command(menu: &str, protocols: &[String]) -> Command {
+    let command = Command::new(format!("{menu}/firewall/connection/print")).proplist([
         ".id",
         "protocol",
         "src-address",
@@ -382,53 +403,79 @@ fn connection_command(protocols: &[String]) -> Command {
         "seen-reply",
         "assured",
     ]);
-    if !protocols.is_empty() {
-        command = command.query(query);
+    match any_of("protocol", protocols) {
+        Some(query) => command.query(query),
+        None => command,
     }
-    command
 }
 
+/// Polls the IPv4 connection table, and the IPv6 one with `input.connections_v6`. A
+/// router without IPv6 refuses the `/ipv6` print with a trap: that poll is then left out
+/// for the rest of the session, with one warning, and the connection stays up.
 async fn poll_connections(
     shared: &Shared,
+    router: &str,
     client: &Client,
-    events: &mpsc::Sender<Input>,
+    events: &EventSender,
 ) -> Result<(), String> {
-    let mut interval = tokio::time::interval(shared.config.input.connection_interval);
+    let input = &shared.config.input;
+    let mut interval = tokio::time::interval(input.connection_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut v6 = input.connections_v6;
     loop {
         interval.tick().await;
-        let command = connection_command(&shared.config.input.connection_protocols);
-        let rows = match client.call(command).await {
-            Ok(r) => r.rows,
+        let command = connection_command("/ip", &input.connection_protocols);
+        match client.call(command).await {
+            Ok(r) => send_connection_rows(shared, events, &r.rows).await?,
             Err(e @ ApiError::Trap { .. }) => {
-                tracing::warn!(error = %e, "connection table poll refused");
-                continue;
+                tracing::warn!(%router, error = %e, "connection table poll refused");
             }
             Err(e) => return Err(e.to_string()),
-        };
-        let observed = Instant::now();
-        for row in &rows {
-            Stats::bump(&shared.stats.connection_rows);
-            let fields = text_fields(row);
-            match parse_connection_row(fields.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))) {
-                Ok(sample) => {
-                    let event = mtids_detect::Event::Connection(sample).into_owned();
-                    send(shared, events, event, observed).await?;
-                }
-                Err(e) => {
-                    Stats::bump(&shared.stats.malformed_rows);
-                    tracing::debug!(error = %e, "connection row skipped");
-                }
+        }
+        if !v6 {
+            continue;
+        }
+        let command = connection_command("/ipv6", &input.connection_protocols);
+        match client.call(command).await {
+            Ok(r) => send_connection_rows(shared, events, &r.rows).await?,
+            Err(e @ ApiError::Trap { .. }) => {
+                tracing::warn!(%router, error = %e, "IPv6 connection table poll refused (no IPv6 on this router?): polling IPv4 only until the next reconnect");
+                v6 = false;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// Turns connection-table rows into events; unreadable rows are counted and skipped.
+async fn send_connection_rows(
+    shared: &Shared,
+    events: &EventSender,
+    rows: &[Reply],
+) -> Result<(), String> {
+    let observed = Instant::now();
+    for row in rows {
+        Stats::bump(&shared.stats.connection_rows);
+        let fields = text_fields(row);
+        match parse_connection_row(fields.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))) {
+            Ok(sample) => {
+                let event = mtids_detect::Event::Connection(sample).into_owned();
+                send(shared, events, event, observed).await?;
+            }
+            Err(e) => {
+                Stats::bump(&shared.stats.malformed_rows);
+                tracing::debug!(error = %e, "connection row skipped");
             }
         }
     }
+    Ok(())
 }
 
 async fn poll_resources(
     shared: &Arc<Shared>,
     router: &str,
     client: &Client,
-    events: &mpsc::Sender<Input>,
+    events: &EventSender,
     enforcer: Option<&RouterOsEnforcer>,
     last_uptime: &mut Option<Duration>,
 ) -> Result<(), String> {
@@ -491,18 +538,48 @@ mod tests {
         assert_eq!(numeric_id("*zz"), None);
     }
 
+    fn queries(c: &Command) -> Vec<String> {
+        c.queries()
+            .map(|q| String::from_utf8_lossy(q).into_owned())
+            .collect()
+    }
+
     #[test]
     fn the_connection_query_ors_the_protocols() {
-        let c = connection_command(&["tcp".into(), "udp".into()]);
-        let q: Vec<String> = c
-            .queries()
-            .map(|q| String::from_utf8_lossy(q).into_owned())
-            .collect();
-        assert_eq!(q, ["?protocol=tcp", "?protocol=udp", "?#|"]);
+        let c = connection_command("/ip", &["tcp".into(), "udp".into()]);
+        assert_eq!(c.path(), b"/ip/firewall/connection/print");
+        assert_eq!(queries(&c), ["?protocol=tcp", "?protocol=udp", "?#|"]);
         assert_eq!(
             c.attribute(".proplist")
                 .map(|p| p.starts_with(b".id,protocol")),
             Some(true)
         );
+        let c = connection_command("/ipv6", &["tcp".into()]);
+        assert_eq!(c.path(), b"/ipv6/firewall/connection/print");
+        assert_eq!(queries(&c), ["?protocol=tcp"]);
+        assert!(queries(&connection_command("/ip", &[])).is_empty());
+    }
+
+    #[test]
+    fn log_topics_are_or_ed_exact_values() {
+        assert!(queries(&log_command(&[])).is_empty());
+        let topics = [
+            "firewall,info".into(),
+            "system,error,critical".into(),
+            "system,info,account".into(),
+        ];
+        assert_eq!(
+            queries(&log_command(&topics)),
+            [
+                "?topics=firewall,info",
+                "?topics=system,error,critical",
+                "?#|",
+                "?topics=system,info,account",
+                "?#|"
+            ]
+        );
+        let follow = log_command(&topics).follow_only();
+        assert_eq!(queries(&follow).len(), 5);
+        assert!(follow.attribute("follow-only").is_some());
     }
 }

@@ -1,6 +1,9 @@
 //! Syslog listeners (UDP and TCP) for a router's `remote` logging action: BSD lines
 //! (`<PRI>Feb 15 11:25:46 host TOPICS MESSAGE`) and RFC 5424 (`<PRI>1 TIMESTAMP HOST APP
 //! PROCID MSGID SD MESSAGE`), newline-delimited or octet-counted over TCP.
+//!
+//! Events are counted under the configured router whose host is the sender's address,
+//! or under `syslog` when no router matches.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,13 +60,14 @@ pub(crate) async fn run_udp(
     loop {
         tokio::select! {
             r = socket.recv_from(&mut buf) => {
-                let Ok((n, _peer)) = r else { continue };
+                let Ok((n, peer)) = r else { continue };
+                let source = shared.syslog_source(peer.ip());
                 let data = buf.get(..n).unwrap_or_default();
                 for line in data.split(|b| *b == b'\n') {
                     if line.is_empty() {
                         continue;
                     }
-                    if handle_line(&shared, line, &events).await.is_err() {
+                    if handle_line(&shared, source, line, &events).await.is_err() {
                         return;
                     }
                 }
@@ -89,10 +93,11 @@ pub(crate) async fn run_tcp(
                 tracing::debug!(%peer, "syslog TCP connection");
                 let shared = Arc::clone(&shared);
                 let events = events.clone();
+                let source = shared.syslog_source(peer.ip());
                 tokio::spawn(async move {
                     let mut shutdown = shared.shutdown.clone();
                     tokio::select! {
-                        () = read_tcp(&shared, stream, &events) => {}
+                        () = read_tcp(&shared, source, stream, &events) => {}
                         _ = shutdown.changed() => {}
                     }
                 });
@@ -104,7 +109,12 @@ pub(crate) async fn run_tcp(
 
 /// Reads frames: `LEN SP MSG` (octet counting) when a frame starts with a digit,
 /// otherwise a line up to `\n`.
-async fn read_tcp(shared: &Shared, stream: tokio::net::TcpStream, events: &mpsc::Sender<Input>) {
+async fn read_tcp(
+    shared: &Shared,
+    source: usize,
+    stream: tokio::net::TcpStream,
+    events: &mpsc::Sender<Input>,
+) {
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     loop {
@@ -148,13 +158,18 @@ async fn read_tcp(shared: &Shared, stream: tokio::net::TcpStream, events: &mpsc:
                 continue;
             }
         }
-        if handle_line(shared, &line, events).await.is_err() {
+        if handle_line(shared, source, &line, events).await.is_err() {
             return;
         }
     }
 }
 
-async fn handle_line(shared: &Shared, raw: &[u8], events: &mpsc::Sender<Input>) -> Result<(), ()> {
+async fn handle_line(
+    shared: &Shared,
+    source: usize,
+    raw: &[u8],
+    events: &mpsc::Sender<Input>,
+) -> Result<(), ()> {
     let observed = Instant::now();
     Stats::bump(&shared.stats.log_rows);
     let text = String::from_utf8_lossy(raw);
@@ -169,6 +184,7 @@ async fn handle_line(shared: &Shared, raw: &[u8], events: &mpsc::Sender<Input>) 
     let event = parsed.event.into_owned();
     events
         .send(Input::Event {
+            source,
             now: timestamp(now_sys),
             event,
             observed,

@@ -112,3 +112,46 @@ pub fn v4(i: u32) -> String {
 }
 
 pub const LIST: &str = "mtids-blocked";
+
+/// A loopback proxy in front of `sim` that turns every `/ipv6/...` command into one the
+/// router does not know, so the router answers as one without IPv6 support does
+/// (`!trap =message=no such command prefix`). Returns the proxy's port.
+pub async fn without_ipv6(sim: &Sim) -> u16 {
+    use bytes::BytesMut;
+    use routeros_proto::codec::{Decoder, encode_sentence};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let upstream = sim.server.local_addr();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+            let (mut client_rx, mut client_tx) = client.into_split();
+            let (mut server_rx, mut server_tx) = server.into_split();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut server_rx, &mut client_tx).await;
+            });
+            tokio::spawn(async move {
+                let mut decoder = Decoder::default();
+                let mut buf = BytesMut::new();
+                while client_rx.read_buf(&mut buf).await.is_ok_and(|n| n > 0) {
+                    let mut out = BytesMut::new();
+                    while let Ok(Some(sentence)) = decoder.decode(&mut buf) {
+                        let words = sentence.words().enumerate().map(|(i, w)| match w {
+                            w if i == 0 && w.starts_with(b"/ipv6/") => {
+                                [&b"/no-ipv6/"[..], &w[6..]].concat()
+                            }
+                            w => w.to_vec(),
+                        });
+                        encode_sentence(words, &mut out).unwrap();
+                    }
+                    if server_tx.write_all(&out).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
