@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use mtids_cli::config::{Config, RouterConfig};
 use mtids_cli::daemon::{Daemon, Options, Report};
-use routeros_sim::{Router, RouterConfig as SimConfig, Server, ServerConfig};
+use routeros_sim::{Router, RouterConfig as SimConfig, Server, ServerConfig, TlsIdentity};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -33,6 +33,18 @@ impl Sim {
         let server = Server::bind(
             router.clone(),
             ServerConfig::plain(SocketAddr::from(([127, 0, 0, 1], 0))),
+        )
+        .await
+        .unwrap();
+        Sim { router, server }
+    }
+
+    /// Starts a simulated RouterOS 7 serving API-SSL with `identity` on 127.0.0.1:0.
+    pub async fn start_tls(identity: TlsIdentity) -> Sim {
+        let router = Router::new(SimConfig::default());
+        let server = Server::bind(
+            router.clone(),
+            ServerConfig::tls(SocketAddr::from(([127, 0, 0, 1], 0)), identity),
         )
         .await
         .unwrap();

@@ -124,8 +124,15 @@ async fn read_tcp(
         };
         line.clear();
         if first.is_some_and(|b| b.is_ascii_digit()) {
+            // `MAX_LINE` has 4 digits: a longer prefix is malformed, and must not be
+            // buffered without limit while waiting for its space.
             let mut len = Vec::new();
-            if reader.read_until(b' ', &mut len).await.is_err() {
+            if (&mut reader)
+                .take(8)
+                .read_until(b' ', &mut len)
+                .await
+                .is_err()
+            {
                 return;
             }
             let Some(n) = std::str::from_utf8(len.trim_ascii())
