@@ -151,6 +151,10 @@ async fn a_wrong_fingerprint_never_connects_says_what_to_change_and_bans_nothing
             error.contains("pin the new one"),
             "the error says what to change: {error}"
         );
+        assert!(
+            error.contains("`tls.fingerprint` of router"),
+            "the error names the configuration key: {error}"
+        );
     }
     assert!(!logged_in_over_tls(&sim), "no session was ever logged in");
     assert_eq!(sim.router.session_count(), 0, "no session is left open");
@@ -193,7 +197,9 @@ async fn a_ca_file_of_another_certificate_is_rejected_with_the_fix() {
         })
         .expect("a Disconnected report");
     assert!(
-        error.contains("certificate was rejected") && error.contains("pin its SHA-256"),
+        error.contains("certificate was rejected")
+            && error.contains("pin its SHA-256")
+            && error.contains("`tls.ca_file` of router"),
         "the error says what to change: {error}"
     );
     assert!(!logged_in_over_tls(&sim));

@@ -121,9 +121,18 @@ async fn connect(config: &RouterConfig) -> Result<Client, String> {
         }
         client_config = client_config.tls(tls_config);
     }
-    Client::connect(&client_config)
-        .await
-        .map_err(|e| e.to_string())
+    Client::connect(&client_config).await.map_err(|e| {
+        // Certificate errors are fixed in the configuration: name the key.
+        let key = match &e {
+            ApiError::FingerprintMismatch { .. } => Some("tls.fingerprint"),
+            ApiError::CertificateRejected { .. } => Some("tls.ca_file"),
+            _ => None,
+        };
+        match key {
+            Some(key) => format!("{e} (`{key}` of router `{}`)", config.name),
+            None => e.to_string(),
+        }
+    })
 }
 
 /// One logged-in session; returns `Err` with the reason when the connection fails.
