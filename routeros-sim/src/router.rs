@@ -12,6 +12,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::SimError;
 use crate::logline::{self, FirewallLogLine, Service};
 use crate::model::address_list::{AddressListEntry, AddressListTable, Family, normalize_address};
+use crate::model::config::ConfigTable;
 use crate::model::connection::{Connection, ConnectionRow, ConnectionTable, PortStyle};
 use crate::model::log::{LogEntry, LogRing};
 use crate::model::resource::{OwnAddress, Resource, ResourceRow, RouterOsVersion};
@@ -19,6 +20,8 @@ use crate::model::users::{Policies, Policy, User, challenge_response, hex_encode
 use crate::model::{self, PrintOptions, Trap, requested_ids};
 use crate::query::Query;
 use crate::sentence::{Request, Sentence, TrapCategory};
+
+mod menus;
 
 /// How `/login` works on the simulated router.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -179,7 +182,10 @@ impl Follow {
 #[derive(Debug)]
 struct State {
     config: RouterConfig,
-    users: Vec<User>,
+    /// The configuration menus (`/user`, `/ip/firewall/filter`, ...).
+    menus: Vec<ConfigTable>,
+    /// Key material of signed certificates.
+    signed: Vec<menus::SignedKey>,
     v4: AddressListTable,
     v6: AddressListTable,
     connections: ConnectionTable,
@@ -272,8 +278,9 @@ impl Router {
     /// tests, a [`ScaledClock`](crate::ScaledClock) for time-compressed scenarios).
     pub fn with_clock(config: RouterConfig, clock: Arc<dyn Clock>) -> Self {
         let now = clock.now();
-        let state = State {
-            users: vec![User::new("admin", "", Policies::FULL)],
+        let mut state = State {
+            menus: crate::model::menus::defaults(),
+            signed: Vec::new(),
             v4: AddressListTable::new(Family::V4),
             v6: AddressListTable::new(Family::V6),
             connections: ConnectionTable::default(),
@@ -303,6 +310,7 @@ impl Router {
             ],
             config,
         };
+        state.put_user(&User::new("admin", "", Policies::FULL));
         let (changes, _) = watch::channel(0);
         let (control, _) = broadcast::channel(16);
         Self {
@@ -344,19 +352,16 @@ impl Router {
 
     // ---- users ----
 
-    /// Adds a user, replacing one of the same name.
+    /// Adds a user to `/user`, replacing one of the same name. Its group is an existing
+    /// one with exactly its policies (`full` for every policy), or else a group named
+    /// after the user.
     pub fn add_user(&self, user: User) {
-        let mut s = self.state();
-        s.users.retain(|u| u.name != user.name);
-        s.users.push(user);
+        self.state().put_user(&user);
     }
 
     /// Removes a user; returns whether it existed.
     pub fn remove_user(&self, name: &str) -> bool {
-        let mut s = self.state();
-        let before = s.users.len();
-        s.users.retain(|u| u.name != name);
-        s.users.len() != before
+        self.state().remove_user(name)
     }
 
     // ---- resource and own addresses ----
@@ -767,6 +772,9 @@ impl Router {
             .command
             .rsplit_once('/')
             .unwrap_or(("", request.command.as_str()));
+        if let Some(config_menu) = menus::menu(menu) {
+            return finish(self.config_menu_command(config_menu, verb, &policies, request));
+        }
         let Some((_, verbs)) = KNOWN_COMMANDS.iter().find(|(m, _)| *m == menu) else {
             let is_menu = !menu.is_empty()
                 && KNOWN_COMMANDS.iter().any(|(m, _)| {
@@ -884,6 +892,41 @@ impl Router {
         finish(result)
     }
 
+    fn config_menu_command(
+        &self,
+        menu: &'static crate::model::config::Menu,
+        verb: &str,
+        policies: &Policies,
+        request: &Request,
+    ) -> Result<Vec<Sentence>, Trap> {
+        if !menu.verbs.contains(&verb) {
+            return Err(Trap::new(
+                Some(TrapCategory::MissingItem),
+                "no such command",
+            ));
+        }
+        let reads = matches!(verb, "print" | "getall");
+        if reads && (request.has("follow") || request.has("follow-only")) {
+            return Err(Trap::new(
+                Some(TrapCategory::General),
+                "follow is not simulated on this menu",
+            ));
+        }
+        let needed: &[Policy] = match (reads, menu.needs_policy) {
+            (true, _) => &[Policy::Read],
+            (false, false) => &[Policy::Write],
+            (false, true) => &[Policy::Write, Policy::Policy],
+        };
+        if !needed.iter().all(|p| policies.contains(*p)) {
+            return Err(Trap::new(None, "not enough permissions (9)"));
+        }
+        let result = self.config_command(menu, verb, request, self.now());
+        if !reads {
+            self.changed();
+        }
+        result
+    }
+
     fn start_follow(&self, target: FollowTarget, request: &Request, now: SystemTime) -> Outcome {
         let tag = request.tag.as_deref();
         let query = match Query::parse(&request.queries) {
@@ -945,12 +988,7 @@ impl Router {
                 let Some(password) = request.get("password") else {
                     return self.login_failed(session, &name);
                 };
-                self.state()
-                    .users
-                    .iter()
-                    .find(|u| u.name == name)
-                    .filter(|u| u.password() == password)
-                    .map(|u| u.policies)
+                self.state().check_login(&name, |p| p == password)
             }
             LoginMethod::LegacyChallenge => {
                 let Some(response) = request.get("response") else {
@@ -974,11 +1012,7 @@ impl Router {
                 };
                 let response = String::from_utf8_lossy(response).to_ascii_lowercase();
                 self.state()
-                    .users
-                    .iter()
-                    .find(|u| u.name == name)
-                    .filter(|u| challenge_response(u.password(), &challenge) == response)
-                    .map(|u| u.policies)
+                    .check_login(&name, |p| challenge_response(p, &challenge) == response)
             }
         };
         match ok {

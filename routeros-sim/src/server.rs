@@ -58,7 +58,9 @@ impl Server {
     /// Binds and starts serving `router`. Must be called inside a tokio runtime.
     pub async fn bind(router: Router, config: ServerConfig) -> Result<Self, SimError> {
         let acceptor = match &config.tls {
-            Some(identity) => Some(tokio_rustls::TlsAcceptor::from(server_config(identity)?)),
+            Some(identity) => Some(tokio_rustls::TlsAcceptor::from(server_config(
+                identity, &router,
+            )?)),
             None => None,
         };
         let listener = TcpListener::bind(config.listen)
