@@ -988,7 +988,8 @@ impl Router {
                 let Some(password) = request.get("password") else {
                     return self.login_failed(session, &name);
                 };
-                self.state().check_login(&name, |p| p == password)
+                self.state()
+                    .check_login(&name, session.peer, |p| p == password)
             }
             LoginMethod::LegacyChallenge => {
                 let Some(response) = request.get("response") else {
@@ -1011,8 +1012,9 @@ impl Router {
                     return self.login_failed(session, &name);
                 };
                 let response = String::from_utf8_lossy(response).to_ascii_lowercase();
-                self.state()
-                    .check_login(&name, |p| challenge_response(p, &challenge) == response)
+                self.state().check_login(&name, session.peer, |p| {
+                    challenge_response(p, &challenge) == response
+                })
             }
         };
         match ok {

@@ -395,3 +395,31 @@ async fn api_ssl_serves_the_certificate_assigned_in_ip_service() {
     assert!(!handshake_trusting(addr, &started_with).await);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_user_with_an_address_logs_in_only_from_there() {
+    let (_router, server) = start(RouterConfig::default()).await;
+    let mut c = admin(&server).await;
+    c.call(&[
+        "/user/add",
+        "=name=far",
+        "=group=full",
+        "=password=pw",
+        "=address=192.0.2.50/32",
+    ])
+    .await;
+    c.call(&[
+        "/user/add",
+        "=name=near",
+        "=group=full",
+        "=password=pw",
+        "=address=192.0.2.0/24,127.0.0.0/8",
+    ])
+    .await;
+    let mut far = Client::connect(server.local_addr()).await;
+    let refused = far.call(&["/login", "=name=far", "=password=pw"]).await;
+    assert_eq!(trap(&refused), Some("invalid user name or password (6)"));
+    let mut near = Client::connect(server.local_addr()).await;
+    near.login("near", "pw").await;
+    server.shutdown().await;
+}

@@ -4,6 +4,8 @@
 //! and to the rest of the router: a user's group must exist, a logging rule's action must
 //! exist, `sign` makes a real certificate.
 
+use std::net::IpAddr;
+
 use super::{Router, State};
 use crate::model::config::{ConfigRow, ConfigTable, Menu};
 use crate::model::menus::{self, REMOTE_ACTION_DEFAULTS};
@@ -14,6 +16,33 @@ use crate::sentence::{Request, Sentence, TrapCategory};
 /// The configuration menu at `path`, if the simulator has it.
 pub(super) fn menu(path: &str) -> Option<&'static Menu> {
     menus::ALL.iter().copied().find(|m| m.path == path)
+}
+
+/// Whether `ip` is in `prefix` (`192.0.2.0/24`, `2001:db8::/32`, or one address).
+fn within(ip: IpAddr, prefix: &str) -> bool {
+    let (net, len) = prefix.split_once('/').unwrap_or((prefix, ""));
+    let Ok(net) = net.parse::<IpAddr>() else {
+        return false;
+    };
+    let (ip, net, bits) = match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (u128::from(u32::from(a)), u128::from(u32::from(b)), 32),
+        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), 128),
+        (IpAddr::V6(a), IpAddr::V4(b)) => match a.to_ipv4_mapped() {
+            Some(a) => (u128::from(u32::from(a)), u128::from(u32::from(b)), 32),
+            None => return false,
+        },
+        _ => return false,
+    };
+    let len: u32 = if len.is_empty() {
+        bits
+    } else {
+        match len.parse() {
+            Ok(l) if l <= bits => l,
+            _ => return false,
+        }
+    };
+    let shift = bits - len;
+    shift >= bits || ip >> shift == net >> shift
 }
 
 /// A reference to an item of another menu that does not exist.
@@ -43,11 +72,12 @@ impl State {
             .any(|r| r.get(prop) == Some(value))
     }
 
-    /// The policies user `name` logs in with, if `password` is right, the user enabled
-    /// and its group present.
+    /// The policies user `name` logs in with from `peer`, if `password` is right, the
+    /// user enabled, `peer` within its `address` (when set) and its group present.
     pub(super) fn check_login(
         &self,
         name: &str,
+        peer: IpAddr,
         password: impl Fn(&[u8]) -> bool,
     ) -> Option<Policies> {
         let user = self
@@ -55,6 +85,10 @@ impl State {
             .iter()
             .find(|u| u.get("name") == Some(name.as_bytes()))?;
         if user.is("disabled") || !password(user.get("password").unwrap_or_default()) {
+            return None;
+        }
+        let allowed = user.text("address");
+        if !allowed.is_empty() && !allowed.split(',').any(|p| within(peer, p.trim())) {
             return None;
         }
         let group = user.get("group")?;
@@ -304,4 +338,24 @@ fn sign(row: &mut ConfigRow) -> Result<SignedKey, Trap> {
         cert_der: cert.der().to_vec(),
         key_der: key.serialize_der(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::within;
+
+    #[test]
+    fn addresses_within_prefixes() {
+        let ip = |s: &str| s.parse().unwrap();
+        assert!(within(ip("192.0.2.50"), "192.0.2.0/24"));
+        assert!(within(ip("192.0.2.50"), "192.0.2.50"));
+        assert!(!within(ip("192.0.2.51"), "192.0.2.50/32"));
+        assert!(within(ip("10.1.2.3"), "0.0.0.0/0"));
+        assert!(!within(ip("198.51.100.1"), "192.0.2.0/24"));
+        assert!(within(ip("2001:db8::5"), "2001:db8::/64"));
+        assert!(!within(ip("2001:db8::5"), "192.0.2.0/24"));
+        assert!(within(ip("::ffff:192.0.2.9"), "192.0.2.0/24"));
+        assert!(!within(ip("192.0.2.9"), "192.0.2.0/33"));
+        assert!(!within(ip("192.0.2.9"), "nonsense"));
+    }
 }
