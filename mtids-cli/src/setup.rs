@@ -15,7 +15,11 @@
 //! Every step is written as a [`Step`]: one item under one menu, found by a few
 //! properties, added only when missing. The same list renders the script
 //! (`:if ([:len [find where ...]] = 0) do={ add ... }`, so running it twice adds nothing)
-//! and drives `--apply` (print with a query, add when the print is empty).
+//! and drives `--apply` (print with a query, add when the print is empty). `--apply` also
+//! repairs what the script cannot see: a rule of ours that was disabled is enabled, an
+//! unsigned certificate is signed, `set` steps change only what differs (so a second
+//! apply reports every step present), log rules are placed before the filter's first
+//! rule, and the mtids user gets the password mtids is configured with.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, Write};
@@ -431,7 +435,11 @@ pub async fn apply(
             Ok(a) => a,
             Err(e) => Applied::Failed(e.to_string()),
         };
-        results.push((step.clone(), outcome));
+        let mut step = step.clone();
+        if step.menu == "/user" && user_password.is_some() {
+            step.title = "API user, enabled, with the password mtids is configured with".to_owned();
+        }
+        results.push((step, outcome));
     }
     results
 }

@@ -27,6 +27,7 @@ fn setup_args(extra: &[&str]) -> SetupArgs {
         "--yes",
         "--syslog",
         "127.0.0.1:5514",
+        "--ipv6",
     ];
     argv.extend_from_slice(extra);
     match Cli::parse_from(argv).command {
@@ -184,6 +185,7 @@ async fn setup_then_check_passes_every_item_and_a_second_apply_changes_nothing()
         "/ip service",
         "/ip firewall filter",
         "/ip firewall raw",
+        "/ipv6 firewall raw",
         "/system logging action",
         "/system logging",
     ] {
@@ -246,13 +248,23 @@ async fn setup_then_check_passes_every_item_and_a_second_apply_changes_nothing()
         .await
         .unwrap();
     assert_eq!(rules.rows.len(), 3);
-    // The password went to the router, never into a printed row.
+    let v6 = admin
+        .call(
+            Api::new("/ipv6/firewall/raw/print")
+                .word("?action=drop")
+                .word("?dst-address-list=mtids-blocked"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v6.rows.len(), 1);
+    // The password went to the router, never into a printed row or a step.
     let users = admin
         .call(Api::new("/user/print").word("?name=mtids"))
         .await
         .unwrap();
     assert_eq!(users.rows[0].get_str("disabled").as_deref(), Some("false"));
     assert!(!format!("{users:?}").contains(IDS_PW));
+    assert!(!format!("{first:?}").contains(IDS_PW));
 
     let second = sim.apply().await;
     for (step, outcome) in &second {
@@ -341,5 +353,50 @@ async fn breaking_a_rule_fails_that_item_with_its_fix_and_setup_repairs_it() {
     let text = check::render(&items);
     assert!(items.iter().all(|i| i.status == Status::Passed), "{text}");
     admin.close().await;
+    sim.shutdown().await;
+}
+
+/// The binary: `mtids setup --apply --yes` with the administrator's password in
+/// `MTIDS_SETUP_PASSWORD`, twice; the second run reports every step present.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_applies_then_reports_everything_present() {
+    let sim = Sim::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mtids.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[router]]\nname = \"gw\"\nhost = \"127.0.0.1\"\nport = {}\nuser = \"mtids\"\npassword_env = \"SETUP_TEST_IDS_PW\"\n",
+            sim.plain.local_addr().port()
+        ),
+    )
+    .unwrap();
+    let run = move |path: std::path::PathBuf| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_mtids"))
+                .env_remove("MTIDS_CONFIG")
+                .current_dir(env!("CARGO_TARGET_TMPDIR"))
+                .arg("--config")
+                .arg(&path)
+                .args(["setup", "--apply", "--yes", "--router", "gw"])
+                .env("MTIDS_SETUP_PASSWORD", ADMIN_PW)
+                .env("SETUP_TEST_IDS_PW", IDS_PW)
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(path.clone()).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.lines().count() >= 8, "{stdout}");
+    assert!(stdout.lines().all(|l| l.starts_with("applied")), "{stdout}");
+    assert!(!stdout.contains(IDS_PW) && !stderr.contains(IDS_PW));
+    assert!(!stdout.contains(ADMIN_PW) && !stderr.contains(ADMIN_PW));
+
+    let out = run(path).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.lines().all(|l| l.starts_with("present")), "{stdout}");
     sim.shutdown().await;
 }
