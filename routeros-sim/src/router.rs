@@ -47,7 +47,7 @@ pub struct RouterConfig {
     pub login: LoginMethod,
     /// Force `!empty` on or off; `None` follows the version (7.18 and later send it).
     pub empty_reply: Option<bool>,
-    /// The `api` service's `max-sessions`.
+    /// `max-sessions` of the `api` and `api-ssl` services (their first `/ip/service` value).
     pub max_sessions: usize,
     /// Entries kept in the log ring.
     pub log_capacity: usize,
@@ -219,7 +219,8 @@ struct Inner {
     changes: watch::Sender<u64>,
     control: broadcast::Sender<Control>,
     faults: Faults,
-    sessions: AtomicUsize,
+    /// Open sessions of the `api` and the `api-ssl` service.
+    sessions: [AtomicUsize; 2],
 }
 
 /// A simulated RouterOS router. Cheap to clone: every clone is the same router.
@@ -311,6 +312,7 @@ impl Router {
             config,
         };
         state.put_user(&User::new("admin", "", Policies::FULL));
+        state.set_service_limits(state.config.max_sessions);
         let (changes, _) = watch::channel(0);
         let (control, _) = broadcast::channel(16);
         Self {
@@ -325,7 +327,7 @@ impl Router {
                     stall: AtomicBool::new(false),
                     omit_done_after_empty: AtomicBool::new(false),
                 },
-                sessions: AtomicUsize::new(0),
+                sessions: [AtomicUsize::new(0), AtomicUsize::new(0)],
             }),
         }
     }
@@ -700,16 +702,27 @@ impl Router {
         self.inner.control.subscribe()
     }
 
-    /// Open API sessions.
+    /// Open API sessions (`api` and `api-ssl`).
     pub fn session_count(&self) -> usize {
-        self.inner.sessions.load(Ordering::Relaxed)
-    }
-
-    /// Reserves a session slot; `false` when `max-sessions` is reached.
-    pub(crate) fn open_session(&self) -> bool {
-        let max = self.state().config.max_sessions;
         self.inner
             .sessions
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    fn session_counter(&self, service: Service) -> &AtomicUsize {
+        let i = usize::from(service == Service::ApiSsl);
+        &self.inner.sessions[i]
+    }
+
+    /// Reserves a session slot on `service` (`api` or `api-ssl`); `false` when the
+    /// service is disabled in `/ip/service` or its `max-sessions` is reached.
+    pub(crate) fn open_session(&self, service: Service) -> bool {
+        let Some(max) = self.state().service_limit(service.as_str()) else {
+            return false;
+        };
+        self.session_counter(service)
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)
             })
@@ -718,7 +731,8 @@ impl Router {
 
     /// Frees a session slot and logs the logout of its user.
     pub(crate) fn close_session(&self, session: &Session) {
-        self.inner.sessions.fetch_sub(1, Ordering::AcqRel);
+        self.session_counter(session.service)
+            .fetch_sub(1, Ordering::AcqRel);
         if let Some(user) = session.user().filter(|_| !session.lost) {
             self.log_logout(user, session.peer, session.service);
         }

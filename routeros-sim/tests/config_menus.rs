@@ -423,3 +423,31 @@ async fn a_user_with_an_address_logs_in_only_from_there() {
     near.login("near", "pw").await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn ip_service_limits_and_disables_the_api() {
+    let (router, server) = start(RouterConfig::default()).await;
+    let mut c = admin(&server).await;
+    let api = c.call(&["/ip/service/print", "?name=api"]).await;
+    assert_eq!(attr(rows(&api)[0], "max-sessions"), Some("20"));
+    c.call(&["/ip/service/set", "=numbers=api", "=max-sessions=2"])
+        .await;
+    let _second = admin(&server).await;
+    let mut third = Client::connect(server.local_addr()).await;
+    third
+        .send(&["/login", "=name=admin", "=password=secret"])
+        .await;
+    assert_eq!(third.recv().await, None, "over max-sessions: closed");
+    assert_eq!(router.session_count(), 2);
+
+    // Disabled: new connections are closed, the open session goes on.
+    c.call(&["/ip/service/disable", "=numbers=api"]).await;
+    let mut refused = Client::connect(server.local_addr()).await;
+    refused
+        .send(&["/login", "=name=admin", "=password=secret"])
+        .await;
+    assert_eq!(refused.recv().await, None, "api disabled: closed");
+    let still = c.call(&["/system/identity/print"]).await;
+    assert_eq!(still.last().unwrap()[0], "!done");
+    server.shutdown().await;
+}

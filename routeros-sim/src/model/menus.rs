@@ -1,5 +1,5 @@
 //! The configuration menus the simulator has, as [`Menu`] descriptions for the generic
-//! [`ConfigTable`](super::config::ConfigTable), and the rows a fresh RouterOS 7 has in them.
+//! [`ConfigTable`], and the rows a fresh RouterOS 7 has in them.
 
 use super::config::{ConfigTable, Kind, Menu, prop};
 use super::users::Policies;

@@ -150,6 +150,31 @@ impl State {
         }
     }
 
+    /// `max-sessions` of the `api` and `api-ssl` services (from the router's settings).
+    pub(super) fn set_service_limits(&mut self, max_sessions: usize) {
+        if let Some(services) = self.menu_table(menus::IP_SERVICE.path) {
+            for name in ["api", "api-ssl"] {
+                if let Some(id) = services.find("name", name.as_bytes()).map(|r| r.id) {
+                    if let Some(row) = services.row_mut(id) {
+                        row.put("max-sessions", max_sessions.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    /// How many sessions service `name` takes, or `None` when it is disabled.
+    pub(super) fn service_limit(&self, name: &str) -> Option<usize> {
+        let row = self
+            .menu_rows(menus::IP_SERVICE.path)
+            .iter()
+            .find(|r| r.get("name") == Some(name.as_bytes()))?;
+        if row.is("disabled") {
+            return None;
+        }
+        row.text("max-sessions").parse().ok()
+    }
+
     /// The references a change to `menu` makes must point at existing items.
     fn check_references(&self, menu: &Menu, request: &Request) -> Result<(), Trap> {
         let refs: &[(&str, &str, &str)] = match menu.path {
