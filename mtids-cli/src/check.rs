@@ -3,10 +3,10 @@
 //! fixes it.
 //!
 //! Items per router: login (and the API-SSL certificate, verified by the TLS handshake
-//! when `tls` is configured), the user's group policies (`/user`, `/user/group`), reading
-//! the log, the new-connection log rules, the drop rules in both directions, and the
-//! address lists. A menu the router does not have (an old version, or the simulator) is
-//! reported as "cannot verify", never as passed.
+//! when `tls` is configured), the user's group policies (`/user`, `/user/group`: exactly
+//! `api,read,write`, more is flagged), reading the log, the new-connection log rule in
+//! chain input, the drop rules in both directions, and the address lists. A menu the
+//! router does not have (an old version) is reported as "cannot verify", never as passed.
 
 use std::fmt;
 use std::io::Write;

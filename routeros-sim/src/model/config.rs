@@ -152,9 +152,13 @@ pub(crate) struct ConfigTable {
     next_id: u64,
 }
 
-/// Attributes that are about the command, not the item.
-fn is_command_attr(name: &str) -> bool {
-    matches!(name, ".id" | "numbers" | ".proplist" | "place-before")
+impl Menu {
+    /// Attributes that are about the command, not the item (`place-before` only where
+    /// rules are ordered).
+    fn is_command_attr(&self, name: &str) -> bool {
+        matches!(name, ".id" | "numbers" | ".proplist")
+            || (name == "place-before" && self.verbs.contains(&"move"))
+    }
 }
 
 impl ConfigTable {
@@ -223,7 +227,7 @@ impl ConfigTable {
     fn parse(&self, request: &Request) -> Result<Vec<(&'static str, Vec<u8>)>, Trap> {
         let mut out: Vec<(&'static str, Vec<u8>)> = Vec::new();
         for (name, value) in &request.attributes {
-            if is_command_attr(name) {
+            if self.menu.is_command_attr(name) {
                 continue;
             }
             let prop = self
@@ -489,6 +493,19 @@ mod tests {
                 .is_err()
         );
         assert!(t.add(&add("input").attr("bytes", "5")).is_err());
+        let mut users = ConfigTable::new(&menus::USER);
+        let err = users
+            .add(
+                &Request::new("add")
+                    .attr("name", "x")
+                    .attr("group", "full")
+                    .attr("place-before", "*1"),
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.message, "unknown parameter place-before",
+            "users are not ordered"
+        );
 
         t.set(&[a], &Request::new("set").attr("disabled", "yes"))
             .unwrap();
