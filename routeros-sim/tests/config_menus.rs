@@ -256,6 +256,14 @@ async fn a_signed_certificate_goes_on_api_ssl() {
     assert_eq!(fp.len(), 64);
     assert!(fp.bytes().all(|b| b.is_ascii_hexdigit()));
     assert_eq!(attr(rows(&after)[0], "private-key"), Some("true"));
+    let before = attr(rows(&after)[0], "invalid-before").unwrap();
+    let until = attr(rows(&after)[0], "invalid-after").unwrap();
+    let year = |t: &str| t[..4].parse::<i32>().unwrap();
+    // 3650 days: ten years less the leap days.
+    assert!(
+        (9..=10).contains(&(year(until) - year(before))) && until > before,
+        "{before} .. {until}"
+    );
     let again = c.call(&["/certificate/sign", &format!("=.id={id}")]).await;
     assert!(trap(&again).is_some());
 

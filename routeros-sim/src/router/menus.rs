@@ -5,8 +5,10 @@
 //! exist, `sign` makes a real certificate.
 
 use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
 
 use super::{Router, State};
+use crate::duration::{civil, format_full_time};
 use crate::model::config::{ConfigRow, ConfigTable, Menu};
 use crate::model::menus::{self, REMOTE_ACTION_DEFAULTS};
 use crate::model::users::{Policies, User};
@@ -221,7 +223,7 @@ impl Router {
         menu: &'static Menu,
         verb: &str,
         request: &Request,
-        now: std::time::SystemTime,
+        now: SystemTime,
     ) -> Result<Vec<Sentence>, Trap> {
         let mut guard = self.state();
         let s = &mut *guard;
@@ -284,7 +286,7 @@ impl Router {
                 let mut keys = Vec::new();
                 for id in ids {
                     let row = table.row_mut(id).ok_or_else(Trap::no_such_item)?;
-                    keys.push(sign(row)?);
+                    keys.push(sign(row, now)?);
                 }
                 s.signed.extend(keys);
                 Ok(vec![Sentence::done()])
@@ -334,9 +336,9 @@ impl Router {
     }
 }
 
-/// Self-signs a certificate: a real key and certificate for its `common-name`, whose
-/// SHA-256 becomes `fingerprint`.
-fn sign(row: &mut ConfigRow) -> Result<SignedKey, Trap> {
+/// Self-signs a certificate: a real key and certificate for its `common-name`, valid
+/// from today for `days-valid` days, whose SHA-256 becomes `fingerprint`.
+fn sign(row: &mut ConfigRow, now: SystemTime) -> Result<SignedKey, Trap> {
     if row.get("fingerprint").is_some() {
         return Err(Trap::new(None, "failure: certificate is already issued"));
     }
@@ -351,6 +353,18 @@ fn sign(row: &mut ConfigRow) -> Result<SignedKey, Trap> {
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, common_name);
+    let days: u64 = row.text("days-valid").parse().unwrap_or(365);
+    let until = now + Duration::from_secs(days.saturating_mul(86_400));
+    let date = |t: SystemTime| {
+        let c = civil(t);
+        rcgen::date_time_ymd(
+            i32::try_from(c.year).unwrap_or(9999),
+            u8::try_from(c.month).unwrap_or(1),
+            u8::try_from(c.day).unwrap_or(1),
+        )
+    };
+    params.not_before = date(now);
+    params.not_after = date(until);
     let key = rcgen::KeyPair::generate().map_err(fail)?;
     let cert = params.self_signed(&key).map_err(fail)?;
     let digest = ring::digest::digest(&ring::digest::SHA256, cert.der().as_ref());
@@ -358,6 +372,8 @@ fn sign(row: &mut ConfigRow) -> Result<SignedKey, Trap> {
     row.put("fingerprint", fingerprint);
     row.put("private-key", "true");
     row.put("trusted", "true");
+    row.put("invalid-before", format_full_time(now));
+    row.put("invalid-after", format_full_time(until));
     Ok(SignedKey {
         certificate: row.id,
         cert_der: cert.der().to_vec(),
