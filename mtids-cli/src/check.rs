@@ -3,11 +3,11 @@
 //! fixes it.
 //!
 //! Items per router: login (and the API-SSL certificate, verified by the TLS handshake
-//! when `tls` is configured), the user's group policies (`/user`, `/user/group`), reading
-//! the log, the new-connection log rules, the drop rules in both directions, and the
-//! address lists, for IPv4 and IPv6 (each on its configured list). A menu the router does
-//! not have (an old version, no IPv6, or the simulator) is reported as "cannot verify",
-//! never as passed.
+//! when `tls` is configured), the user's group policies (`/user`, `/user/group`: exactly
+//! `api,read,write`, more is flagged), reading the log, the new-connection log rule in
+//! chain input, the drop rules in both directions, and the address lists, for IPv4 and
+//! IPv6 (each on its configured list). A menu the router does not have (an old version,
+//! or no IPv6) is reported as "cannot verify", never as passed.
 
 use std::fmt;
 use std::io::Write;
@@ -114,6 +114,10 @@ fn is_missing_menu(e: &ApiError) -> bool {
 fn is_permission(e: &ApiError) -> bool {
     matches!(e, ApiError::Trap { trap, .. } if trap.message.contains("not enough permissions"))
 }
+
+/// What mtids needs, and all it should have: log in through the API, read, change
+/// address lists and connections.
+const NEEDED_POLICIES: [&str; 3] = ["api", "read", "write"];
 
 struct Checker<'a> {
     router: &'a str,
@@ -224,24 +228,47 @@ pub async fn check_router(router: &RouterConfig, args: &CheckArgs, config: &Conf
                                 .first()
                                 .and_then(|row| row.get_str("policy").map(|s| s.into_owned()))
                                 .unwrap_or_default();
-                            let have: Vec<&str> = list.split(',').map(str::trim).collect();
-                            let missing: Vec<&str> = ["api", "read", "write"]
+                            // RouterOS 7 lists denied policies too, as `!name`.
+                            let have: Vec<&str> = list
+                                .split(',')
+                                .map(str::trim)
+                                .filter(|p| !p.is_empty() && !p.starts_with('!'))
+                                .collect();
+                            let missing: Vec<&str> = NEEDED_POLICIES
                                 .into_iter()
                                 .filter(|p| !have.contains(p))
                                 .collect();
-                            if missing.is_empty() {
-                                c.push(
-                                    "policies",
-                                    Status::Passed,
-                                    format!("group `{group}`: {list}"),
-                                    None,
-                                );
-                            } else {
+                            let extra: Vec<&str> = have
+                                .iter()
+                                .copied()
+                                .filter(|p| !NEEDED_POLICIES.contains(p))
+                                .collect();
+                            if !missing.is_empty() {
                                 c.push(
                                     "policies",
                                     Status::Failed,
                                     format!("group `{group}` lacks {}", missing.join(",")),
                                     Some(fix_group),
+                                );
+                            } else if !extra.is_empty() {
+                                let fix = format!(
+                                    "/user group set {group} policy=api,read,write (or mtids setup: a group of its own for mtids)"
+                                );
+                                c.push(
+                                    "policies",
+                                    Status::Failed,
+                                    format!(
+                                        "group `{group}` also grants {}: more than mtids needs",
+                                        extra.join(",")
+                                    ),
+                                    Some(&fix),
+                                );
+                            } else {
+                                c.push(
+                                    "policies",
+                                    Status::Passed,
+                                    format!("group `{group}`: api,read,write only"),
+                                    None,
                                 );
                             }
                         }
@@ -290,11 +317,15 @@ pub async fn check_router(router: &RouterConfig, args: &CheckArgs, config: &Conf
                 .filter(|row| row.get_str("disabled").as_deref() != Some("true"))
                 .filter_map(|row| row.get_str("chain").map(|c| c.into_owned()))
                 .collect();
-            if chains.is_empty() {
+            // Port scans on the router itself are read from the input chain's lines.
+            if !chains.iter().any(|c| c == "input") {
                 c.push(
                     "log rules",
                     Status::Failed,
-                    format!("no enabled log rule with log-prefix={}", args.log_prefix),
+                    format!(
+                        "no enabled log rule in chain input with log-prefix={}",
+                        args.log_prefix
+                    ),
                     Some(fix_log),
                 );
             } else {

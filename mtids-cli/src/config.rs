@@ -46,6 +46,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("MTIDS_ROUTER_PASSWORD", "API password of the single router"),
     ("MTIDS_TELEGRAM_TOKEN", "alert.telegram.bot_token"),
     ("MTIDS_TELEGRAM_CHAT_ID", "alert.telegram.chat_id"),
+    (
+        "MTIDS_SETUP_PASSWORD",
+        "password of --admin-user for `mtids setup --apply` (read by setup only)",
+    ),
 ];
 
 /// The seed tools' variables, each with the `MTIDS_*` variable it stands for (which wins

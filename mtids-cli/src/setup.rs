@@ -15,7 +15,11 @@
 //! Every step is written as a [`Step`]: one item under one menu, found by a few
 //! properties, added only when missing. The same list renders the script
 //! (`:if ([:len [find where ...]] = 0) do={ add ... }`, so running it twice adds nothing)
-//! and drives `--apply` (print with a query, add when the print is empty).
+//! and drives `--apply` (print with a query, add when the print is empty). `--apply` also
+//! repairs what the script cannot see: a rule of ours that was disabled is enabled, an
+//! unsigned certificate is signed, `set` steps change only what differs (so a second
+//! apply reports every step present), log rules are placed before the filter's first
+//! rule, and the mtids user gets the password mtids is configured with.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, Write};
@@ -24,7 +28,7 @@ use routeros_proto::Command;
 use routeros_proto::net::Client;
 
 use crate::CliError;
-use crate::config::Config;
+use crate::config::{Config, RouterConfig};
 
 /// The arguments of `mtids setup`.
 #[derive(Debug, Clone, clap::Args)]
@@ -362,7 +366,7 @@ pub fn render_script(steps: &[Step]) -> String {
                     ":if ([:len [find where {cond}]] = 0) do={{ add {} }}",
                     props(&step.attrs)
                 );
-                if step.menu.ends_with("firewall filter") {
+                if is_log_rule(step) {
                     // The log rules only see what earlier rules accept: put them first.
                     let _ = writeln!(
                         out,
@@ -390,6 +394,12 @@ pub fn render_script(steps: &[Step]) -> String {
     out
 }
 
+/// A new-connection log rule, which must come before the filter's other rules.
+fn is_log_rule(step: &Step) -> bool {
+    step.menu.ends_with("firewall filter")
+        && step.attrs.iter().any(|(k, v)| k == "action" && v == "log")
+}
+
 /// The API path of a CLI menu: `/ip firewall raw` -> `/ip/firewall/raw`.
 fn api_menu(menu: &str) -> String {
     menu.replace(' ', "/")
@@ -406,40 +416,92 @@ pub enum Applied {
     Failed(String),
 }
 
-/// Applies `steps` through `client`: print with a query, add when nothing matches.
-/// Each step's outcome is returned; a failed step does not stop the others.
-pub async fn apply(client: &Client, steps: &[Step]) -> Vec<(Step, Applied)> {
+/// Applies `steps` through `client`: print with a query, add when nothing matches, set
+/// only what differs. Each step's outcome is returned; a failed step does not stop the
+/// others, and applying twice reports every step [`Applied::Present`].
+///
+/// `user_password`: when given, a user step creates the user enabled with this password
+/// (mtids' own, from its configuration) instead of disabled with a placeholder. It is sent
+/// to the router only, never printed.
+pub async fn apply(
+    client: &Client,
+    steps: &[Step],
+    user_password: Option<&str>,
+) -> Vec<(Step, Applied)> {
     let mut results = Vec::with_capacity(steps.len());
     for step in steps {
-        let outcome = apply_one(client, step).await;
+        let outcome = apply_one(client, step, user_password).await;
         let outcome = match outcome {
             Ok(a) => a,
             Err(e) => Applied::Failed(e.to_string()),
         };
-        results.push((step.clone(), outcome));
+        let mut step = step.clone();
+        if step.menu == "/user" && user_password.is_some() {
+            step.title = "API user, enabled, with the password mtids is configured with".to_owned();
+        }
+        results.push((step, outcome));
     }
     results
 }
 
-async fn apply_one(client: &Client, step: &Step) -> Result<Applied, routeros_proto::net::Error> {
+/// Whether a printed value is what a step asks for (`yes` prints as `true`).
+fn same_value(printed: &str, wanted: &str) -> bool {
+    fn canonical(v: &str) -> &str {
+        match v {
+            "yes" => "true",
+            "no" => "false",
+            other => other,
+        }
+    }
+    canonical(printed) == canonical(wanted)
+}
+
+async fn apply_one(
+    client: &Client,
+    step: &Step,
+    user_password: Option<&str>,
+) -> Result<Applied, routeros_proto::net::Error> {
     let menu = api_menu(&step.menu);
-    let mut print = Command::new(format!("{menu}/print")).proplist([".id"]);
+    let mut proplist = vec![".id".to_owned()];
+    match step.kind {
+        StepKind::Set => proplist.extend(step.attrs.iter().map(|(k, _)| k.clone())),
+        StepKind::AddCertificate => proplist.push("fingerprint".to_owned()),
+        StepKind::Add => proplist.push("disabled".to_owned()),
+    }
+    let mut print = Command::new(format!("{menu}/print")).proplist(proplist);
     for (k, v) in &step.find {
         print = print.word(format!("?{k}={v}"));
     }
     let found = client.call(print).await?;
-    let id = found
-        .rows
-        .first()
-        .and_then(|r| r.id())
-        .map(|c| c.into_owned());
+    let row = found.rows.first();
+    let id = row.and_then(|r| r.id()).map(|c| c.into_owned());
     match (&step.kind, id) {
         (StepKind::Set, Some(id)) => {
+            let differs: Vec<&(String, String)> = step
+                .attrs
+                .iter()
+                .filter(|(k, v)| {
+                    let printed = row.and_then(|r| r.get_str(k)).unwrap_or_default();
+                    !same_value(&printed, v)
+                })
+                .collect();
+            if differs.is_empty() {
+                return Ok(Applied::Present);
+            }
             let mut set = Command::new(format!("{menu}/set")).id(&id);
-            for (k, v) in &step.attrs {
+            for (k, v) in differs {
                 set = set.attr(k, v);
             }
             client.call(set).await?;
+            Ok(Applied::Changed)
+        }
+        (StepKind::AddCertificate, Some(id))
+            if row.and_then(|r| r.get_str("fingerprint")).is_none() =>
+        {
+            // Added by an earlier run whose signing did not finish.
+            client
+                .call(Command::new(format!("{menu}/sign")).id(&id))
+                .await?;
             Ok(Applied::Changed)
         }
         (StepKind::Set, None) => Ok(Applied::Failed(format!(
@@ -447,11 +509,38 @@ async fn apply_one(client: &Client, step: &Step) -> Result<Applied, routeros_pro
             condition(&step.find),
             step.menu
         ))),
+        (StepKind::Add, Some(id))
+            if row.and_then(|r| r.get_str("disabled")).as_deref() == Some("true")
+                && !step
+                    .attrs
+                    .iter()
+                    .any(|(k, v)| k == "disabled" && v == "yes") =>
+        {
+            // Ours, but disabled since: mtids relies on it (a user created disabled stays so).
+            client
+                .call(Command::new(format!("{menu}/enable")).id(&id))
+                .await?;
+            Ok(Applied::Changed)
+        }
         (_, Some(_)) => Ok(Applied::Present),
         (kind, None) => {
             let mut add = Command::new(format!("{menu}/add"));
+            let is_user = step.menu == "/user";
             for (k, v) in &step.attrs {
-                add = add.attr(k, v);
+                add = match (is_user, k.as_str(), user_password) {
+                    (true, "password", Some(pw)) => add.attr(k, pw),
+                    (true, "disabled", Some(_)) => add.attr(k, "no"),
+                    _ => add.attr(k, v),
+                };
+            }
+            if is_log_rule(step) {
+                // The log rules only see what earlier rules let through: put them first.
+                let first = client
+                    .call(Command::new(format!("{menu}/print")).proplist([".id"]))
+                    .await?;
+                if let Some(first) = first.rows.first().and_then(|r| r.id()) {
+                    add = add.attr("place-before", first.as_ref());
+                }
             }
             let done = client.call(add).await?;
             if *kind == StepKind::AddCertificate {
@@ -464,6 +553,25 @@ async fn apply_one(client: &Client, step: &Step) -> Result<Applied, routeros_pro
             Ok(Applied::Changed)
         }
     }
+}
+
+/// `mtids setup --apply` after the confirmation: logs in to `router` as `--admin-user`
+/// with `admin_password` and applies `steps`. The user mtids logs in as (the router's
+/// `user`) is created with the password mtids is configured with, when it has one.
+pub async fn apply_to_router(
+    router: &RouterConfig,
+    args: &SetupArgs,
+    steps: &[Step],
+    admin_password: &str,
+) -> Result<Vec<(Step, Applied)>, CliError> {
+    let client = crate::check::connect(router, Some((&args.admin_user, admin_password))).await?;
+    let user_password = router.password();
+    let user_password = (args.user.as_ref().is_none_or(|u| *u == router.user)
+        && !user_password.expose().is_empty())
+    .then(|| user_password.expose());
+    let results = apply(&client, steps, user_password).await;
+    client.close().await;
+    Ok(results)
 }
 
 /// `mtids setup` as the binary runs it.
@@ -513,9 +621,7 @@ pub async fn execute(config: &Config, args: &SetupArgs) -> Result<(), CliError> 
             return Err(CliError::Usage("not applied: not confirmed".to_owned()));
         }
     }
-    let client = crate::check::connect(router, Some((&args.admin_user, &password))).await?;
-    let results = apply(&client, &steps).await;
-    client.close().await;
+    let results = apply_to_router(router, args, &steps, &password).await?;
     let mut failed = 0;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

@@ -1,8 +1,9 @@
 //! `mtids check` against routeros-sim over real loopback sockets (plain API and API-SSL).
 //!
-//! What the simulator can answer is verified for real: login, the certificate, reading
-//! the log, the address list, permissions. Menus it lacks (`/user`, `/ip firewall
-//! filter|raw`) must come out as "cannot verify", never as passed.
+//! On a router that has not been set up: login, the certificate, reading the log and the
+//! address list pass; the missing log and drop rules fail with the `mtids setup` fix; a
+//! group with more policies than mtids needs is flagged. (After `mtids setup --apply`
+//! every item passes: `setup_apply.rs`.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -54,9 +55,17 @@ fn config(port: u16, user: &str, password: &str, tls: &str) -> Config {
     .unwrap()
 }
 
+/// Exactly what mtids needs.
+fn minimal() -> Policies {
+    Policies::default()
+        .with(Policy::Api)
+        .with(Policy::Read)
+        .with(Policy::Write)
+}
+
 #[tokio::test]
-async fn a_well_set_user_passes_what_the_simulator_can_answer() {
-    let (_router, server) = sim(&[("ids", "pw", Policies::WRITE)]).await;
+async fn on_a_router_not_yet_set_up_the_missing_rules_fail_with_their_fixes() {
+    let (_router, server) = sim(&[("ids", "pw", minimal())]).await;
     let cfg = config(server.local_addr().port(), "ids", "pw", "");
     let items = check::check(&cfg, &args()).await.unwrap();
     let text = check::render(&items);
@@ -69,20 +78,46 @@ async fn a_well_set_user_passes_what_the_simulator_can_answer() {
     let list = item(&items, "address list");
     assert_eq!(list.status, Status::Passed, "{text}");
     assert!(list.detail.contains("1 entries"), "{text}");
-    // Not answerable by the simulator: unknown, with the fix, never passed.
+    let policies = item(&items, "policies");
+    assert_eq!(policies.status, Status::Passed, "{text}");
+    assert!(policies.fix.is_none());
+    // A fresh router has none of the rules mtids relies on.
     for what in [
-        "policies",
         "log rules",
         "drop rule from blocked",
         "drop rule to blocked",
     ] {
         let i = item(&items, what);
-        assert_eq!(i.status, Status::Unknown, "{what}: {text}");
+        assert_eq!(i.status, Status::Failed, "{what}: {text}");
         assert!(i.fix.as_deref().unwrap().contains("mtids setup"), "{text}");
     }
     // Plain API: flagged, with the API-SSL fix.
     assert_eq!(item(&items, "API-SSL").status, Status::Unknown, "{text}");
     server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_user_with_too_many_policies_is_flagged() {
+    // The `write` policies the simulator enforces include reboot and test; full has all.
+    for (policies, extra) in [
+        (Policies::WRITE, "reboot,test"),
+        (Policies::FULL, "policy"),
+        (minimal().with(Policy::Sensitive), "sensitive"),
+    ] {
+        let (_router, server) = sim(&[("ids", "pw", policies)]).await;
+        let cfg = config(server.local_addr().port(), "ids", "pw", "");
+        let items = check::check(&cfg, &args()).await.unwrap();
+        let text = check::render(&items);
+        let i = item(&items, "policies");
+        assert_eq!(i.status, Status::Failed, "{text}");
+        assert!(i.detail.contains("also grants"), "{text}");
+        assert!(i.detail.contains(extra), "{extra}: {text}");
+        assert!(
+            i.fix.as_deref().unwrap().contains("policy=api,read,write"),
+            "{text}"
+        );
+        server.shutdown().await;
+    }
 }
 
 #[tokio::test]
@@ -175,7 +210,7 @@ async fn the_ipv6_items_use_the_ipv6_list_name() {
     assert!(v6.detail.contains("`bl6` readable, 2 entries"), "{text}");
     for what in ["IPv6 drop rule from blocked", "IPv6 drop rule to blocked"] {
         let i = item(&items, what);
-        assert_eq!(i.status, Status::Unknown, "{what}: {text}");
+        assert_eq!(i.status, Status::Failed, "{what}: {text}");
         assert!(i.fix.as_deref().unwrap().contains("--ipv6"), "{text}");
     }
     server.shutdown().await;

@@ -8,7 +8,7 @@ use mtids_cli::cli::{Cli, Command};
 use mtids_cli::config::Config;
 use mtids_cli::setup::{self, Applied, SetupArgs, StepKind};
 use routeros_proto::net::{Client, ClientConfig};
-use routeros_sim::{Policies, Router, RouterConfig, Server, ServerConfig, User};
+use routeros_sim::{Policies, Policy, Router, RouterConfig, Server, ServerConfig, User};
 
 fn args(extra: &[&str]) -> SetupArgs {
     let mut argv = vec!["mtids", "setup"];
@@ -91,14 +91,17 @@ fn filter_mode_drops_both_directions_and_hostile_names_are_refused() {
     assert!(err.contains("--syslog"), "{err}");
 }
 
-/// routeros-sim answers the address-list, log, connection and resource menus only; every
-/// setup menu (`/user group`, `/certificate`, `/ip firewall raw`, ...) gets `no such
-/// command`. `--apply` must report each such step as failed with the router's words, go
-/// on with the others, and keep the connection usable.
+/// An administrator without the `policy` policy may change the firewall but not users:
+/// `--apply` must report the user steps as failed with the router's words, apply the
+/// others, and keep the connection usable.
 #[tokio::test]
-async fn apply_against_the_simulator_reports_each_refused_step() {
+async fn apply_reports_each_refused_step_and_goes_on() {
     let router = Router::new(RouterConfig::default());
-    router.add_user(User::new("admin", "pw", Policies::FULL));
+    router.add_user(User::new(
+        "admin",
+        "pw",
+        Policies::FULL.without(Policy::Policy),
+    ));
     let server = Server::bind(router, ServerConfig::plain("127.0.0.1:0".parse().unwrap()))
         .await
         .unwrap();
@@ -107,14 +110,22 @@ async fn apply_against_the_simulator_reports_each_refused_step() {
         .await
         .unwrap();
     let steps = setup::steps(&args(&[]), &config()).unwrap();
-    let results = setup::apply(&client, &steps).await;
+    let results = setup::apply(&client, &steps, None).await;
     assert_eq!(results.len(), steps.len());
     for (step, outcome) in &results {
-        match outcome {
-            Applied::Failed(why) => {
-                assert!(why.contains("no such command"), "{}: {why}", step.menu)
+        if step.menu.starts_with("/user") {
+            match outcome {
+                Applied::Failed(why) => {
+                    assert!(
+                        why.contains("not enough permissions"),
+                        "{}: {why}",
+                        step.menu
+                    )
+                }
+                other => panic!("{} unexpectedly {other:?}", step.menu),
             }
-            other => panic!("{} unexpectedly {other:?}", step.menu),
+        } else {
+            assert_eq!(*outcome, Applied::Changed, "{}", step.menu);
         }
     }
     assert!(results.iter().any(|(s, _)| s.kind == StepKind::Set));

@@ -167,6 +167,52 @@ def check_legacy_login():
         raise AssertionError("a wrong legacy password logged in")
 
 
+def check_firewall_rules_in_order():
+    conn = api()
+    f = conn.path("ip", "firewall", "filter")
+    accept = f.add(chain="input", action="accept", **{"connection-state": "established,related"})
+    log = f.add(chain="input", action="log", **{"log-prefix": "NEW", "place-before": accept})
+    rows = tuple(f.select(Key(".id"), Key("action"), Key("disabled")))
+    assert [r[".id"] for r in rows] == [log, accept], rows
+    assert rows[0]["disabled"] is False, rows
+    f.update(**{".id": log, "disabled": True})
+    enabled_logs = tuple(f.select(Key(".id")).where(Key("action") == "log", Key("disabled") == False))  # noqa: E712
+    assert enabled_logs == (), enabled_logs
+    try:
+        f.add(chain="input", action="explode")
+    except TrapError as e:
+        assert e.message == "invalid value for argument action", e.message
+    else:
+        raise AssertionError("an unknown action was accepted")
+    f.remove(log, accept)
+    assert tuple(f) == ()
+    conn.close()
+
+
+def check_user_from_a_group_logs_in():
+    conn = api()
+    groups = conn.path("user", "group")
+    users = conn.path("user")
+    groups.add(name="interop", policy="api,read")
+    group = next(r for r in groups if r["name"] == "interop")
+    assert group["policy"].startswith("read,api,!"), group
+    uid = users.add(name="interop", group="interop", password="pw-interop")
+    row = next(r for r in users if r["name"] == "interop")
+    assert "password" not in row and row["group"] == "interop", row
+    host, port = split(ADDR)
+    reader = connect(host, "interop", "pw-interop", port=port, timeout=10)
+    assert tuple(reader("/system/identity/print"))[0]["name"] == "MikroTik"
+    try:
+        tuple(reader.path("ip", "firewall", "raw").add(chain="prerouting", action="drop"))
+    except TrapError as e:
+        assert e.message == "not enough permissions (9)", e.message
+    else:
+        raise AssertionError("a read-only user wrote a rule")
+    reader.close()
+    users.remove(uid)
+    conn.close()
+
+
 CHECKS = [
     check_login_and_wrong_password,
     check_add_print_query_remove,
@@ -176,6 +222,8 @@ CHECKS = [
     check_follow_log,
     check_resource,
     check_legacy_login,
+    check_firewall_rules_in_order,
+    check_user_from_a_group_logs_in,
 ]
 
 

@@ -3,7 +3,10 @@
 //! `routeros-sim` lets tests, benchmarks and `mtids simulate` run against something a
 //! RouterOS client cannot tell from a router, for the commands an IDS uses: address lists
 //! (IPv4 and IPv6), the connection table, the log (print and follow), users and policies,
-//! `/system/resource`, the router's own addresses, `/cancel` and `/quit`. It adds fault knobs
+//! `/system/resource`, the router's own addresses, `/cancel` and `/quit`, and the
+//! configuration menus a set-up tool uses (`/user`, `/user/group`, firewall `filter` and
+//! `raw` for IPv4 and IPv6, `/certificate`, `/ip/service`, `/system/logging`), kept in one
+//! generic ordered table model. It adds fault knobs
 //! (latency, dropped connections, stalls, `!fatal`, reboots) and seeded attack scenarios
 //! labelled with their ground truth.
 //!

@@ -12,6 +12,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::SimError;
 use crate::logline::{self, FirewallLogLine, Service};
 use crate::model::address_list::{AddressListEntry, AddressListTable, Family, normalize_address};
+use crate::model::config::ConfigTable;
 use crate::model::connection::{Connection, ConnectionRow, ConnectionTable, PortStyle};
 use crate::model::log::{LogEntry, LogRing};
 use crate::model::resource::{OwnAddress, Resource, ResourceRow, RouterOsVersion};
@@ -19,6 +20,8 @@ use crate::model::users::{Policies, Policy, User, challenge_response, hex_encode
 use crate::model::{self, PrintOptions, Trap, requested_ids};
 use crate::query::Query;
 use crate::sentence::{Request, Sentence, TrapCategory};
+
+mod menus;
 
 /// How `/login` works on the simulated router.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,7 +47,7 @@ pub struct RouterConfig {
     pub login: LoginMethod,
     /// Force `!empty` on or off; `None` follows the version (7.18 and later send it).
     pub empty_reply: Option<bool>,
-    /// The `api` service's `max-sessions`.
+    /// `max-sessions` of the `api` and `api-ssl` services (their first `/ip/service` value).
     pub max_sessions: usize,
     /// Entries kept in the log ring.
     pub log_capacity: usize,
@@ -179,7 +182,10 @@ impl Follow {
 #[derive(Debug)]
 struct State {
     config: RouterConfig,
-    users: Vec<User>,
+    /// The configuration menus (`/user`, `/ip/firewall/filter`, ...).
+    menus: Vec<ConfigTable>,
+    /// Key material of signed certificates.
+    signed: Vec<menus::SignedKey>,
     v4: AddressListTable,
     v6: AddressListTable,
     connections: ConnectionTable,
@@ -213,7 +219,8 @@ struct Inner {
     changes: watch::Sender<u64>,
     control: broadcast::Sender<Control>,
     faults: Faults,
-    sessions: AtomicUsize,
+    /// Open sessions of the `api` and the `api-ssl` service.
+    sessions: [AtomicUsize; 2],
 }
 
 /// A simulated RouterOS router. Cheap to clone: every clone is the same router.
@@ -272,8 +279,9 @@ impl Router {
     /// tests, a [`ScaledClock`](crate::ScaledClock) for time-compressed scenarios).
     pub fn with_clock(config: RouterConfig, clock: Arc<dyn Clock>) -> Self {
         let now = clock.now();
-        let state = State {
-            users: vec![User::new("admin", "", Policies::FULL)],
+        let mut state = State {
+            menus: crate::model::menus::defaults(),
+            signed: Vec::new(),
             v4: AddressListTable::new(Family::V4),
             v6: AddressListTable::new(Family::V6),
             connections: ConnectionTable::default(),
@@ -303,6 +311,8 @@ impl Router {
             ],
             config,
         };
+        state.put_user(&User::new("admin", "", Policies::FULL));
+        state.set_service_limits(state.config.max_sessions);
         let (changes, _) = watch::channel(0);
         let (control, _) = broadcast::channel(16);
         Self {
@@ -317,7 +327,7 @@ impl Router {
                     stall: AtomicBool::new(false),
                     omit_done_after_empty: AtomicBool::new(false),
                 },
-                sessions: AtomicUsize::new(0),
+                sessions: [AtomicUsize::new(0), AtomicUsize::new(0)],
             }),
         }
     }
@@ -344,19 +354,16 @@ impl Router {
 
     // ---- users ----
 
-    /// Adds a user, replacing one of the same name.
+    /// Adds a user to `/user`, replacing one of the same name. Its group is an existing
+    /// one with exactly its policies (`full` for every policy), or else a group named
+    /// after the user.
     pub fn add_user(&self, user: User) {
-        let mut s = self.state();
-        s.users.retain(|u| u.name != user.name);
-        s.users.push(user);
+        self.state().put_user(&user);
     }
 
     /// Removes a user; returns whether it existed.
     pub fn remove_user(&self, name: &str) -> bool {
-        let mut s = self.state();
-        let before = s.users.len();
-        s.users.retain(|u| u.name != name);
-        s.users.len() != before
+        self.state().remove_user(name)
     }
 
     // ---- resource and own addresses ----
@@ -695,16 +702,27 @@ impl Router {
         self.inner.control.subscribe()
     }
 
-    /// Open API sessions.
+    /// Open API sessions (`api` and `api-ssl`).
     pub fn session_count(&self) -> usize {
-        self.inner.sessions.load(Ordering::Relaxed)
-    }
-
-    /// Reserves a session slot; `false` when `max-sessions` is reached.
-    pub(crate) fn open_session(&self) -> bool {
-        let max = self.state().config.max_sessions;
         self.inner
             .sessions
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    fn session_counter(&self, service: Service) -> &AtomicUsize {
+        let i = usize::from(service == Service::ApiSsl);
+        &self.inner.sessions[i]
+    }
+
+    /// Reserves a session slot on `service` (`api` or `api-ssl`); `false` when the
+    /// service is disabled in `/ip/service` or its `max-sessions` is reached.
+    pub(crate) fn open_session(&self, service: Service) -> bool {
+        let Some(max) = self.state().service_limit(service.as_str()) else {
+            return false;
+        };
+        self.session_counter(service)
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)
             })
@@ -713,7 +731,8 @@ impl Router {
 
     /// Frees a session slot and logs the logout of its user.
     pub(crate) fn close_session(&self, session: &Session) {
-        self.inner.sessions.fetch_sub(1, Ordering::AcqRel);
+        self.session_counter(session.service)
+            .fetch_sub(1, Ordering::AcqRel);
         if let Some(user) = session.user().filter(|_| !session.lost) {
             self.log_logout(user, session.peer, session.service);
         }
@@ -767,6 +786,9 @@ impl Router {
             .command
             .rsplit_once('/')
             .unwrap_or(("", request.command.as_str()));
+        if let Some(config_menu) = menus::menu(menu) {
+            return finish(self.config_menu_command(config_menu, verb, &policies, request));
+        }
         let Some((_, verbs)) = KNOWN_COMMANDS.iter().find(|(m, _)| *m == menu) else {
             let is_menu = !menu.is_empty()
                 && KNOWN_COMMANDS.iter().any(|(m, _)| {
@@ -884,6 +906,41 @@ impl Router {
         finish(result)
     }
 
+    fn config_menu_command(
+        &self,
+        menu: &'static crate::model::config::Menu,
+        verb: &str,
+        policies: &Policies,
+        request: &Request,
+    ) -> Result<Vec<Sentence>, Trap> {
+        if !menu.verbs.contains(&verb) {
+            return Err(Trap::new(
+                Some(TrapCategory::MissingItem),
+                "no such command",
+            ));
+        }
+        let reads = matches!(verb, "print" | "getall");
+        if reads && (request.has("follow") || request.has("follow-only")) {
+            return Err(Trap::new(
+                Some(TrapCategory::General),
+                "follow is not simulated on this menu",
+            ));
+        }
+        let needed: &[Policy] = match (reads, menu.needs_policy) {
+            (true, _) => &[Policy::Read],
+            (false, false) => &[Policy::Write],
+            (false, true) => &[Policy::Write, Policy::Policy],
+        };
+        if !needed.iter().all(|p| policies.contains(*p)) {
+            return Err(Trap::new(None, "not enough permissions (9)"));
+        }
+        let result = self.config_command(menu, verb, request, self.now());
+        if !reads {
+            self.changed();
+        }
+        result
+    }
+
     fn start_follow(&self, target: FollowTarget, request: &Request, now: SystemTime) -> Outcome {
         let tag = request.tag.as_deref();
         let query = match Query::parse(&request.queries) {
@@ -946,11 +1003,7 @@ impl Router {
                     return self.login_failed(session, &name);
                 };
                 self.state()
-                    .users
-                    .iter()
-                    .find(|u| u.name == name)
-                    .filter(|u| u.password() == password)
-                    .map(|u| u.policies)
+                    .check_login(&name, session.peer, |p| p == password)
             }
             LoginMethod::LegacyChallenge => {
                 let Some(response) = request.get("response") else {
@@ -973,12 +1026,9 @@ impl Router {
                     return self.login_failed(session, &name);
                 };
                 let response = String::from_utf8_lossy(response).to_ascii_lowercase();
-                self.state()
-                    .users
-                    .iter()
-                    .find(|u| u.name == name)
-                    .filter(|u| challenge_response(u.password(), &challenge) == response)
-                    .map(|u| u.policies)
+                self.state().check_login(&name, session.peer, |p| {
+                    challenge_response(p, &challenge) == response
+                })
             }
         };
         match ok {

@@ -58,7 +58,9 @@ impl Server {
     /// Binds and starts serving `router`. Must be called inside a tokio runtime.
     pub async fn bind(router: Router, config: ServerConfig) -> Result<Self, SimError> {
         let acceptor = match &config.tls {
-            Some(identity) => Some(tokio_rustls::TlsAcceptor::from(server_config(identity)?)),
+            Some(identity) => Some(tokio_rustls::TlsAcceptor::from(server_config(
+                identity, &router,
+            )?)),
             None => None,
         };
         let listener = TcpListener::bind(config.listen)
@@ -79,8 +81,10 @@ impl Server {
                             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                             continue;
                         };
-                        if !router.open_session() {
-                            // max-sessions reached: the router closes the new connection.
+                        let service = if acceptor.is_some() { Service::ApiSsl } else { Service::Api };
+                        if !router.open_session(service) {
+                            // Service disabled or max-sessions reached: the router closes
+                            // the new connection.
                             drop(stream);
                             continue;
                         }
@@ -88,7 +92,7 @@ impl Server {
                         let router = router.clone();
                         let acceptor = acceptor.clone();
                         tokio::spawn(async move {
-                            let mut session = Session::new(peer.ip(), if acceptor.is_some() { Service::ApiSsl } else { Service::Api });
+                            let mut session = Session::new(peer.ip(), service);
                             match acceptor {
                                 Some(acceptor) => {
                                     if let Ok(tls) = acceptor.accept(stream).await {

@@ -1,11 +1,15 @@
 //! API-SSL: certificates for the simulated router (given as PEM files, or self-signed).
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
+use crate::Router;
 use crate::error::SimError;
 
 /// A self-signed certificate and its key, generated for tests and demos.
@@ -79,8 +83,47 @@ pub enum TlsIdentity {
     SelfSigned(SelfSignedCertificate),
 }
 
-/// Builds the rustls server configuration (ring provider, TLS 1.2 and 1.3).
-pub(crate) fn server_config(identity: &TlsIdentity) -> Result<Arc<rustls::ServerConfig>, SimError> {
+/// Chooses the certificate per handshake, as API-SSL does: the signed certificate that
+/// `/ip/service` assigns to `api-ssl`, else the identity the server was started with (a
+/// real router without one offers only anonymous Diffie-Hellman, which rustls cannot
+/// talk; the simulator stays usable instead).
+#[derive(Debug)]
+struct ServiceCertificate {
+    router: Router,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    fallback: Arc<CertifiedKey>,
+    /// The last assigned certificate, parsed once.
+    assigned: Mutex<Option<(Vec<u8>, Arc<CertifiedKey>)>>,
+}
+
+impl ResolvesServerCert for ServiceCertificate {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let Some(key) = self.router.api_ssl_key() else {
+            return Some(self.fallback.clone());
+        };
+        let mut cache = self.assigned.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((der, certified)) = cache.as_ref() {
+            if *der == key.cert_der {
+                return Some(certified.clone());
+            }
+        }
+        let certified = CertifiedKey::from_der(
+            vec![CertificateDer::from(key.cert_der.clone())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.key_der)),
+            &self.provider,
+        )
+        .ok()
+        .map(Arc::new)?;
+        *cache = Some((key.cert_der, certified.clone()));
+        Some(certified)
+    }
+}
+
+/// Builds the rustls server configuration (ring provider, TLS 1.2 and 1.3) for `router`.
+pub(crate) fn server_config(
+    identity: &TlsIdentity,
+    router: &Router,
+) -> Result<Arc<rustls::ServerConfig>, SimError> {
     let (certs, key) = match identity {
         TlsIdentity::PemFiles { cert, key } => {
             fn file_err<'p>(
@@ -113,11 +156,18 @@ pub(crate) fn server_config(identity: &TlsIdentity) -> Result<Arc<rustls::Server
         ),
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let fallback = CertifiedKey::from_der(certs, key, &provider)
+        .map_err(|e| SimError::Tls(format!("certificate and key do not fit together: {e}")))?;
+    let resolver = ServiceCertificate {
+        router: router.clone(),
+        provider: provider.clone(),
+        fallback: Arc::new(fallback),
+        assigned: Mutex::new(None),
+    };
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| SimError::Tls(e.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| SimError::Tls(format!("certificate and key do not fit together: {e}")))?;
+        .with_cert_resolver(Arc::new(resolver));
     Ok(Arc::new(config))
 }

@@ -2,8 +2,10 @@
 //! by all sessions behind the [`Router`](crate::Router) handle.
 
 pub mod address_list;
+pub(crate) mod config;
 pub mod connection;
 pub mod log;
+pub(crate) mod menus;
 pub mod resource;
 pub mod users;
 

@@ -1,0 +1,402 @@
+//! `mtids setup --apply` end to end against routeros-sim over real loopback sockets: the
+//! administrator applies the steps, then `mtids check` as the user setup created passes
+//! every item over API-SSL with the certificate setup signed; a second apply changes
+//! nothing; breaking what setup made fails exactly that item, and setup repairs it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use clap::Parser;
+use mtids_cli::check::{self, CheckArgs, Item, Status};
+use mtids_cli::cli::{Cli, Command};
+use mtids_cli::config::Config;
+use mtids_cli::setup::{self, Applied, SetupArgs};
+use routeros_proto::Command as Api;
+use routeros_proto::net::{Client, ClientConfig};
+use routeros_sim::{
+    Policies, Router, RouterConfig, SelfSignedCertificate, Server, ServerConfig, TlsIdentity, User,
+};
+
+const ADMIN_PW: &str = "admin-pw";
+const IDS_PW: &str = "ids-pw";
+
+fn setup_args(extra: &[&str]) -> SetupArgs {
+    let mut argv = vec![
+        "mtids",
+        "setup",
+        "--apply",
+        "--yes",
+        "--syslog",
+        "127.0.0.1:5514",
+        "--ipv6",
+    ];
+    argv.extend_from_slice(extra);
+    match Cli::parse_from(argv).command {
+        Command::Setup(a) => a,
+        other => panic!("parsed as {other:?}"),
+    }
+}
+
+fn check_args() -> CheckArgs {
+    CheckArgs {
+        router: None,
+        log_prefix: "MTIDS_NEW".into(),
+    }
+}
+
+/// A router with only its administrator, served on plain API and on API-SSL (which
+/// starts with a certificate nobody pins, until setup assigns its own).
+struct Sim {
+    _router: Router,
+    plain: Server,
+    tls: Server,
+}
+
+impl Sim {
+    async fn start() -> Sim {
+        let router = Router::new(RouterConfig::default());
+        router.add_user(User::new("admin", ADMIN_PW, Policies::FULL));
+        let plain = Server::bind(
+            router.clone(),
+            ServerConfig::plain("127.0.0.1:0".parse().unwrap()),
+        )
+        .await
+        .unwrap();
+        let tls = Server::bind(
+            router.clone(),
+            ServerConfig::tls(
+                "127.0.0.1:0".parse().unwrap(),
+                TlsIdentity::SelfSigned(SelfSignedCertificate::generate(&["localhost"]).unwrap()),
+            ),
+        )
+        .await
+        .unwrap();
+        Sim {
+            _router: router,
+            plain,
+            tls,
+        }
+    }
+
+    /// The mtids configuration for the plain port (setup) or API-SSL pinned to `fp`.
+    fn config(&self, tls_fingerprint: Option<&str>) -> Config {
+        let (port, tls) = match tls_fingerprint {
+            Some(fp) => (
+                self.tls.local_addr().port(),
+                format!("[router.tls]\nfingerprint = \"{fp}\"\nserver_name = \"mtids-api\"\n"),
+            ),
+            None => (self.plain.local_addr().port(), String::new()),
+        };
+        Config::parse(
+            &format!(
+                "[[router]]\nname = \"gw\"\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"mtids\"\npassword = \"{IDS_PW}\"\n{tls}"
+            ),
+            "test.toml",
+        )
+        .unwrap()
+    }
+
+    async fn admin(&self) -> Client {
+        Client::connect(
+            &ClientConfig::new("127.0.0.1", "admin", ADMIN_PW).port(self.plain.local_addr().port()),
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn apply(&self) -> Vec<(setup::Step, Applied)> {
+        let config = self.config(None);
+        let args = setup_args(&[]);
+        let steps = setup::steps(&args, &config).unwrap();
+        setup::apply_to_router(&config.routers[0], &args, &steps, ADMIN_PW)
+            .await
+            .unwrap()
+    }
+
+    /// `mtids check` as the created user, over API-SSL pinned to the certificate setup
+    /// signed (its fingerprint read from `/certificate print`, as the docs say).
+    async fn check(&self) -> Vec<Item> {
+        let admin = self.admin().await;
+        let cert = admin
+            .call(
+                Api::new("/certificate/print")
+                    .proplist(["fingerprint"])
+                    .word("?name=mtids-api"),
+            )
+            .await
+            .unwrap();
+        let fp = cert.rows[0].get_str("fingerprint").unwrap().into_owned();
+        admin.close().await;
+        check::check(&self.config(Some(&fp)), &check_args())
+            .await
+            .unwrap()
+    }
+
+    async fn shutdown(self) {
+        self.plain.shutdown().await;
+        self.tls.shutdown().await;
+    }
+}
+
+fn item<'a>(items: &'a [Item], what: &str) -> &'a Item {
+    items
+        .iter()
+        .find(|i| i.what == what)
+        .unwrap_or_else(|| panic!("no item {what}: {items:?}"))
+}
+
+/// The id of the one rule under `menu` whose comment is `comment`.
+async fn rule_id(admin: &Client, menu: &str, comment: &str) -> String {
+    let r = admin
+        .call(
+            Api::new(format!("{menu}/print"))
+                .proplist([".id"])
+                .word(format!("?comment={comment}")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rows.len(), 1, "{menu} {comment}");
+    r.rows[0].id().unwrap().into_owned()
+}
+
+#[tokio::test]
+async fn setup_then_check_passes_every_item_and_a_second_apply_changes_nothing() {
+    let sim = Sim::start().await;
+    // The router already accepts established traffic: the log rules must go before it.
+    let admin = sim.admin().await;
+    admin
+        .call(
+            Api::new("/ip/firewall/filter/add")
+                .attr("chain", "input")
+                .attr("action", "accept")
+                .attr("connection-state", "established,related"),
+        )
+        .await
+        .unwrap();
+
+    let first = sim.apply().await;
+    for (step, outcome) in &first {
+        assert_eq!(*outcome, Applied::Changed, "{} ({})", step.title, step.menu);
+    }
+    let menus: Vec<&str> = first.iter().map(|(s, _)| s.menu.as_str()).collect();
+    for menu in [
+        "/user group",
+        "/user",
+        "/certificate",
+        "/ip service",
+        "/ip firewall filter",
+        "/ip firewall raw",
+        "/ipv6 firewall raw",
+        "/system logging action",
+        "/system logging",
+    ] {
+        assert!(menus.contains(&menu), "no step for {menu}: {menus:?}");
+    }
+
+    let items = sim.check().await;
+    let text = check::render(&items);
+    for i in &items {
+        assert_eq!(i.status, Status::Passed, "{}: {text}", i.what);
+    }
+    for what in [
+        "login",
+        "policies",
+        "log readable",
+        "log rules",
+        "drop rule from blocked",
+        "drop rule to blocked",
+        "address list",
+    ] {
+        item(&items, what);
+    }
+    assert!(
+        item(&items, "login")
+            .detail
+            .contains("certificate verified"),
+        "{text}"
+    );
+
+    // Log rules first, then the rule that was there.
+    let order = admin
+        .call(Api::new("/ip/firewall/filter/print").proplist(["action"]))
+        .await
+        .unwrap();
+    let actions: Vec<String> = order
+        .rows
+        .iter()
+        .map(|r| r.get_str("action").unwrap().into_owned())
+        .collect();
+    assert_eq!(actions, ["log", "log", "accept"]);
+    // The remote syslog action and its rules.
+    let action = admin
+        .call(Api::new("/system/logging/action/print").word("?name=mtids"))
+        .await
+        .unwrap();
+    assert_eq!(
+        action.rows[0].get_str("remote").as_deref(),
+        Some("127.0.0.1")
+    );
+    assert_eq!(
+        action.rows[0].get_str("remote-port").as_deref(),
+        Some("5514")
+    );
+    assert_eq!(
+        action.rows[0].get_str("bsd-syslog").as_deref(),
+        Some("true")
+    );
+    let rules = admin
+        .call(Api::new("/system/logging/print").word("?action=mtids"))
+        .await
+        .unwrap();
+    assert_eq!(rules.rows.len(), 3);
+    let v6 = admin
+        .call(
+            Api::new("/ipv6/firewall/raw/print")
+                .word("?action=drop")
+                .word("?dst-address-list=mtids-blocked"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v6.rows.len(), 1);
+    // The password went to the router, never into a printed row or a step.
+    let users = admin
+        .call(Api::new("/user/print").word("?name=mtids"))
+        .await
+        .unwrap();
+    assert_eq!(users.rows[0].get_str("disabled").as_deref(), Some("false"));
+    assert!(!format!("{users:?}").contains(IDS_PW));
+    assert!(!format!("{first:?}").contains(IDS_PW));
+
+    let second = sim.apply().await;
+    for (step, outcome) in &second {
+        assert_eq!(*outcome, Applied::Present, "{} ({})", step.title, step.menu);
+    }
+    let again = admin
+        .call(Api::new("/ip/firewall/filter/print").attr("count-only", ""))
+        .await
+        .unwrap();
+    assert_eq!(again.ret_str().as_deref(), Some("3"));
+    admin.close().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn breaking_a_rule_fails_that_item_with_its_fix_and_setup_repairs_it() {
+    let sim = Sim::start().await;
+    sim.apply().await;
+    let admin = sim.admin().await;
+
+    // A disabled drop rule.
+    let drop = rule_id(
+        &admin,
+        "/ip/firewall/raw",
+        "mtids: drop prerouting from mtids-blocked",
+    )
+    .await;
+    admin
+        .call(Api::new("/ip/firewall/raw/disable").id(&drop))
+        .await
+        .unwrap();
+    let items = sim.check().await;
+    let text = check::render(&items);
+    let from = item(&items, "drop rule from blocked");
+    assert_eq!(from.status, Status::Failed, "{text}");
+    assert!(
+        from.fix.as_deref().unwrap().contains("mtids setup"),
+        "{text}"
+    );
+    assert_eq!(
+        item(&items, "drop rule to blocked").status,
+        Status::Passed,
+        "{text}"
+    );
+    assert_eq!(item(&items, "log rules").status, Status::Passed, "{text}");
+
+    // A removed drop rule.
+    let to = rule_id(
+        &admin,
+        "/ip/firewall/raw",
+        "mtids: drop prerouting to mtids-blocked",
+    )
+    .await;
+    admin
+        .call(Api::new("/ip/firewall/raw/remove").id(&to))
+        .await
+        .unwrap();
+    let items = sim.check().await;
+    assert_eq!(item(&items, "drop rule to blocked").status, Status::Failed);
+
+    // The input log rule disabled, the forward one still there.
+    let log = rule_id(&admin, "/ip/firewall/filter", "mtids: log new input").await;
+    admin
+        .call(Api::new("/ip/firewall/filter/disable").id(&log))
+        .await
+        .unwrap();
+    let items = sim.check().await;
+    let text = check::render(&items);
+    let rules = item(&items, "log rules");
+    assert_eq!(rules.status, Status::Failed, "{text}");
+    assert!(
+        rules.fix.as_deref().unwrap().contains("--log-prefix"),
+        "{text}"
+    );
+    assert!(text.contains("fix: mtids setup"), "{text}");
+
+    // Setup puts back what mtids relies on, and check passes again.
+    let repaired = sim.apply().await;
+    let changed: Vec<&str> = repaired
+        .iter()
+        .filter(|(_, o)| *o == Applied::Changed)
+        .map(|(s, _)| s.title.as_str())
+        .collect();
+    assert_eq!(changed.len(), 3, "{changed:?}");
+    let items = sim.check().await;
+    let text = check::render(&items);
+    assert!(items.iter().all(|i| i.status == Status::Passed), "{text}");
+    admin.close().await;
+    sim.shutdown().await;
+}
+
+/// The binary: `mtids setup --apply --yes` with the administrator's password in
+/// `MTIDS_SETUP_PASSWORD`, twice; the second run reports every step present.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_applies_then_reports_everything_present() {
+    let sim = Sim::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mtids.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[router]]\nname = \"gw\"\nhost = \"127.0.0.1\"\nport = {}\nuser = \"mtids\"\npassword_env = \"SETUP_TEST_IDS_PW\"\n",
+            sim.plain.local_addr().port()
+        ),
+    )
+    .unwrap();
+    let run = move |path: std::path::PathBuf| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_mtids"))
+                .env_remove("MTIDS_CONFIG")
+                .current_dir(env!("CARGO_TARGET_TMPDIR"))
+                .arg("--config")
+                .arg(&path)
+                .args(["setup", "--apply", "--yes", "--router", "gw"])
+                .env("MTIDS_SETUP_PASSWORD", ADMIN_PW)
+                .env("SETUP_TEST_IDS_PW", IDS_PW)
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(path.clone()).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.lines().count() >= 8, "{stdout}");
+    assert!(stdout.lines().all(|l| l.starts_with("applied")), "{stdout}");
+    assert!(!stdout.contains(IDS_PW) && !stderr.contains(IDS_PW));
+    assert!(!stdout.contains(ADMIN_PW) && !stderr.contains(ADMIN_PW));
+
+    let out = run(path).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.lines().all(|l| l.starts_with("present")), "{stdout}");
+    sim.shutdown().await;
+}
