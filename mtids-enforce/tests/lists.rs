@@ -7,7 +7,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Sim, TestClock, ban, ledger, without_ipv6};
+use common::{Sim, TestClock, ban, ledger};
 use mtids_enforce::{
     BanLedger, BanState, Blocked, EnforceError, Enforcer, IpPrefix, RouterOsConfig,
     RouterOsEnforcer,
@@ -180,9 +180,8 @@ async fn bans_recorded_on_another_list_are_not_re_applied() {
 #[tokio::test]
 async fn a_router_without_ipv6_reconciles_and_blocks_ipv4() {
     let sim = Sim::start().await;
-    let port = without_ipv6(&sim).await;
-    // The proxy works: an /ipv6 command traps, an /ip one does not.
-    let client = Client::connect(&sim.client_config("admin", "").port(port))
+    sim.router.set_ipv6(false);
+    let client = Client::connect(&sim.client_config("admin", ""))
         .await
         .unwrap();
     let trap = client

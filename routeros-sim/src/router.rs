@@ -53,6 +53,9 @@ pub struct RouterConfig {
     pub log_capacity: usize,
     /// How the connection table prints endpoints.
     pub port_style: PortStyle,
+    /// Whether the router has IPv6. Without it (the package disabled or absent) every
+    /// `/ipv6/...` command answers `no such command prefix`.
+    pub ipv6: bool,
 }
 
 impl Default for RouterConfig {
@@ -70,6 +73,7 @@ impl Default for RouterConfig {
             max_sessions: 20,
             log_capacity: 1_000,
             port_style: PortStyle::Combined,
+            ipv6: true,
         }
     }
 }
@@ -350,6 +354,12 @@ impl Router {
     /// Forces `!empty` on or off (`None`: follow the version).
     pub fn set_empty_reply(&self, on: Option<bool>) {
         self.state().config.empty_reply = on;
+    }
+
+    /// Takes IPv6 away (or gives it back): while off, every `/ipv6/...` command answers
+    /// `no such command prefix`, as on a router without the IPv6 package.
+    pub fn set_ipv6(&self, on: bool) {
+        self.state().config.ipv6 = on;
     }
 
     // ---- users ----
@@ -786,6 +796,12 @@ impl Router {
             .command
             .rsplit_once('/')
             .unwrap_or(("", request.command.as_str()));
+        if (menu == "/ipv6" || menu.starts_with("/ipv6/")) && !self.state().config.ipv6 {
+            return finish(Err(Trap::new(
+                Some(TrapCategory::MissingItem),
+                "no such command prefix",
+            )));
+        }
         if let Some(config_menu) = menus::menu(menu) {
             return finish(self.config_menu_command(config_menu, verb, &policies, request));
         }

@@ -128,6 +128,34 @@ async fn add_print_set_remove_and_the_duplicate_trap() {
 }
 
 #[tokio::test]
+async fn a_router_without_ipv6_knows_no_ipv6_menu() {
+    let (router, server) = start(RouterConfig {
+        ipv6: false,
+        ..RouterConfig::default()
+    })
+    .await;
+    let mut c = admin(&server).await;
+    for command in [
+        "/ipv6/address/print",
+        "/ipv6/firewall/address-list/print",
+        "/ipv6/firewall/connection/print",
+        "/ipv6/firewall/filter/print",
+    ] {
+        let reply = c.call(&[command]).await;
+        assert_eq!(
+            attr(&reply[0], "message"),
+            Some("no such command prefix"),
+            "{command}"
+        );
+    }
+    let reply = c.call(&["/ip/address/print"]).await;
+    assert_eq!(reply.last().unwrap()[0], "!done", "IPv4 menus still answer");
+    router.set_ipv6(true);
+    let reply = c.call(&["/ipv6/address/print"]).await;
+    assert_eq!(reply.last().unwrap()[0], "!done", "IPv6 given back");
+}
+
+#[tokio::test]
 async fn ipv6_lists_store_prefixes() {
     let (_router, server) = start(RouterConfig::default()).await;
     let mut c = admin(&server).await;

@@ -188,9 +188,8 @@ async fn ipv6_and_ipv4_brute_force_land_on_their_own_lists() {
 async fn a_router_without_ipv6_keeps_its_session_and_ipv4_detection() {
     let dir = tempfile::tempdir().unwrap();
     let sim = Sim::start().await;
-    let port = without_ipv6(&sim).await;
-    let mut config = two_lists(&sim, dir.path());
-    config.routers[0].port = Some(port);
+    sim.router.set_ipv6(false);
+    let config = two_lists(&sim, dir.path());
     let mut running = Running::start(config).await;
     // Several connection polls go by; each would trap on /ipv6.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -291,49 +290,4 @@ async fn only_rows_of_the_configured_log_topics_reach_the_daemon() {
         "the scan never reached the daemon"
     );
     running.stop().await;
-}
-
-/// A loopback proxy in front of `sim` that turns every `/ipv6/...` command into one the
-/// router does not know, so it answers as a router without IPv6 support does
-/// (`!trap =message=no such command prefix`). Returns the proxy's port.
-async fn without_ipv6(sim: &Sim) -> u16 {
-    use bytes::BytesMut;
-    use routeros_proto::codec::{Decoder, encode_sentence};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let upstream = sim.server.local_addr();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
-                continue;
-            };
-            let (mut client_rx, mut client_tx) = client.into_split();
-            let (mut server_rx, mut server_tx) = server.into_split();
-            tokio::spawn(async move {
-                let _ = tokio::io::copy(&mut server_rx, &mut client_tx).await;
-            });
-            tokio::spawn(async move {
-                let mut decoder = Decoder::default();
-                let mut buf = BytesMut::new();
-                while client_rx.read_buf(&mut buf).await.is_ok_and(|n| n > 0) {
-                    let mut out = BytesMut::new();
-                    while let Ok(Some(sentence)) = decoder.decode(&mut buf) {
-                        let words = sentence.words().enumerate().map(|(i, w)| match w {
-                            w if i == 0 && w.starts_with(b"/ipv6/") => {
-                                [&b"/no-ipv6/"[..], &w[6..]].concat()
-                            }
-                            w => w.to_vec(),
-                        });
-                        encode_sentence(words, &mut out).unwrap();
-                    }
-                    if server_tx.write_all(&out).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
 }
