@@ -431,6 +431,18 @@ impl BanLedger {
         self.query_bans(&sql, params![to_ms(now), router])
     }
 
+    /// How many bans [`active`](Self::active) would return, counted by SQLite without
+    /// reading them (for a gauge scraped every few seconds).
+    pub fn count_active(&self, router: Option<&str>, now: SystemTime) -> Result<u64, LedgerError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT COUNT(*) FROM bans WHERE state IN ('pending', 'applied')
+               AND (expires_ms IS NULL OR expires_ms > ?1)
+               AND (?2 IS NULL OR router = ?2)",
+        )?;
+        let n: i64 = stmt.query_row(params![to_ms(now), router], |row| row.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// The active ban (pending or applied, time left at `now`) of `target` on that
     /// router and list, if any.
     pub fn find_active(

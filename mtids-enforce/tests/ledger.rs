@@ -54,6 +54,11 @@ fn active_bans_survive_a_restart_with_their_remaining_time() {
     // The other router's ban ran out at 80 s: not re-applied.
     assert!(ledger.active(Some("edge"), at(600)).unwrap().is_empty());
     assert_eq!(ledger.active(None, at(30)).unwrap().len(), 3);
+    // The count agrees with the rows, for every router filter and time.
+    assert_eq!(ledger.count_active(Some("gw"), at(600)).unwrap(), 2);
+    assert_eq!(ledger.count_active(Some("edge"), at(600)).unwrap(), 0);
+    assert_eq!(ledger.count_active(None, at(30)).unwrap(), 3);
+    assert_eq!(ledger.count_active(None, at(600)).unwrap(), 2);
 }
 
 #[test]

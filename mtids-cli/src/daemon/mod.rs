@@ -216,9 +216,10 @@ impl Shared {
         // Dry run keeps no ledger: the detection task counts its decisions in force.
         if self.ledger.is_some() {
             let now = self.now();
-            if let Some(active) = self.with_ledger("counting active bans", |l| l.active(None, now))
+            if let Some(active) =
+                self.with_ledger("counting active bans", |l| l.count_active(None, now))
             {
-                metrics.set_active_bans(active.len() as u64);
+                metrics.set_active_bans(active);
             }
         }
     }
