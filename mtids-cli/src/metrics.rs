@@ -13,6 +13,7 @@
 //! | `mtids_decisions_total` | counter | `outcome` (ban, suppressed) |
 //! | `mtids_active_bans` | gauge | |
 //! | `mtids_detection_to_block_seconds` | histogram | |
+//! | `mtids_block_failures_total` | counter | `router` |
 //! | `mtids_router_connected` | gauge (0/1) | `router` |
 //! | `mtids_alert_queue` | gauge | |
 //!
@@ -54,6 +55,7 @@ struct Inner {
     suppressed: Counter,
     active_bans: Gauge,
     block_latency: Histogram,
+    block_failures: Family<Labels, Counter>,
     router_connected: Family<Labels, Gauge>,
     alert_queue: Gauge,
     on_render: Mutex<Option<RenderHook>>,
@@ -129,6 +131,7 @@ impl Metrics {
         // 0.5 ms to about 16 s: loopback blocks land in the first buckets, the seeds'
         // promise of "under 5 s" in the last.
         let block_latency = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        let block_failures = Family::<Labels, Counter>::default();
         let router_connected = Family::<Labels, Gauge>::default();
         let alert_queue = Gauge::default();
         registry.register("events", "Events read from the routers", events.clone());
@@ -153,6 +156,12 @@ impl Metrics {
             block_latency.clone(),
         );
         registry.register(
+            "block_failures",
+            "Bans a router refused, or could not take while disconnected (they stay pending \
+             in the ledger and are applied on reconnect)",
+            block_failures.clone(),
+        );
+        registry.register(
             "router_connected",
             "1 while the API connection to the router is up",
             router_connected.clone(),
@@ -171,6 +180,7 @@ impl Metrics {
                 suppressed,
                 active_bans,
                 block_latency,
+                block_failures,
                 router_connected,
                 alert_queue,
                 on_render: Mutex::new(None),
@@ -236,8 +246,21 @@ impl Metrics {
         self.inner.block_latency.observe(latency.as_secs_f64());
     }
 
+    /// A ban `router` did not take (refused, or not connected, or no answer in time).
+    pub fn block_failed(&self, router: &str) {
+        self.inner
+            .block_failures
+            .get_or_create(&vec![("router", router.to_owned())])
+            .inc();
+    }
+
     /// Whether the API connection to `router` is up.
     pub fn router_connected(&self, router: &str, up: bool) {
+        // The failure counter starts at zero with the router, so a rate over it exists.
+        let _ = self
+            .inner
+            .block_failures
+            .get_or_create(&vec![("router", router.to_owned())]);
         self.inner
             .router_connected
             .get_or_create(&vec![("router", router.to_owned())])

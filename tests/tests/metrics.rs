@@ -158,6 +158,37 @@ async fn a_brute_force_and_a_lost_router_show_in_the_scraped_metrics() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_the_router_refuses_counts_as_a_block_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start().await;
+    // Reads the log, may not write the address list: every add is refused.
+    sim.router.add_user(User::new("admin", "", Policies::READ));
+    let mut config = sim.config(dir.path());
+    config.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
+    let running = Running::start(config).await;
+    let addr = running.daemon.metrics_addr().unwrap();
+    let series = "mtids_block_failures_total{router=\"sim\"}";
+    let body = scrape(addr).await;
+    assert_eq!(value(&body, series), Some(0.0), "{body}");
+
+    fail_logins(&sim.router, "198.51.100.8", "admin", 5);
+    let body = scrape_until(addr, series, SOON, |n| n >= 1.0).await;
+    assert_eq!(value(&body, series), Some(1.0), "{body}");
+    assert_eq!(
+        value(&body, "mtids_decisions_total{outcome=\"ban\"}"),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        value(&body, "mtids_detection_to_block_seconds_count"),
+        Some(0.0),
+        "nothing reached the router: {body}"
+    );
+    assert!(!sim.listed("198.51.100.8"));
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syslog_events_count_under_the_sending_router_or_syslog() {
     let dir = tempfile::tempdir().unwrap();
     let sim = Sim::start().await;

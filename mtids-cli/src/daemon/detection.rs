@@ -283,6 +283,8 @@ fn ban(
                 tokio::time::timeout(Duration::from_secs(10), rx).await
             {
                 applied.push(router);
+            } else {
+                shared.metrics.block_failed(&router);
             }
         }
         let enforced = !applied.is_empty();
