@@ -329,12 +329,26 @@ pub async fn check_router(router: &RouterConfig, args: &CheckArgs, config: &Conf
                     Some(fix_log),
                 );
             } else {
-                c.push(
-                    "log rules",
-                    Status::Passed,
-                    format!("chains {}", chains.join(",")),
-                    None,
-                );
+                match shadowing_drop(&client, &args.log_prefix, config).await {
+                    Ok(Some(rule)) => c.push(
+                        "log rules",
+                        Status::Failed,
+                        format!(
+                            "{rule} comes before the log rule in chain input: the new connections it drops are never logged"
+                        ),
+                        Some(&format!(
+                            "move the log rule above it: /ip firewall filter move [find chain=input log-prefix=\"{}\"] destination=0",
+                            args.log_prefix
+                        )),
+                    ),
+                    Ok(None) => c.push(
+                        "log rules",
+                        Status::Passed,
+                        format!("chains {}", chains.join(",")),
+                        None,
+                    ),
+                    Err(e) => c.api_error("log rules", &e, fix_log),
+                }
             }
         }
         Err(e) => c.api_error("log rules", &e, fix_log),
@@ -507,6 +521,62 @@ pub async fn check(config: &Config, args: &CheckArgs) -> Result<Vec<Item>, CliEr
         items.extend(check_router(router, args, config).await);
     }
     Ok(items)
+}
+
+/// The first enabled drop (or reject, or tarpit) in chain input above the first enabled
+/// log rule with `prefix` that can drop new connections, described for the report. A
+/// drop of mtids' own lists, or one limited to invalid or established traffic, is fine.
+async fn shadowing_drop(
+    client: &Client,
+    prefix: &str,
+    config: &Config,
+) -> Result<Option<String>, ApiError> {
+    let rules = client
+        .call(
+            Command::new("/ip/firewall/filter/print")
+                .proplist([
+                    ".id",
+                    "action",
+                    "disabled",
+                    "log-prefix",
+                    "connection-state",
+                    "src-address-list",
+                    "comment",
+                ])
+                .word("?chain=input"),
+        )
+        .await?;
+    let ours = [
+        config.enforcement.address_list.as_str(),
+        config.enforcement.address_list_v6.as_str(),
+    ];
+    for row in &rules.rows {
+        if row.get_str("disabled").as_deref() == Some("true") {
+            continue;
+        }
+        let action = row.get_str("action").unwrap_or_default();
+        if action == "log" && row.get_str("log-prefix").as_deref() == Some(prefix) {
+            return Ok(None);
+        }
+        if !matches!(action.as_ref(), "drop" | "reject" | "tarpit") {
+            continue;
+        }
+        let states = row.get_str("connection-state").unwrap_or_default();
+        let drops_new = states.is_empty() || states.split(',').any(|s| s.trim() == "new");
+        let drops_ours = row
+            .get_str("src-address-list")
+            .is_some_and(|l| ours.contains(&l.as_ref()));
+        if drops_new && !drops_ours {
+            let id = row.id().unwrap_or_default();
+            let comment = row
+                .get_str("comment")
+                .filter(|c| !c.is_empty())
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default();
+            return Ok(Some(format!("rule {id} action={action}{comment}")));
+        }
+    }
+    Ok(None)
 }
 
 /// `mtids check` as the binary runs it: prints the items; fails if any failed.

@@ -356,6 +356,60 @@ async fn breaking_a_rule_fails_that_item_with_its_fix_and_setup_repairs_it() {
     sim.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_drop_above_the_log_rule_fails_it_and_a_drop_of_invalid_does_not() {
+    let sim = Sim::start().await;
+    sim.apply().await;
+    let admin = sim.admin().await;
+    let log = rule_id(&admin, "/ip/firewall/filter", "mtids: log new input").await;
+    let add_above = |state: Option<&'static str>, comment: &'static str| {
+        let mut add = Api::new("/ip/firewall/filter/add")
+            .attr("chain", "input")
+            .attr("action", "drop")
+            .attr("comment", comment)
+            .attr("place-before", &log);
+        if let Some(state) = state {
+            add = add.attr("connection-state", state);
+        }
+        add
+    };
+
+    // Dropping invalid packets first is the usual set-up, and harmless.
+    admin
+        .call(add_above(Some("invalid"), "drop invalid"))
+        .await
+        .unwrap();
+    let items = sim.check().await;
+    let text = check::render(&items);
+    assert_eq!(item(&items, "log rules").status, Status::Passed, "{text}");
+
+    // A drop of everything from the WAN above it silences the log rule.
+    admin
+        .call(add_above(None, "drop all not from LAN"))
+        .await
+        .unwrap();
+    let items = sim.check().await;
+    let text = check::render(&items);
+    let rules = item(&items, "log rules");
+    assert_eq!(rules.status, Status::Failed, "{text}");
+    assert!(
+        rules
+            .detail
+            .contains("(drop all not from LAN) comes before the log rule"),
+        "{text}"
+    );
+    assert!(
+        rules
+            .fix
+            .as_deref()
+            .unwrap()
+            .contains("move [find chain=input log-prefix=\"MTIDS_NEW\"] destination=0"),
+        "{text}"
+    );
+    admin.close().await;
+    sim.shutdown().await;
+}
+
 /// The binary: `mtids setup --apply --yes` with the administrator's password in
 /// `MTIDS_SETUP_PASSWORD`, twice; the second run reports every step present.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
