@@ -243,6 +243,9 @@ pub struct InputConfig {
     pub syslog_udp: Option<SocketAddr>,
     /// Receive syslog over TCP on this address.
     pub syslog_tcp: Option<SocketAddr>,
+    /// Most syslog TCP senders connected at once; more are closed on accept. A router
+    /// keeps one connection. Default 256.
+    pub syslog_tcp_max_connections: usize,
     /// Poll the connection table (for asymmetric connections). Default true.
     pub connections: bool,
     /// Poll the IPv6 connection table too (`/ipv6/firewall/connection`). Default true; a
@@ -273,6 +276,7 @@ impl Default for InputConfig {
             api_log: true,
             syslog_udp: None,
             syslog_tcp: None,
+            syslog_tcp_max_connections: 256,
             connections: true,
             connections_v6: true,
             connection_interval: Duration::from_secs(5),
@@ -864,6 +868,12 @@ impl Config {
                 return Err(bad(key.into(), "must be at least 10ms".into()));
             }
         }
+        if self.input.syslog_tcp_max_connections == 0 {
+            return Err(bad(
+                "input.syslog_tcp_max_connections".into(),
+                "must be at least 1 (leave input.syslog_tcp unset for no TCP listener)".into(),
+            ));
+        }
         for t in &self.input.log_topics {
             if t.is_empty() || t.chars().any(|c| c.is_control() || c.is_whitespace()) {
                 return Err(bad(
@@ -1151,6 +1161,9 @@ fingerprint = "AB:CD:EF:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45
 
         let e = err_text("[enforcement]\nadress_list_v6 = \"six\"\n");
         assert!(e.contains("adress_list_v6"), "{e}");
+
+        let e = err_text("[input]\nsyslog_tcp_max_connections = 0\n");
+        assert!(e.contains("`input.syslog_tcp_max_connections`"), "{e}");
 
         let e = err_text("[input]\nlog_topics = [\"firewall, info\"]\n");
         assert!(

@@ -61,3 +61,41 @@ async fn an_endless_octet_count_is_dropped_not_buffered() {
     );
     running.stop().await;
 }
+
+/// Past `input.syslog_tcp_max_connections` senders, a new connection is closed at once;
+/// when one goes, a new one is served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn senders_past_the_cap_are_closed_and_a_freed_slot_is_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start().await;
+    let mut config = sim.config(dir.path());
+    config.input.api_log = false;
+    config.input.syslog_tcp = Some("127.0.0.1:0".parse().unwrap());
+    config.input.syslog_tcp_max_connections = 2;
+    let running = Running::start(config).await;
+    let addr = running.daemon.syslog_tcp_addr().unwrap();
+
+    // Whether the daemon closed `tcp` (end of stream) within a short wait.
+    async fn closed(tcp: &mut TcpStream) -> bool {
+        let mut buf = [0u8; 1];
+        matches!(
+            tokio::time::timeout(Duration::from_millis(300), tcp.read(&mut buf)).await,
+            Ok(Ok(0) | Err(_))
+        )
+    }
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    assert!(closed(&mut third).await, "the third sender is closed");
+    assert!(!closed(&mut first).await, "the first is served");
+    assert!(!closed(&mut second).await, "the second is served");
+
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut again = TcpStream::connect(addr).await.unwrap();
+    assert!(
+        !closed(&mut again).await,
+        "a freed slot serves a new sender"
+    );
+    running.stop().await;
+}

@@ -12,7 +12,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use mtids_detect::{Date, Event, LineContext, parse_log_line};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use super::detection::Input;
 use super::{Shared, Stats, timestamp};
@@ -86,15 +86,34 @@ pub(crate) async fn run_tcp(
         return;
     };
     let mut shutdown = shared.shutdown.clone();
+    // Each sender costs a task and a buffer: past the cap, new ones are closed at once.
+    let slots = Arc::new(Semaphore::new(
+        shared.config.input.syslog_tcp_max_connections,
+    ));
+    let mut refusing = false;
     loop {
         tokio::select! {
             r = listener.accept() => {
                 let Ok((stream, peer)) = r else { continue };
+                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                    if !refusing {
+                        tracing::warn!(
+                            %peer,
+                            max = shared.config.input.syslog_tcp_max_connections,
+                            "syslog TCP senders at input.syslog_tcp_max_connections: closing new connections"
+                        );
+                    }
+                    refusing = true;
+                    drop(stream);
+                    continue;
+                };
+                refusing = false;
                 tracing::debug!(%peer, "syslog TCP connection");
                 let shared = Arc::clone(&shared);
                 let events = events.clone();
                 let source = shared.syslog_source(peer.ip());
                 tokio::spawn(async move {
+                    let _slot = slot; // Freed when the sender goes.
                     let mut shutdown = shared.shutdown.clone();
                     tokio::select! {
                         () = read_tcp(&shared, source, stream, &events) => {}
