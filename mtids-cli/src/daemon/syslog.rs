@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use mtids_detect::{Date, Event, LineContext, parse_log_line};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
@@ -202,7 +202,7 @@ async fn handle_line(
     let text = text.trim_end_matches(['\r', '\n', '\0']);
     let line = normalize_rfc5424(text);
     let now_sys = shared.now();
-    let ctx = LineContext::new(civil_date(now_sys), 0);
+    let ctx = LineContext::new(Date::of(timestamp(now_sys)), 0);
     let parsed = parse_log_line(&line, &ctx);
     if matches!(parsed.event, Event::Unrecognized) {
         return Ok(()); // Counted as a row; nothing to detect.
@@ -261,32 +261,8 @@ pub(crate) fn normalize_rfc5424(line: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// The UTC calendar date of `t` (for lines without a year).
-pub(crate) fn civil_date(t: SystemTime) -> Date {
-    let days = t
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() / 86_400);
-    // Howard Hinnant's days_from_civil, inverted.
-    let z = i64::try_from(days).unwrap_or(0) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    Date::new(
-        i32::try_from(year).unwrap_or(1970),
-        u8::try_from(month).unwrap_or(1),
-        u8::try_from(day).unwrap_or(1),
-    )
-}
-
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -312,13 +288,5 @@ mod tests {
         let line = normalize_rfc5424(l);
         let parsed = parse_log_line(&line, &LineContext::new(Date::new(2026, 11, 21), 0));
         assert_eq!(parsed.event.kind(), "auth", "{line}");
-    }
-
-    #[test]
-    fn civil_dates() {
-        let d = |secs| civil_date(UNIX_EPOCH + Duration::from_secs(secs));
-        assert_eq!(d(0), Date::new(1970, 1, 1));
-        assert_eq!(d(951_782_400), Date::new(2000, 2, 29));
-        assert_eq!(d(1_795_219_200), Date::new(2026, 11, 21));
     }
 }

@@ -19,6 +19,27 @@ impl Date {
     pub const fn new(year: i32, month: u8, day: u8) -> Date {
         Date { year, month, day }
     }
+
+    /// The UTC calendar date of `t` (Howard Hinnant's `civil_from_days`, the inverse of
+    /// the day count the header parser uses): `today` and `year` of a [`LineContext`]
+    /// from the caller's clock.
+    pub fn of(t: Timestamp) -> Date {
+        let days = i64::try_from(t.as_millis() / 86_400_000).unwrap_or(0);
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        Date::new(
+            i32::try_from(year).unwrap_or(i32::MAX),
+            u8::try_from(month).unwrap_or(1),
+            u8::try_from(day).unwrap_or(1),
+        )
+    }
 }
 
 /// What a log line's header may leave out, supplied by the caller (the crate reads no clock).
@@ -275,6 +296,28 @@ fn days_in_month(y: i64, m: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_of_timestamps() {
+        let d = |secs: u64| Date::of(Timestamp::from_millis(secs * 1000));
+        assert_eq!(d(0), Date::new(1970, 1, 1));
+        assert_eq!(d(951_782_400), Date::new(2000, 2, 29));
+        assert_eq!(d(1_795_219_200), Date::new(2026, 11, 21));
+        assert_eq!(d(20_413 * 86_400), Date::new(2025, 11, 21));
+        // The inverse of the parser's day count, at every day of four centuries.
+        for days in (-1000..146_097 + 1000).step_by(7) {
+            let Some(days) = u64::try_from(days).ok() else {
+                continue;
+            };
+            let date = d(days * 86_400);
+            let back = ymd(
+                Some(i64::from(date.year)),
+                Some(i64::from(date.month)),
+                Some(i64::from(date.day)),
+            );
+            assert_eq!(back, i64::try_from(days).ok(), "{date:?}");
+        }
+    }
 
     fn ts(s: &str, ctx: &LineContext) -> Option<u64> {
         parse_timestamp(s, ctx)
