@@ -471,28 +471,7 @@ impl RouterTask {
                 () = &mut sleep => return true,
                 job = self.inbox.recv() => {
                     let Some(job) = job else { return false };
-                    let unavailable = || EnforceError::Unavailable {
-                        router: self.name().to_owned(),
-                        reason: error.to_owned(),
-                    };
-                    match job {
-                        Job::Block(ban) => {
-                            let now = (self.clock)();
-                            let config = &self.router.enforce;
-                            if let Err(e) = record_bans(&self.ledger, config, &[ban], now) {
-                                tracing::error!(router = self.name(), "cannot record a ban: {e}");
-                            }
-                        }
-                        Job::Unblock(_, tx) => {
-                            let _ = tx.send(Err(unavailable()));
-                        }
-                        Job::DropConnections(_, tx) => {
-                            let _ = tx.send(Err(unavailable()));
-                        }
-                        Job::Flush(tx) => {
-                            let _ = tx.send(());
-                        }
-                    }
+                    self.answer_while_lost(job, error);
                 }
             }
         }
@@ -566,7 +545,7 @@ impl RouterTask {
                 self.status.send_modify(|s| s.applied += applied);
                 if lost.is_some() {
                     if let Some(job) = after {
-                        self.requeue_while_lost(job);
+                        self.answer_while_lost(job, "connection lost");
                     }
                     return lost;
                 }
@@ -594,11 +573,12 @@ impl RouterTask {
         }
     }
 
-    /// A job taken from the queue when the connection was lost: answer it now.
-    fn requeue_while_lost(&self, job: Job) {
+    /// A job that cannot reach the router (lost for `reason`): a ban is recorded as
+    /// pending for the reconcile after the reconnect; everything else is answered now.
+    fn answer_while_lost(&self, job: Job, reason: &str) {
         let unavailable = || EnforceError::Unavailable {
             router: self.name().to_owned(),
-            reason: "connection lost".to_owned(),
+            reason: reason.to_owned(),
         };
         match job {
             Job::Block(ban) => {
