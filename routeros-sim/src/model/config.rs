@@ -10,7 +10,7 @@
 use std::time::SystemTime;
 
 use crate::model::users::Policies;
-use crate::model::{Record, Trap, parse_bool, parse_id, write_id};
+use crate::model::{Record, Trap, parse_bool, parse_id, requested_items, write_id};
 use crate::sentence::{Request, TrapCategory};
 
 /// What a property accepts, and how its value is stored.
@@ -303,17 +303,8 @@ impl ConfigTable {
     /// The ids named by `.id` or `numbers`: `*1A` ids, or values of the unique property
     /// (`numbers=api-ssl`), comma separated.
     pub(crate) fn requested(&self, request: &Request) -> Result<Vec<u64>, Trap> {
-        let raw = request
-            .get(".id")
-            .or_else(|| request.get("numbers"))
-            .ok_or_else(|| {
-                Trap::new(
-                    Some(TrapCategory::MissingItem),
-                    "missing value(s) of argument(s) .id",
-                )
-            })?;
-        raw.split(|&b| b == b',')
-            .map(|part| self.resolve(part.trim_ascii()))
+        requested_items(request)?
+            .map(|part| self.resolve(part))
             .collect()
     }
 

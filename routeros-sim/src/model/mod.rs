@@ -165,8 +165,9 @@ pub(crate) fn parse_id(text: &[u8]) -> Option<u64> {
     u64::from_str_radix(hex, 16).ok()
 }
 
-/// The ids a `set`/`remove` names with `.id` or `numbers` (comma separated).
-pub(crate) fn requested_ids(request: &Request) -> Result<Vec<u64>, Trap> {
+/// The items a `set`/`remove` names with `.id` or `numbers` (comma separated), as
+/// written: `*1A` ids, or names on menus that accept them.
+pub(crate) fn requested_items(request: &Request) -> Result<impl Iterator<Item = &[u8]>, Trap> {
     let raw = request
         .get(".id")
         .or_else(|| request.get("numbers"))
@@ -176,8 +177,13 @@ pub(crate) fn requested_ids(request: &Request) -> Result<Vec<u64>, Trap> {
                 "missing value(s) of argument(s) .id",
             )
         })?;
-    raw.split(|&b| b == b',')
-        .map(|part| parse_id(part.trim_ascii()).ok_or_else(Trap::no_such_item))
+    Ok(raw.split(|&b| b == b',').map(<[u8]>::trim_ascii))
+}
+
+/// The ids a `set`/`remove` names with `.id` or `numbers` (comma separated).
+pub(crate) fn requested_ids(request: &Request) -> Result<Vec<u64>, Trap> {
+    requested_items(request)?
+        .map(|part| parse_id(part).ok_or_else(Trap::no_such_item))
         .collect()
 }
 
