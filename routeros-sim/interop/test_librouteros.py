@@ -9,12 +9,13 @@ failure.
 
 import sys
 import time
-import traceback
 
 from librouteros import connect
 from librouteros.exceptions import TrapError
 from librouteros.login import token
 from librouteros.query import Key, Or
+
+from checks import run_checks
 
 ADDR, PASSWORD = sys.argv[1], sys.argv[2]
 LEGACY = sys.argv[3] if len(sys.argv) > 3 else None
@@ -227,21 +228,5 @@ CHECKS = [
 ]
 
 
-def main():
-    passed = failed = 0
-    for check in CHECKS:
-        try:
-            check()
-        except Exception:  # noqa: BLE001 - report every failure, run every check
-            failed += 1
-            print(f"FAIL {check.__name__}")
-            traceback.print_exc()
-        else:
-            passed += 1
-            print(f"ok   {check.__name__}")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_checks(CHECKS))

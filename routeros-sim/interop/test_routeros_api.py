@@ -8,10 +8,11 @@ check and a closing "N passed, N failed" line; exits non-zero on any failure.
 """
 
 import sys
-import traceback
 
 import routeros_api
 from routeros_api.exceptions import RouterOsApiCommunicationError
+
+from checks import run_checks
 
 ADDR, PASSWORD = sys.argv[1], sys.argv[2]
 LIST = "mtids-interop-ra"
@@ -69,21 +70,5 @@ def check_connection_table_and_resource():
 CHECKS = [check_login_and_refusal, check_address_list_round_trip, check_connection_table_and_resource]
 
 
-def main():
-    passed = failed = 0
-    for check in CHECKS:
-        try:
-            check()
-        except Exception:  # noqa: BLE001 - report every failure, run every check
-            failed += 1
-            print(f"FAIL {check.__name__}")
-            traceback.print_exc()
-        else:
-            passed += 1
-            print(f"ok   {check.__name__}")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_checks(CHECKS))
