@@ -75,7 +75,7 @@ async fn idle_senders_are_closed_so_a_router_gets_through() {
     let mut config = syslog_config(&sim, dir.path());
     config.input.syslog_tcp = Some("127.0.0.1:0".parse().unwrap());
     config.input.syslog_tcp_max_connections = 4;
-    config.input.syslog_tcp_idle_timeout = Duration::from_millis(400);
+    config.input.syslog_tcp_idle_timeout = Duration::from_secs(1);
     let running = Running::start(config).await;
     let addr = running.daemon.syslog_tcp_addr().unwrap();
 
@@ -91,7 +91,7 @@ async fn idle_senders_are_closed_so_a_router_gets_through() {
     );
     for tcp in &mut idle {
         assert!(
-            closed_within(tcp, Duration::from_secs(2)).await,
+            closed_within(tcp, Duration::from_secs(3)).await,
             "an idle sender is closed after the idle timeout"
         );
     }

@@ -98,8 +98,9 @@ fn bind_tcp(addr: SocketAddr, what: &str) -> Result<std::net::TcpListener, CliEr
 }
 
 /// Binds UDP with a receive buffer of `buffer` bytes asked of the kernel, and logs what
-/// it granted. On Linux the kernel doubles the value for bookkeeping and caps the request
-/// at `net.core.rmem_max` (socket(7), SO_RCVBUF).
+/// it granted. On Linux the kernel caps the request at `net.core.rmem_max` and doubles
+/// it for bookkeeping (socket(7), SO_RCVBUF:
+/// <https://man7.org/linux/man-pages/man7/socket.7.html>).
 fn bind_udp(addr: SocketAddr, buffer: usize) -> Result<std::net::UdpSocket, CliError> {
     use socket2::{Domain, Protocol, Socket, Type};
     let context = || format!("binding syslog UDP {addr}");
@@ -262,9 +263,11 @@ mod kernel {
     }
 
     /// The `drops` column of the row for `inode` in a `/proc/net/udp` or `/proc/net/udp6`
-    /// table. Columns (Linux `udp4_format_sock()` in net/ipv4/udp.c): sl, local_address,
-    /// rem_address, st, tx_queue:rx_queue, tr:tm->when, retrnsmt, uid, timeout, inode,
-    /// ref, pointer, drops.
+    /// table. Columns (Linux `udp4_format_sock()` in net/ipv4/udp.c, and the same order in
+    /// `__ip6_dgram_sock_seq_show()` for udp6): sl, local_address, rem_address, st,
+    /// tx_queue:rx_queue, tr:tm->when, retrnsmt, uid, timeout, inode, ref, pointer, drops;
+    /// drops is the socket's `sk_drops` (a full receive queue among others), see
+    /// <https://unix.stackexchange.com/questions/611981/udp-packet-drops>.
     pub(super) fn drops_in_table(table: &str, inode: u64) -> Option<u64> {
         table.lines().skip(1).find_map(|row| {
             let columns: Vec<&str> = row.split_whitespace().collect();
