@@ -374,4 +374,62 @@ mod tests {
             assert!(!looks_run_together(single), "{}", String::from_utf8_lossy(single));
         }
     }
+
+    proptest::proptest! {
+        /// Any bytes, cut anywhere: no panic, memory stays bounded, and whatever comes out
+        /// is within the limit.
+        #[test]
+        fn any_stream_is_framed_within_bounds(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..4096),
+            cuts in proptest::collection::vec(1usize..300, 1..20),
+            delimiter in proptest::sample::select(vec![&b"\r\n"[..], b"\n", b"||", b"\0"]),
+        ) {
+            let max = 256;
+            let mut framer = Framer::new(delimiter.to_vec(), max);
+            let mut rest = &data[..];
+            let mut cut = cuts.iter().cycle();
+            while !rest.is_empty() {
+                let n = (*cut.next().unwrap()).min(rest.len());
+                framer.push(&rest[..n]);
+                rest = &rest[n..];
+                while let Some(frame) = framer.next_frame() {
+                    match frame {
+                        Frame::Line(line) => proptest::prop_assert!(line.len() <= max),
+                        Frame::TooLong { head } => proptest::prop_assert!(head.len() <= max),
+                        Frame::Malformed => return Ok(()),
+                    }
+                }
+                proptest::prop_assert!(framer.buffered().len() <= max + 300 + delimiter.len());
+            }
+        }
+
+        /// Lines written with the delimiter come back as they were, however the stream is cut.
+        #[test]
+        fn delimited_lines_round_trip(
+            lines in proptest::collection::vec("[A-Za-z<>:|=, -][A-Za-z0-9<>:|=, .-]{0,80}", 1..20),
+            cuts in proptest::collection::vec(1usize..64, 1..10),
+        ) {
+            let mut stream = Vec::new();
+            for line in &lines {
+                stream.extend_from_slice(line.as_bytes());
+                stream.extend_from_slice(b"\r\n");
+            }
+            let mut framer = Framer::new(b"\r\n".to_vec(), 8192);
+            let mut got = Vec::new();
+            let mut rest = &stream[..];
+            let mut cut = cuts.iter().cycle();
+            while !rest.is_empty() {
+                let n = (*cut.next().unwrap()).min(rest.len());
+                framer.push(&rest[..n]);
+                rest = &rest[n..];
+                got.extend(frames(&mut framer));
+            }
+            let want: Vec<Frame> = lines
+                .iter()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| line(l))
+                .collect();
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
 }
