@@ -269,6 +269,19 @@ async fn events_over_tls_are_split_on_the_delimiter_and_ban() {
         total(&running)
     );
     assert_eq!(metric(&running, &lines("too_long")), Some(0.0));
+
+    // Plain text on the TLS port is a failed handshake: closed, nothing read from it.
+    let mut plain = TcpStream::connect(addr).await.unwrap();
+    plain
+        .write_all(&brute_force_lines("198.51.100.45"))
+        .await
+        .unwrap();
+    // Read to the end: rustls may send an alert record before closing.
+    let mut answer = Vec::new();
+    let end = tokio::time::timeout(SOON, plain.read_to_end(&mut answer)).await;
+    assert!(end.is_ok(), "the plain sender is closed");
+    assert!(!sim.listed("198.51.100.45"));
+    assert_eq!(total(&running), 8.0);
     running.stop().await;
 }
 

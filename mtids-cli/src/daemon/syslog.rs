@@ -21,6 +21,7 @@ mod framing;
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -331,6 +332,9 @@ struct StreamContext {
     /// Senders already told that their messages run together.
     warned: Mutex<HashSet<IpAddr>>,
     transport: &'static str,
+    /// A failed TLS handshake was logged as a warning; later ones go to debug, so a
+    /// scanner cannot flood the log.
+    handshake_warned: AtomicBool,
 }
 
 impl StreamContext {
@@ -378,6 +382,7 @@ async fn run_stream(
         events,
         warned: Mutex::new(HashSet::new()),
         transport,
+        handshake_warned: AtomicBool::new(false),
     });
     let mut shutdown = shared.shutdown.clone();
     // Each sender costs a task and a buffer: past the cap, new ones are closed at once.
@@ -430,7 +435,14 @@ async fn serve_connection(
             // A peer that never finishes the handshake is idle too.
             match tokio::time::timeout(context.idle, acceptor.accept(stream)).await {
                 Ok(Ok(stream)) => read_frames(context, stream, peer).await,
-                Ok(Err(e)) => tracing::warn!(%peer, error = %e, "syslog TLS handshake failed"),
+                Ok(Err(e)) if !context.handshake_warned.swap(true, Ordering::Relaxed) => {
+                    tracing::warn!(
+                        %peer,
+                        error = %e,
+                        "syslog TLS handshake failed (later failures are logged at debug level)"
+                    );
+                }
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "syslog TLS handshake failed"),
                 Err(_) => {
                     tracing::debug!(%peer, "syslog TLS handshake not finished in time: closed")
                 }
