@@ -28,7 +28,6 @@
 //! rendered, i.e. at scrape time.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -380,17 +379,9 @@ impl Metrics {
                 .alert_destination_hung
                 .get_or_create(&labels)
                 .set(i64::from(d.hung));
-            // The dispatcher owns the counts; mirror them (they only grow).
-            self.inner
-                .alerts_dropped
-                .get_or_create(&labels)
-                .inner()
-                .store(d.dropped, Ordering::Relaxed);
-            self.inner
-                .alerts_failed
-                .get_or_create(&labels)
-                .inner()
-                .store(d.failed, Ordering::Relaxed);
+            // The dispatcher owns the counts; mirror them.
+            raise_to(&self.inner.alerts_dropped.get_or_create(&labels), d.dropped);
+            raise_to(&self.inner.alerts_failed.get_or_create(&labels), d.failed);
         }
     }
 
@@ -407,10 +398,7 @@ impl Metrics {
 
     /// The kernel's count of syslog datagrams dropped on the UDP socket.
     pub fn set_syslog_dropped(&self, dropped: u64) {
-        self.inner
-            .syslog_dropped
-            .inner()
-            .store(dropped, Ordering::Relaxed);
+        raise_to(&self.inner.syslog_dropped, dropped);
     }
 
     /// Adds a hook that refreshes values computed from state (active bans, the alert
@@ -441,6 +429,12 @@ impl Metrics {
         let _ = encode(&mut out, &self.inner.registry);
         out
     }
+}
+
+/// Raises `counter` to `total`, a count kept elsewhere (the kernel, the dispatcher): a
+/// counter never goes down.
+fn raise_to(counter: &Counter, total: u64) {
+    counter.inc_by(total.saturating_sub(counter.get()));
 }
 
 /// The content type of [`Metrics::render`].
