@@ -334,6 +334,11 @@ async fn a_hung_destination_delays_no_other() {
     // The hung webhook got its first request and holds it; 7 more are for it: 4 queued
     // (its capacity), 3 dropped.
     hung.wait_for(1, Duration::from_secs(2)).await;
+    // The server records a request before its answer reaches the dispatcher.
+    let settled = Instant::now();
+    while dispatcher.destinations()[1].sent < 8 && settled.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let destinations = dispatcher.destinations();
     assert_eq!(destinations.len(), 2);
     let (stuck, good) = (&destinations[0], &destinations[1]);
