@@ -2,7 +2,7 @@
 //! sockets: idle TCP senders are closed so a router gets a slot, garbage and overlong
 //! lines are counted, kernel drops on a small UDP buffer show in the metrics, CEF over TLS
 //! and TCP is split on its `\r\n` delimiter, and a router sending `default`/`syslog`
-//! format over TCP (no delimiter: ROUTEROS.md section 5) is told what to change.
+//! format over TCP (no delimiter: ROUTEROS.md §5) is told what to change.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -31,7 +31,7 @@ fn brute_force_lines(ip: &str) -> Vec<u8> {
         .collect()
 }
 
-/// A CEF event as RouterOS 7.18+ sends it (shape from ROUTEROS.md section 5).
+/// A CEF event as RouterOS 7.18+ sends it (shape from ROUTEROS.md §5).
 fn cef_event(i: usize) -> String {
     format!(
         "2026-01-05T07:00:1{i}.004+0100 gw CEF:0|MikroTik|hEX S|7.19 (stable)|16|dhcp,info|Low|dvchost=gw dvc=192.0.2.1 msg=lan-dhcp assigned 192.168.88.2{i} for 02:00:00:00:00:0{i}"
@@ -207,8 +207,8 @@ async fn a_udp_burst_past_a_small_buffer_shows_kernel_drops() {
 }
 
 /// `remote-protocol=tls`: the router is a TLS client without a certificate (ROUTEROS.md
-/// section 5). Events framed with `\r\n` arrive as lines: CEF events one line each, and
-/// a brute force (in a line format today's parser reads) is banned.
+/// §5). Events framed with `\r\n` arrive as lines: CEF events one line each, and a brute
+/// force (in a line format today's parser reads) is banned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_over_tls_are_split_on_the_delimiter_and_ban() {
     let dir = tempfile::tempdir().unwrap();
@@ -327,10 +327,10 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
     }
 }
 
-/// RouterOS `syslog` format over TCP: no delimiter, no octet count (ROUTEROS.md section
-/// 5), so messages run together. The sender is told once (over two connections) to use
-/// CEF for TCP/TLS or UDP for this format; CEF over TCP from rsyslog-style and router
-/// senders keeps working on the same listener.
+/// RouterOS `syslog` format over TCP: no delimiter, no octet count (ROUTEROS.md §5), so
+/// messages run together. The sender is told once (over two connections) to use CEF for
+/// TCP/TLS or UDP for this format; CEF over TCP from rsyslog-style and router senders keeps
+/// working on the same listener.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unframed_routeros_syslog_over_tcp_is_warned_about_once() {
     let logs = logs();

@@ -2,7 +2,7 @@
 //!
 //! Lines are BSD syslog (`<PRI>Feb 15 11:25:46 host TOPICS MESSAGE`), RFC 5424 (`<PRI>1
 //! TIMESTAMP HOST APP PROCID MSGID SD MESSAGE`), or what RouterOS 7.18+ sends
-//! (`remote-log-format` `default`, `syslog` or `cef`: /work/shared/ROUTEROS.md section 5).
+//! (`remote-log-format` `default`, `syslog` or `cef`: ROUTEROS.md §5).
 //! Streams (TCP, TLS) are split by [`framing`]: octet counting (rsyslog forwarding),
 //! or the CEF delimiter or a newline (RouterOS sends CEF over TCP/TLS, each event
 //! followed by `cef-event-delimiter`). A router sending `default`/`syslog` over TCP (no
@@ -108,7 +108,11 @@ fn bind_udp(addr: SocketAddr, buffer: usize) -> Result<std::net::UdpSocket, CliE
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
         .map_err(|e| CliError::io(context(), e))?;
     if let Err(e) = socket.set_recv_buffer_size(buffer) {
-        tracing::warn!(error = %e, requested = buffer, "syslog UDP: cannot set the receive buffer (input.syslog_udp_buffer)");
+        tracing::warn!(
+            error = %e,
+            requested = buffer,
+            "syslog UDP: cannot set the receive buffer (input.syslog_udp_buffer)"
+        );
     }
     socket
         .bind(&addr.into())
@@ -132,7 +136,7 @@ fn bind_udp(addr: SocketAddr, buffer: usize) -> Result<std::net::UdpSocket, CliE
 
 /// The TLS server configuration from `input.syslog_tls_cert` and `input.syslog_tls_key`.
 /// RouterOS with `remote-protocol=tls` is a TLS client and presents no certificate
-/// (ROUTEROS.md section 5), so none is asked for.
+/// (ROUTEROS.md §5), so none is asked for.
 fn tls_acceptor(input: &InputConfig) -> Result<TlsAcceptor, CliError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -293,7 +297,7 @@ async fn run_udp(shared: Arc<Shared>, socket: std::net::UdpSocket, events: mpsc:
                 let Ok((n, peer)) = r else { continue };
                 let source = shared.syslog_source(peer.ip());
                 let data = buf.get(..n).unwrap_or_default();
-                // RouterOS ends CEF with its delimiter even over UDP (ROUTEROS.md section 5).
+                // RouterOS ends CEF with its delimiter even over UDP (ROUTEROS.md §5).
                 for line in split_frames(data, &delimiter) {
                     if line.len() > MAX_LINE {
                         too_long(&shared);
@@ -350,7 +354,7 @@ impl StreamContext {
         drop(warned);
         // MikroTik's manual: TCP and TLS remote logging work only with
         // remote-log-format=cef, whose delimiter separates events; `default` and `syslog`
-        // have no delimiter or octet count over TCP (ROUTEROS.md section 5).
+        // have no delimiter or octet count over TCP (ROUTEROS.md §5).
         tracing::warn!(
             %peer,
             transport = self.transport,
@@ -465,7 +469,11 @@ async fn read_frames(
     loop {
         let n = match tokio::time::timeout(context.idle, stream.read(&mut chunk)).await {
             Err(_) => {
-                tracing::debug!(%peer, idle = ?context.idle, "syslog connection idle: closed (input.syslog_tcp_idle_timeout)");
+                tracing::debug!(
+                    %peer,
+                    idle = ?context.idle,
+                    "syslog connection idle: closed (input.syslog_tcp_idle_timeout)"
+                );
                 return;
             }
             Ok(Ok(0) | Err(_)) => return,

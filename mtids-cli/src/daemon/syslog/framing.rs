@@ -3,14 +3,16 @@
 //! A frame is either octet-counted (RFC 6587 section 3.4.1: `MSG-LEN SP MSG`, what
 //! rsyslog forwarding sends) or ends at the CEF delimiter or a newline (RFC 6587 section
 //! 3.4.2, and RouterOS 7.18+, which over TCP and TLS sends CEF, each event followed by its
-//! `cef-event-delimiter`, `\r\n` by default: /work/shared/ROUTEROS.md section 5; the
+//! `cef-event-delimiter`, `\r\n` by default: ROUTEROS.md §5; the
 //! property is listed by terraform-provider-routeros,
 //! <https://www.pulumi.com/registry/packages/routeros/api-docs/systemloggingaction>).
 //! A CEF event with ISO 8601 time starts with digits too (`2026-01-05T07:00:12.004+0100
 //! gw CEF:0|...`), so only digits followed by a space are an octet count.
 //!
 //! RouterOS' `default` and `syslog` formats over TCP carry no delimiter and no octet
-//! count (ROUTEROS.md section 5: "TCP and TLS work only with `remote-log-format=cef`"):
+//! count, and MikroTik's manual says TCP and TLS work only with `remote-log-format=cef`
+//! (ROUTEROS.md §5, checked against the Log page,
+//! <https://manual.mikrotik.com/docs/Diagnostics,%20monitoring%20and%20troubleshooting/log/>):
 //! their messages run together. [`looks_run_together`] recognises that so the listener
 //! can say what to change on the router.
 
@@ -274,7 +276,7 @@ mod tests {
         Frame::Line(s.as_bytes().to_vec())
     }
 
-    /// CEF as RouterOS 7.18+ sends it over TCP/TLS (shapes from ROUTEROS.md section 5),
+    /// CEF as RouterOS 7.18+ sends it over TCP/TLS (shapes from ROUTEROS.md §5),
     /// each event followed by `\r\n`, cut at arbitrary points by the network.
     #[test]
     fn cef_events_are_split_on_the_delimiter_wherever_reads_cut_them() {
@@ -358,7 +360,7 @@ mod tests {
     }
 
     /// What RouterOS' `syslog` and `default` formats look like over TCP (no delimiter,
-    /// ROUTEROS.md section 5), against single messages of each kind.
+    /// ROUTEROS.md §5), against single messages of each kind.
     #[test]
     fn unframed_routeros_formats_are_recognised() {
         let syslog = b"<30>Sep 25 01:37:18 MikroTik user abc logged in from 192.168.88.1 via api<30>Sep 25 01:37:19 MikroTik user abc logged out from 192.168.88.1 via api";
