@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::alert::Notification;
+use crate::error::AlertError;
 use crate::notifier::Notifier;
 
 /// Counters of one destination, from [`crate::Dispatcher::destinations`]. The counts only
@@ -204,36 +205,39 @@ impl Destination {
     }
 
     async fn deliver(&self, notification: &Notification) {
-        match tokio::time::timeout(self.timeout, self.notifier.notify(notification)).await {
-            Ok(Ok(())) => {
+        let result =
+            match tokio::time::timeout(self.timeout, self.notifier.notify(notification)).await {
+                Ok(result) => result,
+                Err(_) => Err(AlertError::TimedOut {
+                    notifier: self.name.clone(),
+                    after: self.timeout,
+                }),
+            };
+        let error = match result {
+            Ok(()) => {
                 self.sent.fetch_add(1, Ordering::Relaxed);
                 if self.hung.swap(false, Ordering::Relaxed) {
                     tracing::info!(destination = %self.name, "alert destination delivering again");
                 }
+                return;
             }
-            Ok(Err(error)) => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(notifier = %self.name, %error, "alert not delivered");
-            }
-            Err(_) => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-                self.timed_out.fetch_add(1, Ordering::Relaxed);
-                if self.hung.swap(true, Ordering::Relaxed) {
-                    tracing::error!(
-                        notifier = %self.name,
-                        after = ?self.timeout,
-                        "alert not delivered: destination still hung"
-                    );
-                } else {
-                    tracing::warn!(
-                        destination = %self.name,
-                        after = ?self.timeout,
-                        queued = self.lock().queue.len(),
-                        "alert destination hung: no answer within dispatcher.delivery_timeout \
-                         (other destinations are not delayed)"
-                    );
-                }
-            }
+            Err(error) => error,
+        };
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        let timed_out = matches!(error, AlertError::TimedOut { .. });
+        if timed_out {
+            self.timed_out.fetch_add(1, Ordering::Relaxed);
+        }
+        if timed_out && !self.hung.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                destination = %self.name,
+                %error,
+                queued = self.lock().queue.len(),
+                "alert destination hung: no answer within dispatcher.delivery_timeout \
+                 (other destinations are not delayed)"
+            );
+        } else {
+            tracing::error!(notifier = %self.name, %error, "alert not delivered");
         }
     }
 }
