@@ -8,10 +8,13 @@
 //!   Slack-compatible text) anywhere. Both retry (429 with `retry_after`, 5xx and network
 //!   errors with backoff) and then give up with a logged error.
 //! - [`Dispatcher`]: the bounded queue the engine talks to. [`Dispatcher::submit`] is
-//!   synchronous and never waits; a background task delivers. Duplicates are dropped,
-//!   floods become one summary per window ("37 more blocks in the last minute, top
-//!   sources ..."), and a full queue drops its oldest entry. Counters for metrics via
-//!   [`Dispatcher::stats`]; [`Dispatcher::shutdown`] delivers what it can before a deadline.
+//!   synchronous and never waits; each destination has its own bounded queue and
+//!   delivery task, so one that hangs delays no other (it is reported by name and shows
+//!   as hung in [`Dispatcher::destinations`]). Duplicates are dropped, floods become one
+//!   summary per window ("37 more blocks in the last minute, top sources ..."), and a
+//!   full queue drops its oldest entry. Counters for metrics via [`Dispatcher::stats`]
+//!   and [`Dispatcher::destinations`]; [`Dispatcher::shutdown`] delivers what it can
+//!   before a deadline.
 //!
 //! Everything that came from outside (user names in router logs are attacker-chosen) is
 //! escaped for the target format, stripped of control characters that could forge lines,
@@ -71,7 +74,9 @@ pub mod webhook;
 
 pub use alert::{Action, Alert, Notification, Severity, SourceCount, Summary, Threat};
 pub use config::{AlertConfig, RetryPolicy};
-pub use dispatcher::{Dispatcher, DispatcherConfig, DispatcherStats, FlushOutcome, Submitted};
+pub use dispatcher::{
+    DestinationStats, Dispatcher, DispatcherConfig, DispatcherStats, FlushOutcome, Submitted,
+};
 pub use error::AlertError;
 #[cfg(any(test, feature = "mock"))]
 pub use notifier::MockNotifier;

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use common::{LogBuffer, Reply, TestServer, block};
 use mtids_alert::{
-    AlertError, ChatId, Dispatcher, DispatcherConfig, Notification, Notifier, RetryPolicy,
-    Submitted, TelegramConfig, TelegramNotifier,
+    AlertError, AuthHeader, ChatId, Dispatcher, DispatcherConfig, Notification, Notifier,
+    RetryPolicy, Submitted, TelegramConfig, TelegramNotifier, WebhookConfig, WebhookNotifier,
 };
 use tokio::sync::Semaphore;
 
@@ -272,4 +272,175 @@ async fn every_notifier_gets_every_notification_and_failures_are_counted() {
     assert_eq!(server.requests().len(), 2);
     let stats = dispatcher.stats();
     assert_eq!((stats.sent, stats.failed), (2, 2));
+}
+
+fn webhook(url: &str, name: &str, timeout: Duration) -> Arc<dyn Notifier> {
+    let mut config = WebhookConfig::new(url);
+    config.name = name.to_owned();
+    config.timeout = timeout;
+    config.auth_header = Some(AuthHeader::authorization("Bearer hook-SECRET-value"));
+    let mut retry = RetryPolicy::default();
+    retry.max_attempts = 1;
+    config.retry = retry;
+    Arc::new(WebhookNotifier::new(config).unwrap())
+}
+
+/// One webhook that accepts and never answers, one that answers at once: the healthy one
+/// gets every alert promptly, the hung one is reported by name (without its URL or
+/// token) and counted, and shutdown still ends at its deadline.
+#[tokio::test]
+async fn a_hung_destination_delays_no_other() {
+    let (logs, _guard) = LogBuffer::install();
+    let hung = TestServer::start_with_default(vec![], Reply::Hang).await;
+    let healthy = TestServer::start(vec![]).await;
+    let mut cfg = config(0);
+    // The hung webhook holds each alert this long; the healthy one must not wait for it.
+    cfg.delivery_timeout = Duration::from_secs(10);
+    cfg.queue_capacity = 4;
+    let dispatcher = Dispatcher::spawn(
+        cfg,
+        vec![
+            webhook(
+                &format!("{}/hook/secret-path-token", hung.base),
+                "stuck-hook",
+                Duration::from_secs(30),
+            ),
+            webhook(
+                &format!("{}/ok", healthy.base),
+                "good-hook",
+                Duration::from_secs(5),
+            ),
+        ],
+    )
+    .unwrap();
+    let started = Instant::now();
+    for i in 0..8 {
+        dispatcher.submit(block(&format!("192.0.2.{i}")));
+        // Spaced out, so every alert is its own request on the healthy side.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let requests = healthy.wait_for(8, Duration::from_secs(2)).await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "the healthy webhook got 8 alerts after {elapsed:?} (hung one's timeout: 10 s)"
+    );
+    let sources: Vec<String> = requests
+        .iter()
+        .map(|r| r.json()["alert"]["source"].as_str().unwrap().to_owned())
+        .collect();
+    let expected: Vec<String> = (0..8).map(|i| format!("192.0.2.{i}")).collect();
+    assert_eq!(sources, expected, "every alert, in order");
+    // The hung webhook got its first request and holds it; 7 more are for it: 4 queued
+    // (its capacity), 3 dropped.
+    hung.wait_for(1, Duration::from_secs(2)).await;
+    // The server records a request before its answer reaches the dispatcher.
+    let settled = Instant::now();
+    while dispatcher.destinations()[1].sent < 8 && settled.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let destinations = dispatcher.destinations();
+    assert_eq!(destinations.len(), 2);
+    let (stuck, good) = (&destinations[0], &destinations[1]);
+    assert_eq!(stuck.name, "stuck-hook");
+    assert_eq!((stuck.pending, stuck.dropped, stuck.sent), (5, 3, 0));
+    assert!(stuck.hung, "a full queue marks it hung");
+    assert_eq!(
+        (good.name.as_str(), good.pending, good.sent, good.dropped),
+        ("good-hook", 0, 8, 0)
+    );
+    assert!(!good.hung);
+    assert_eq!(dispatcher.pending(), 5);
+    let text = logs.text();
+    assert!(
+        text.contains("alert destination hung") && text.contains("stuck-hook"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("good-hook"),
+        "the healthy one is not reported: {text}"
+    );
+    assert!(
+        !text.contains("secret-path-token") && !text.contains("hook-SECRET-value"),
+        "no URL or token in logs: {text}"
+    );
+
+    let stopping = Instant::now();
+    let outcome = dispatcher.shutdown(Duration::from_millis(300)).await;
+    let took = stopping.elapsed();
+    assert!(took < Duration::from_secs(2), "shutdown took {took:?}");
+    assert_eq!(
+        outcome.undelivered, 5,
+        "the hung webhook's alerts are abandoned"
+    );
+    let stats = dispatcher.stats();
+    assert_eq!((stats.sent, stats.dropped), (8, 3));
+}
+
+/// A delivery that outlives `delivery_timeout` is reported once, counted as timed out,
+/// and the destination goes on with its next alert (and recovers when it answers).
+#[tokio::test]
+async fn a_delivery_past_its_timeout_is_reported_and_the_destination_recovers() {
+    let (logs, _guard) = LogBuffer::install();
+    let server = TestServer::start(vec![Reply::Hang, Reply::Hang]).await;
+    let healthy = TestServer::start(vec![]).await;
+    let mut cfg = config(0);
+    cfg.delivery_timeout = Duration::from_millis(200);
+    let dispatcher = Dispatcher::spawn(
+        cfg,
+        vec![
+            webhook(&server.base, "flaky", Duration::from_secs(30)),
+            webhook(&healthy.base, "steady", Duration::from_secs(5)),
+        ],
+    )
+    .unwrap();
+    for i in 0..3 {
+        dispatcher.submit(block(&format!("198.51.100.{i}")));
+    }
+    healthy.wait_for(3, Duration::from_millis(500)).await;
+    let after_two_timeouts = dispatcher.destinations();
+    assert!(
+        after_two_timeouts[0].pending > 0,
+        "the flaky one is still busy"
+    );
+    assert!(dispatcher.flush(Duration::from_secs(5)).await.is_complete());
+    let flaky = &dispatcher.destinations()[0];
+    assert_eq!((flaky.sent, flaky.failed, flaky.timed_out), (1, 2, 2));
+    assert!(!flaky.hung, "delivering again");
+    let text = logs.text();
+    assert_eq!(
+        text.matches("alert destination hung").count(),
+        1,
+        "one warning per episode: {text}"
+    );
+    assert!(
+        text.contains("alert destination delivering again"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn destinations_with_the_same_name_are_told_apart() {
+    let server = TestServer::start(vec![]).await;
+    let dispatcher = Dispatcher::spawn(
+        config(0),
+        vec![
+            webhook(&server.base, "webhook", Duration::from_secs(5)),
+            webhook(&server.base, "webhook", Duration::from_secs(5)),
+            webhook(&server.base, "webhook-2", Duration::from_secs(5)),
+        ],
+    )
+    .unwrap();
+    let names: Vec<String> = dispatcher
+        .destinations()
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    assert_eq!(names, ["webhook", "webhook-2", "webhook-2-2"]);
+    assert!(
+        dispatcher
+            .shutdown(Duration::from_secs(1))
+            .await
+            .is_complete()
+    );
 }

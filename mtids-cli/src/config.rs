@@ -241,11 +241,33 @@ pub struct InputConfig {
     pub api_log: bool,
     /// Receive syslog over UDP on this address (RouterOS `remote` logging action).
     pub syslog_udp: Option<SocketAddr>,
-    /// Receive syslog over TCP on this address.
+    /// Receive syslog over TCP on this address: octet-counted (RFC 6587) frames, or
+    /// frames ending in `syslog_cef_delimiter` or a newline (RouterOS 7.18+ sends CEF over
+    /// TCP, each event followed by its `cef-event-delimiter`).
     pub syslog_tcp: Option<SocketAddr>,
-    /// Most syslog TCP senders connected at once; more are closed on accept. A router
-    /// keeps one connection. Default 256.
+    /// Most syslog TCP (and, separately, TLS) senders connected at once; more are closed
+    /// on accept. A router keeps one connection. Default 256.
     pub syslog_tcp_max_connections: usize,
+    /// A syslog TCP or TLS connection that sends nothing for this long is closed, so idle
+    /// or dead peers cannot hold every slot of `syslog_tcp_max_connections`. A router
+    /// reconnects when it next logs. Default `5m`.
+    #[serde(with = "duration_str")]
+    pub syslog_tcp_idle_timeout: Duration,
+    /// The receive buffer asked of the kernel for the syslog UDP socket, in bytes, so a
+    /// burst is not dropped while the daemon is busy. Linux caps it at
+    /// `net.core.rmem_max`; the size granted is logged at start. Default 4 MiB.
+    pub syslog_udp_buffer: usize,
+    /// What ends one CEF event in a syslog TCP/TLS stream: the router's
+    /// `cef-event-delimiter`, written the same way (`\r\n`, the default, or `\n`); the
+    /// escapes `\r`, `\n`, `\t` and `\\` are read. A newline always ends a frame too.
+    pub syslog_cef_delimiter: String,
+    /// Receive syslog over TLS on this address (RouterOS `remote-protocol=tls`), framed
+    /// as over TCP. Needs `syslog_tls_cert` and `syslog_tls_key`.
+    pub syslog_tls: Option<SocketAddr>,
+    /// The TLS listener's certificate chain (PEM, leaf first).
+    pub syslog_tls_cert: Option<PathBuf>,
+    /// The TLS listener's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub syslog_tls_key: Option<PathBuf>,
     /// Poll the connection table (for asymmetric connections). Default true.
     pub connections: bool,
     /// Poll the IPv6 connection table too (`/ipv6/firewall/connection`). Default true; a
@@ -277,6 +299,12 @@ impl Default for InputConfig {
             syslog_udp: None,
             syslog_tcp: None,
             syslog_tcp_max_connections: 256,
+            syslog_tcp_idle_timeout: Duration::from_secs(300),
+            syslog_udp_buffer: 4 << 20,
+            syslog_cef_delimiter: "\\r\\n".to_owned(),
+            syslog_tls: None,
+            syslog_tls_cert: None,
+            syslog_tls_key: None,
             connections: true,
             connections_v6: true,
             connection_interval: Duration::from_secs(5),
@@ -286,6 +314,40 @@ impl Default for InputConfig {
             max_backoff: Duration::from_secs(60),
             log_topics: Vec::new(),
         }
+    }
+}
+
+impl InputConfig {
+    /// `syslog_cef_delimiter` with its escapes read: the bytes that end a CEF event.
+    ///
+    /// # Errors
+    /// Why the value is not a usable delimiter.
+    pub fn cef_delimiter(&self) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        let mut chars = self.syslog_cef_delimiter.chars();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                let mut utf8 = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+                continue;
+            }
+            match chars.next() {
+                Some('r') => out.push(b'\r'),
+                Some('n') => out.push(b'\n'),
+                Some('t') => out.push(b'\t'),
+                Some('\\') => out.push(b'\\'),
+                other => {
+                    return Err(format!(
+                        "unknown escape `\\{}`; write the router's cef-event-delimiter, e.g. `\\r\\n` or `\\n`",
+                        other.map(String::from).unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        if out.is_empty() || out.len() > 16 {
+            return Err("expected 1 to 16 bytes, e.g. `\\r\\n` (the router's default)".into());
+        }
+        Ok(out)
     }
 }
 
@@ -874,6 +936,46 @@ impl Config {
                 "must be at least 1 (leave input.syslog_tcp unset for no TCP listener)".into(),
             ));
         }
+        if self.input.syslog_tcp_idle_timeout < Duration::from_millis(10) {
+            return Err(bad(
+                "input.syslog_tcp_idle_timeout".into(),
+                "must be at least 10ms".into(),
+            ));
+        }
+        if !(1024..=1 << 30).contains(&self.input.syslog_udp_buffer) {
+            return Err(bad(
+                "input.syslog_udp_buffer".into(),
+                format!(
+                    "{} bytes is outside 1024 to 1073741824 (1 GiB); the default is 4194304 (4 MiB)",
+                    self.input.syslog_udp_buffer
+                ),
+            ));
+        }
+        if let Err(reason) = self.input.cef_delimiter() {
+            return Err(bad("input.syslog_cef_delimiter".into(), reason));
+        }
+        if self.input.syslog_tls.is_some() {
+            for (key, path) in [
+                ("input.syslog_tls_cert", &self.input.syslog_tls_cert),
+                ("input.syslog_tls_key", &self.input.syslog_tls_key),
+            ] {
+                match path {
+                    None => {
+                        return Err(bad(
+                            key.into(),
+                            "required with input.syslog_tls: the listener's PEM file".into(),
+                        ));
+                    }
+                    Some(p) if !p.is_file() => {
+                        return Err(bad(
+                            key.into(),
+                            format!("{} is not a readable file", p.display()),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
         for t in &self.input.log_topics {
             if t.is_empty() || t.chars().any(|c| c.is_control() || c.is_whitespace()) {
                 return Err(bad(
@@ -1045,6 +1147,23 @@ mod tests {
     }
 
     #[test]
+    fn the_cef_delimiter_reads_the_routers_escapes() {
+        let mut input = InputConfig::default();
+        for (written, bytes) in [
+            ("\\r\\n", &b"\r\n"[..]),
+            ("\\n", b"\n"),
+            ("\r\n", b"\r\n"),
+            ("||", b"||"),
+            ("\\t\\\\", b"\t\\"),
+        ] {
+            input.syslog_cef_delimiter = written.to_owned();
+            assert_eq!(input.cef_delimiter().unwrap(), bytes, "{written:?}");
+        }
+        input.syslog_cef_delimiter = "\\".to_owned();
+        assert!(input.cef_delimiter().is_err());
+    }
+
+    #[test]
     fn no_file_and_no_variables_gives_sane_defaults() {
         let loaded = Config::load(None, &Variables::new()).unwrap();
         let c = loaded.config;
@@ -1052,6 +1171,9 @@ mod tests {
         assert_eq!(c.enforcement.address_list, "mtids-blocked");
         assert!(!c.enforcement.dry_run);
         assert_eq!(c.input.connection_interval, Duration::from_secs(5));
+        assert_eq!(c.input.syslog_tcp_idle_timeout, Duration::from_secs(300));
+        assert_eq!(c.input.syslog_udp_buffer, 4 << 20);
+        assert_eq!(c.input.cef_delimiter().unwrap(), b"\r\n");
         assert_eq!(c.log.format, LogFormat::Human);
         assert!(loaded.warnings.is_empty());
     }
@@ -1164,6 +1286,27 @@ fingerprint = "AB:CD:EF:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45
 
         let e = err_text("[input]\nsyslog_tcp_max_connections = 0\n");
         assert!(e.contains("`input.syslog_tcp_max_connections`"), "{e}");
+
+        let e = err_text("[input]\nsyslog_tcp_idle_timeout = \"0s\"\n");
+        assert!(e.contains("`input.syslog_tcp_idle_timeout`"), "{e}");
+        let e = err_text("[input]\nsyslog_udp_buffer = 12\n");
+        assert!(e.contains("`input.syslog_udp_buffer`"), "{e}");
+        let e = err_text("[input]\nsyslog_cef_delimiter = '\\x'\n");
+        assert!(
+            e.contains("`input.syslog_cef_delimiter`") && e.contains("\\x"),
+            "{e}"
+        );
+        let e = err_text("[input]\nsyslog_cef_delimiter = ''\n");
+        assert!(e.contains("`input.syslog_cef_delimiter`"), "{e}");
+        let e = err_text("[input]\nsyslog_tls = \"127.0.0.1:6514\"\n");
+        assert!(e.contains("`input.syslog_tls_cert`"), "{e}");
+        let e = err_text(
+            "[input]\nsyslog_tls = \"127.0.0.1:6514\"\nsyslog_tls_cert = \"/nonexistent/c.pem\"\nsyslog_tls_key = \"/nonexistent/k.pem\"\n",
+        );
+        assert!(
+            e.contains("`input.syslog_tls_cert`") && e.contains("/nonexistent/c.pem"),
+            "{e}"
+        );
 
         let e = err_text("[input]\nlog_topics = [\"firewall, info\"]\n");
         assert!(

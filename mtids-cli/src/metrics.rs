@@ -16,9 +16,16 @@
 //! | `mtids_block_failures_total` | counter | `router` |
 //! | `mtids_router_connected` | gauge (0/1) | `router` |
 //! | `mtids_alert_queue` | gauge | |
+//! | `mtids_alert_destination_queue` | gauge | `destination` (a notifier: `telegram`, a webhook's name) |
+//! | `mtids_alerts_dropped_total` | counter | `destination` |
+//! | `mtids_alerts_failed_total` | counter | `destination` |
+//! | `mtids_alert_destination_hung` | gauge (0/1) | `destination` |
+//! | `mtids_syslog_lines_total` | counter | `outcome` (recognized, unrecognized, too_long, malformed) |
+//! | `mtids_syslog_dropped_total` | counter | |
 //!
-//! Gauges computed from state (active bans, the alert queue) are refreshed by a hook
-//! ([`Metrics::on_render`]) each time the metrics are rendered, i.e. at scrape time.
+//! Gauges computed from state (active bans, the alert queues, the kernel's syslog drop
+//! count) are refreshed by hooks ([`Metrics::on_render`]) each time the metrics are
+//! rendered, i.e. at scrape time.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -37,6 +44,39 @@ type Labels = Vec<(&'static str, String)>;
 
 /// The event kinds of `mtids_detect::Event::kind`, each with a pre-created counter.
 const EVENT_KINDS: [&str; 5] = ["firewall", "auth", "connection", "resource", "unrecognized"];
+
+/// What became of one syslog line (`mtids_syslog_lines_total{outcome}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SyslogLine {
+    /// The parser made an event of it.
+    Recognized,
+    /// Read, but not a line the parser knows (also counted as an `unrecognized` event).
+    Unrecognized,
+    /// Longer than the line limit: skipped.
+    TooLong,
+    /// Broken framing (a bad octet count): the TCP connection is closed.
+    Malformed,
+}
+
+impl SyslogLine {
+    const ALL: [SyslogLine; 4] = [
+        SyslogLine::Recognized,
+        SyslogLine::Unrecognized,
+        SyslogLine::TooLong,
+        SyslogLine::Malformed,
+    ];
+
+    /// The `outcome` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            SyslogLine::Recognized => "recognized",
+            SyslogLine::Unrecognized => "unrecognized",
+            SyslogLine::TooLong => "too_long",
+            SyslogLine::Malformed => "malformed",
+        }
+    }
+}
 
 /// Called before each rendering to refresh the gauges computed from state.
 type RenderHook = Arc<dyn Fn(&Metrics) + Send + Sync>;
@@ -58,7 +98,13 @@ struct Inner {
     block_failures: Family<Labels, Counter>,
     router_connected: Family<Labels, Gauge>,
     alert_queue: Gauge,
-    on_render: Mutex<Option<RenderHook>>,
+    alert_destination_queue: Family<Labels, Gauge>,
+    alerts_dropped: Family<Labels, Counter>,
+    alerts_failed: Family<Labels, Counter>,
+    alert_destination_hung: Family<Labels, Gauge>,
+    syslog_lines: [Counter; SyslogLine::ALL.len()],
+    syslog_dropped: Counter,
+    on_render: Mutex<Vec<RenderHook>>,
 }
 
 /// The `mtids_events_total` counters of one event source (a router, or `syslog`), one
@@ -134,6 +180,16 @@ impl Metrics {
         let block_failures = Family::<Labels, Counter>::default();
         let router_connected = Family::<Labels, Gauge>::default();
         let alert_queue = Gauge::default();
+        let alert_destination_queue = Family::<Labels, Gauge>::default();
+        let alerts_dropped = Family::<Labels, Counter>::default();
+        let alerts_failed = Family::<Labels, Counter>::default();
+        let alert_destination_hung = Family::<Labels, Gauge>::default();
+        let syslog_lines_family = Family::<Labels, Counter>::default();
+        // Every outcome exists from the start, at zero.
+        let syslog_lines = SyslogLine::ALL.map(|outcome| {
+            syslog_lines_family.get_or_create_owned(&vec![("outcome", outcome.label().to_owned())])
+        });
+        let syslog_dropped = Counter::default();
         registry.register("events", "Events read from the routers", events.clone());
         registry.register(
             "findings",
@@ -171,6 +227,37 @@ impl Metrics {
             "Alerts waiting to be delivered",
             alert_queue.clone(),
         );
+        registry.register(
+            "alert_destination_queue",
+            "Alerts waiting for one destination, or being delivered to it",
+            alert_destination_queue.clone(),
+        );
+        registry.register(
+            "alerts_dropped",
+            "Alerts a destination never got because its queue was full (it is hung or slow)",
+            alerts_dropped.clone(),
+        );
+        registry.register(
+            "alerts_failed",
+            "Alerts a destination refused or did not take within dispatcher.delivery_timeout",
+            alerts_failed.clone(),
+        );
+        registry.register(
+            "alert_destination_hung",
+            "1 while a destination is hung: its last delivery timed out or its queue overflowed",
+            alert_destination_hung.clone(),
+        );
+        registry.register(
+            "syslog_lines",
+            "Syslog lines received, by what became of them",
+            syslog_lines_family,
+        );
+        registry.register(
+            "syslog_dropped",
+            "Syslog datagrams the kernel dropped because the UDP receive buffer was full \
+             (input.syslog_udp_buffer); Linux only",
+            syslog_dropped.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -183,7 +270,13 @@ impl Metrics {
                 block_failures,
                 router_connected,
                 alert_queue,
-                on_render: Mutex::new(None),
+                alert_destination_queue,
+                alerts_dropped,
+                alerts_failed,
+                alert_destination_hung,
+                syslog_lines,
+                syslog_dropped,
+                on_render: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -274,27 +367,61 @@ impl Metrics {
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
-    /// Sets the hook that refreshes the gauges computed from state (active bans, the
-    /// alert queue) before each [`Metrics::render`]. It runs on the caller's thread (the
-    /// endpoint calls render on a blocking thread), so it may take a lock or query a
-    /// file. To avoid a reference cycle, it should hold a `Weak` to whatever owns this
-    /// `Metrics`.
+    /// Per-destination alert delivery, from `Dispatcher::destinations`.
+    pub fn set_alert_destinations(&self, destinations: &[mtids_alert::DestinationStats]) {
+        for d in destinations {
+            let labels = vec![("destination", d.name.clone())];
+            self.inner
+                .alert_destination_queue
+                .get_or_create(&labels)
+                .set(i64::try_from(d.pending).unwrap_or(i64::MAX));
+            self.inner
+                .alert_destination_hung
+                .get_or_create(&labels)
+                .set(i64::from(d.hung));
+            // The dispatcher owns the counts; mirror them.
+            raise_to(&self.inner.alerts_dropped.get_or_create(&labels), d.dropped);
+            raise_to(&self.inner.alerts_failed.get_or_create(&labels), d.failed);
+        }
+    }
+
+    /// One syslog line, and what became of it.
+    pub fn syslog_line(&self, outcome: SyslogLine) {
+        if let Some(counter) = SyslogLine::ALL
+            .iter()
+            .position(|o| *o == outcome)
+            .and_then(|i| self.inner.syslog_lines.get(i))
+        {
+            counter.inc();
+        }
+    }
+
+    /// The kernel's count of syslog datagrams dropped on the UDP socket.
+    pub fn set_syslog_dropped(&self, dropped: u64) {
+        raise_to(&self.inner.syslog_dropped, dropped);
+    }
+
+    /// Adds a hook that refreshes values computed from state (active bans, the alert
+    /// queues, kernel counters) before each [`Metrics::render`]; hooks run in the order
+    /// added. A hook runs on the caller's thread (the endpoint calls render on a
+    /// blocking thread), so it may take a lock or read a file. To avoid a reference
+    /// cycle, it should hold a `Weak` to whatever owns this `Metrics`.
     pub fn on_render(&self, hook: impl Fn(&Metrics) + Send + Sync + 'static) {
-        let mut slot = match self.inner.on_render.lock() {
+        let mut hooks = match self.inner.on_render.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
-        *slot = Some(Arc::new(hook));
+        hooks.push(Arc::new(hook));
     }
 
     /// The OpenMetrics text exposition of every metric (after running the
     /// [`on_render`](Metrics::on_render) hook, if any).
     pub fn render(&self) -> String {
-        let hook = match self.inner.on_render.lock() {
+        let hooks = match self.inner.on_render.lock() {
             Ok(s) => s.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         };
-        if let Some(hook) = hook {
+        for hook in hooks {
             hook(self);
         }
         let mut out = String::new();
@@ -302,6 +429,12 @@ impl Metrics {
         let _ = encode(&mut out, &self.inner.registry);
         out
     }
+}
+
+/// Raises `counter` to `total`, a count kept elsewhere (the kernel, the dispatcher): a
+/// counter never goes down.
+fn raise_to(counter: &Counter, total: u64) {
+    counter.inc_by(total.saturating_sub(counter.get()));
 }
 
 /// The content type of [`Metrics::render`].
@@ -436,5 +569,43 @@ mod tests {
         let text = metrics.render();
         assert!(text.contains("mtids_active_bans 20\n"), "{text}");
         assert!(text.contains("mtids_alert_queue 2\n"), "{text}");
+    }
+
+    #[test]
+    fn syslog_outcomes_start_at_zero_and_destinations_mirror_the_dispatcher() {
+        let metrics = Metrics::new();
+        let text = metrics.render();
+        for outcome in ["recognized", "unrecognized", "too_long", "malformed"] {
+            let line = format!("mtids_syslog_lines_total{{outcome=\"{outcome}\"}} 0");
+            assert!(text.contains(&line), "missing {line:?} in\n{text}");
+        }
+        assert!(text.contains("mtids_syslog_dropped_total 0\n"), "{text}");
+        metrics.syslog_line(SyslogLine::TooLong);
+        metrics.syslog_line(SyslogLine::TooLong);
+        metrics.set_syslog_dropped(17);
+        let config: mtids_alert::AlertConfig =
+            toml::from_str("[[webhook]]\nurl = \"http://127.0.0.1:1/a\"\nname = \"ops\"").unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let _entered = runtime.enter();
+        let dispatcher = mtids_alert::Dispatcher::spawn(
+            mtids_alert::DispatcherConfig::default(),
+            config.notifiers().unwrap(),
+        )
+        .unwrap();
+        metrics.set_alert_destinations(&dispatcher.destinations());
+        let text = metrics.render();
+        for line in [
+            "mtids_syslog_lines_total{outcome=\"too_long\"} 2",
+            "mtids_syslog_dropped_total 17",
+            "mtids_alert_destination_queue{destination=\"ops\"} 0",
+            "mtids_alerts_dropped_total{destination=\"ops\"} 0",
+            "mtids_alerts_failed_total{destination=\"ops\"} 0",
+            "mtids_alert_destination_hung{destination=\"ops\"} 0",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
     }
 }

@@ -1,14 +1,12 @@
 //! The [`Dispatcher`]: a bounded queue in front of the notifiers, so detection and
 //! enforcement never wait on the network.
 
+mod destination;
 mod throttle;
 
-use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Poll;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -20,6 +18,8 @@ use crate::alert::{Alert, Notification};
 use crate::config::duration_str;
 use crate::error::AlertError;
 use crate::notifier::Notifier;
+use destination::Destination;
+pub use destination::DestinationStats;
 use throttle::{Limits, Throttle, Verdict};
 
 /// Dispatcher settings. Durations are written `"60s"`, `"10m"` in configuration files.
@@ -34,7 +34,8 @@ use throttle::{Limits, Throttle, Verdict};
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct DispatcherConfig {
-    /// Notifications waiting for delivery; when full, the oldest is dropped. Default 256.
+    /// Notifications waiting for delivery, per destination; when a destination's queue
+    /// is full, its oldest is dropped. Default 256.
     pub queue_capacity: usize,
     /// Alerts delivered per `window`; the rest become one summary at the window's end, so
     /// a window sends at most this many messages plus one. 0 turns the limit off. Default 20 (Telegram allows about 20 messages a minute in a
@@ -48,7 +49,8 @@ pub struct DispatcherConfig {
     #[serde(with = "duration_str")]
     pub dedupe_window: Duration,
     /// How long one notifier may take over one notification, retries included, before
-    /// the dispatcher gives up on it and moves on. Default `60s`.
+    /// the dispatcher gives up on it, reports the destination hung and moves on to its
+    /// next notification. Other destinations are never delayed by it. Default `60s`.
     #[serde(with = "duration_str")]
     pub delivery_timeout: Duration,
 }
@@ -115,7 +117,8 @@ pub struct DispatcherStats {
     pub sent: u64,
     /// Notifications a notifier failed to deliver (error or delivery timeout).
     pub failed: u64,
-    /// Notifications dropped because the queue was full, or submitted after shutdown.
+    /// Notifications dropped because a destination's queue was full (one per
+    /// destination), or alerts submitted after shutdown.
     pub dropped: u64,
     /// Alerts held back by the rate limit and counted into a summary.
     pub aggregated: u64,
@@ -143,92 +146,102 @@ impl FlushOutcome {
 #[derive(Default)]
 struct Counters {
     submitted: AtomicU64,
-    sent: AtomicU64,
-    failed: AtomicU64,
-    dropped: AtomicU64,
     aggregated: AtomicU64,
     deduplicated: AtomicU64,
     summaries: AtomicU64,
+    /// Alerts submitted after shutdown.
+    refused: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
-struct State {
-    queue: VecDeque<Notification>,
+/// What `submit` decides under one lock: the throttle, and whether it is still open.
+struct Front {
     throttle: Throttle,
-    in_flight: bool,
-    /// No more submissions; the worker exits once the queue is empty.
+    /// No more submissions.
     closed: bool,
-    /// The worker must stop now, even mid-delivery.
+    /// The summary timer must exit.
     stop: bool,
-    /// Send what the rate limit holds back now instead of at the window's end.
-    flush_requested: bool,
-}
-
-impl State {
-    fn push(&mut self, notification: Notification, capacity: usize, counters: &Counters) -> bool {
-        let mut dropped = false;
-        while self.queue.len() >= capacity {
-            self.queue.pop_front();
-            bump(&counters.dropped);
-            dropped = true;
-        }
-        if matches!(notification, Notification::Summary(_)) {
-            bump(&counters.summaries);
-        }
-        self.queue.push_back(notification);
-        dropped
-    }
-
-    fn undelivered(&self) -> usize {
-        self.queue.len() + usize::from(self.in_flight)
-    }
 }
 
 struct Shared {
     config: DispatcherConfig,
-    state: Mutex<State>,
-    /// Wakes the worker: new work, flush, close, stop.
-    wake: Notify,
-    /// Wakes flushers: the worker finished something or went idle.
-    progress: Notify,
-    /// Interrupts a delivery in progress on shutdown.
-    stop: Notify,
+    front: Mutex<Front>,
+    destinations: Vec<Arc<Destination>>,
+    /// Wakes flushers: a destination finished something or went idle.
+    progress: Arc<Notify>,
+    /// Wakes the summary timer: alerts were held back, or it must stop.
+    timer: Notify,
     counters: Counters,
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, Front> {
         // A panic elsewhere while holding the lock leaves plain data; keep going.
-        self.state
+        self.front
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// Queues `notification` for every destination; whether any dropped its oldest.
+    /// Called with the front lock held, so every destination sees the same order.
+    fn broadcast(&self, notification: Notification) -> bool {
+        if matches!(notification, Notification::Summary(_)) {
+            bump(&self.counters.summaries);
+        }
+        let notification = Arc::new(notification);
+        let mut dropped = false;
+        for destination in &self.destinations {
+            dropped |= destination.push(Arc::clone(&notification));
+        }
+        dropped
+    }
+
+    fn undelivered(&self) -> usize {
+        self.destinations.iter().map(|d| d.pending()).sum()
+    }
+}
+
+struct Workers {
+    timer: JoinHandle<()>,
+    destinations: Vec<JoinHandle<()>>,
 }
 
 struct Inner {
     shared: Arc<Shared>,
-    worker: Mutex<Option<JoinHandle<()>>>,
+    workers: Mutex<Option<Workers>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Last handle gone without shutdown: let the worker deliver what is queued, then end.
-        self.shared.lock().closed = true;
-        self.shared.wake.notify_one();
+        // Last handle gone without shutdown: the destinations deliver what is queued,
+        // then end; the summary timer ends now.
+        {
+            let mut front = self.shared.lock();
+            front.closed = true;
+            front.stop = true;
+        }
+        self.shared.timer.notify_one();
+        for destination in &self.shared.destinations {
+            destination.close();
+        }
     }
 }
 
-/// A bounded, rate-limited queue in front of one or more [`Notifier`]s.
+/// A bounded, rate-limited front for one or more [`Notifier`]s, each with its own queue.
 ///
 /// [`Dispatcher::submit`] is synchronous and never waits: it takes a short lock, decides
-/// (duplicate? over the rate limit?) and queues. A background Tokio task delivers each
-/// notification to every notifier concurrently, each under `delivery_timeout`. When the
-/// queue is full the oldest notification is dropped and counted. Over the rate limit,
-/// alerts are counted and sent as one [`crate::Summary`] when the window ends (or on
-/// [`Dispatcher::flush`]). Cloning is cheap and shares the queue.
+/// (duplicate? over the rate limit?) and queues the alert for every destination. Each
+/// destination (each notifier) has its own bounded queue and its own Tokio task that
+/// delivers one notification at a time under `delivery_timeout`, so a destination that
+/// hangs delays no other. When a destination's queue is full its oldest notification is
+/// dropped and counted. A destination whose delivery times out or whose queue overflows
+/// is reported with a warning naming it (never its token or URL) and shows as `hung` in
+/// [`Dispatcher::destinations`] until it delivers again. Over the rate limit, alerts are
+/// counted and sent as one [`crate::Summary`] when the window ends (or on
+/// [`Dispatcher::flush`]). Cloning is cheap and shares the queues.
 ///
 /// Call [`Dispatcher::shutdown`] before exiting to deliver what is queued.
 #[derive(Clone)]
@@ -245,8 +258,21 @@ impl std::fmt::Debug for Dispatcher {
     }
 }
 
+/// `name`, or `name-2`, `name-3`... when an earlier destination already has it.
+fn unique_name(name: &str, taken: &mut HashSet<String>) -> String {
+    let mut candidate = name.to_owned();
+    let mut n = 1u32;
+    while taken.contains(&candidate) {
+        n += 1;
+        candidate = format!("{name}-{n}");
+    }
+    taken.insert(candidate.clone());
+    candidate
+}
+
 impl Dispatcher {
-    /// Starts the delivery task on the current Tokio runtime.
+    /// Starts one delivery task per notifier (and a timer for rate-limit summaries) on
+    /// the current Tokio runtime.
     ///
     /// # Errors
     /// [`AlertError::InvalidConfig`] for a bad setting, [`AlertError::NoRuntime`] when
@@ -262,26 +288,44 @@ impl Dispatcher {
             window: config.window,
             dedupe_window: config.dedupe_window,
         };
+        let mut taken = HashSet::new();
+        let destinations: Vec<Arc<Destination>> = notifiers
+            .into_iter()
+            .map(|notifier| {
+                let name = unique_name(notifier.name(), &mut taken);
+                Arc::new(Destination::new(
+                    name,
+                    notifier,
+                    config.queue_capacity,
+                    config.delivery_timeout,
+                ))
+            })
+            .collect();
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                queue: VecDeque::with_capacity(config.queue_capacity.min(4096)),
+            front: Mutex::new(Front {
                 throttle: Throttle::new(limits),
-                in_flight: false,
                 closed: false,
                 stop: false,
-                flush_requested: false,
             }),
             config,
-            wake: Notify::new(),
-            progress: Notify::new(),
-            stop: Notify::new(),
+            destinations,
+            progress: Arc::new(Notify::new()),
+            timer: Notify::new(),
             counters: Counters::default(),
         });
-        let worker = runtime.spawn(run_worker(Arc::clone(&shared), notifiers));
+        let destinations = shared
+            .destinations
+            .iter()
+            .map(|d| runtime.spawn(Arc::clone(d).run(Arc::clone(&shared.progress))))
+            .collect();
+        let timer = runtime.spawn(run_summary_timer(Arc::clone(&shared)));
         Ok(Self {
             inner: Arc::new(Inner {
                 shared,
-                worker: Mutex::new(Some(worker)),
+                workers: Mutex::new(Some(Workers {
+                    timer,
+                    destinations,
+                })),
             }),
         })
     }
@@ -292,17 +336,16 @@ impl Dispatcher {
         let shared = &self.inner.shared;
         bump(&shared.counters.submitted);
         let now = Instant::now();
-        let mut state = shared.lock();
-        if state.closed {
-            bump(&shared.counters.dropped);
+        let mut front = shared.lock();
+        if front.closed {
+            bump(&shared.counters.refused);
             return Submitted::Closed;
         }
-        let capacity = shared.config.queue_capacity;
         let mut dropped = false;
-        if let Some(summary) = state.throttle.poll_summary(now) {
-            dropped |= state.push(summary.into(), capacity, &shared.counters);
+        if let Some(summary) = front.throttle.poll_summary(now) {
+            dropped |= shared.broadcast(summary.into());
         }
-        let outcome = match state.throttle.admit(now, &alert) {
+        let outcome = match front.throttle.admit(now, &alert) {
             Verdict::Duplicate => {
                 bump(&shared.counters.deduplicated);
                 Submitted::Duplicate
@@ -312,7 +355,7 @@ impl Dispatcher {
                 Submitted::Aggregated
             }
             Verdict::Deliver => {
-                dropped |= state.push(alert.into(), capacity, &shared.counters);
+                dropped |= shared.broadcast(alert.into());
                 if dropped {
                     Submitted::QueuedDroppingOldest
                 } else {
@@ -320,61 +363,80 @@ impl Dispatcher {
                 }
             }
         };
-        drop(state);
-        if matches!(outcome, Submitted::Queued | Submitted::QueuedDroppingOldest) {
-            shared.wake.notify_one();
+        drop(front);
+        if outcome == Submitted::Aggregated {
+            // The window's summary may now be due: let the timer learn its deadline.
+            shared.timer.notify_one();
         }
         outcome
     }
 
-    /// A snapshot of the counters.
+    /// A snapshot of the counters, summed over the destinations.
     pub fn stats(&self) -> DispatcherStats {
-        let c = &self.inner.shared.counters;
+        let shared = &self.inner.shared;
+        let c = &shared.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        DispatcherStats {
+        let mut stats = DispatcherStats {
             submitted: get(&c.submitted),
-            sent: get(&c.sent),
-            failed: get(&c.failed),
-            dropped: get(&c.dropped),
             aggregated: get(&c.aggregated),
             deduplicated: get(&c.deduplicated),
             summaries: get(&c.summaries),
+            dropped: get(&c.refused),
+            ..DispatcherStats::default()
+        };
+        for destination in &shared.destinations {
+            let d = destination.stats();
+            stats.sent += d.sent;
+            stats.failed += d.failed;
+            stats.dropped += d.dropped;
         }
+        stats
     }
 
-    /// Notifications queued or being delivered right now.
+    /// Per-destination counters, in the order the notifiers were given to
+    /// [`Dispatcher::spawn`].
+    pub fn destinations(&self) -> Vec<DestinationStats> {
+        self.inner
+            .shared
+            .destinations
+            .iter()
+            .map(|d| d.stats())
+            .collect()
+    }
+
+    /// Deliveries queued or in progress right now, summed over the destinations (one
+    /// alert waiting for two destinations counts twice).
     pub fn pending(&self) -> usize {
-        self.inner.shared.lock().undelivered()
+        self.inner.shared.undelivered()
     }
 
-    /// Sends what the rate limit holds back as a summary now, then waits until the queue
-    /// is empty or `within` has passed, whichever comes first.
+    /// Sends what the rate limit holds back as a summary now, then waits until every
+    /// destination's queue is empty or `within` has passed, whichever comes first.
     pub async fn flush(&self, within: Duration) -> FlushOutcome {
         let shared = &self.inner.shared;
         let deadline = Instant::now() + within;
-        shared.lock().flush_requested = true;
-        shared.wake.notify_one();
+        {
+            let mut front = shared.lock();
+            let now = Instant::now();
+            if let Some(summary) = front.throttle.poll_summary(now) {
+                shared.broadcast(summary.into());
+            }
+            if let Some(summary) = front.throttle.take_summary() {
+                shared.broadcast(summary.into());
+            }
+        }
         loop {
             let progress = shared.progress.notified();
             tokio::pin!(progress);
             progress.as_mut().enable();
-            {
-                let state = shared.lock();
-                // Done once the worker took the flush request and has nothing left.
-                let worker_gone = self.worker_finished();
-                if (!state.flush_requested || worker_gone) && state.undelivered() == 0 {
-                    return FlushOutcome { undelivered: 0 };
-                }
-                if worker_gone {
-                    return FlushOutcome {
-                        undelivered: state.undelivered(),
-                    };
-                }
+            let undelivered = shared.undelivered();
+            if undelivered == 0 || self.workers_finished() {
+                return FlushOutcome { undelivered };
             }
             tokio::select! {
                 () = &mut progress => {}
                 () = tokio::time::sleep_until(deadline) => {
-                    return FlushOutcome { undelivered: shared.lock().undelivered() };
+                    return FlushOutcome { undelivered: shared.undelivered() };
                 }
             }
         }
@@ -382,158 +444,91 @@ impl Dispatcher {
 
     /// Stops taking alerts ([`Submitted::Closed`] from now on), delivers what it can
     /// within `within` (held-back alerts as a final summary), then stops the delivery
-    /// task, abandoning whatever is left.
+    /// tasks, abandoning whatever is left. A hung destination does not hold the others
+    /// up, and the whole call returns about `within` (plus at most a second) after it
+    /// started.
     pub async fn shutdown(&self, within: Duration) -> FlushOutcome {
         let shared = &self.inner.shared;
         shared.lock().closed = true;
         let outcome = self.flush(within).await;
+        for destination in &shared.destinations {
+            destination.close();
+        }
         shared.lock().stop = true;
-        shared.wake.notify_one();
-        shared.stop.notify_one();
-        let worker = self
+        shared.timer.notify_one();
+        for destination in &shared.destinations {
+            destination.stop();
+        }
+        let workers = self
             .inner
-            .worker
+            .workers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take();
-        if let Some(mut worker) = worker {
-            // The worker checks `stop` at its next await point; abort is the backstop.
-            if tokio::time::timeout(Duration::from_secs(1), &mut worker)
-                .await
-                .is_err()
+        if let Some(workers) = workers {
+            // The tasks see `stop` at their next await point; abort is the backstop.
+            let deadline = Instant::now() + Duration::from_secs(1);
+            for mut worker in workers
+                .destinations
+                .into_iter()
+                .chain(std::iter::once(workers.timer))
             {
-                worker.abort();
-                tracing::warn!("alert delivery task did not stop in time; aborted");
+                if tokio::time::timeout_at(deadline, &mut worker)
+                    .await
+                    .is_err()
+                {
+                    worker.abort();
+                    tracing::warn!("alert delivery task did not stop in time; aborted");
+                }
             }
         }
         if !outcome.is_complete() {
+            let hung: Vec<String> = self
+                .destinations()
+                .into_iter()
+                .filter(|d| d.hung)
+                .map(|d| d.name)
+                .collect();
             tracing::warn!(
                 undelivered = outcome.undelivered,
+                hung_destinations = ?hung,
                 "alerts left undelivered at shutdown"
             );
         }
         outcome
     }
 
-    fn worker_finished(&self) -> bool {
+    fn workers_finished(&self) -> bool {
         self.inner
-            .worker
+            .workers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .as_ref()
-            .is_none_or(JoinHandle::is_finished)
+            .is_none_or(|w| w.destinations.iter().all(JoinHandle::is_finished))
     }
 }
 
-enum Next {
-    Deliver(Notification),
-    Idle(Option<Instant>),
-    Exit,
-}
-
-async fn run_worker(shared: Arc<Shared>, notifiers: Vec<Arc<dyn Notifier>>) {
-    let capacity = shared.config.queue_capacity;
+/// Queues the rate limit's summary when a window with held-back alerts ends.
+async fn run_summary_timer(shared: Arc<Shared>) {
     loop {
-        let next = {
-            let mut state = shared.lock();
-            let now = Instant::now();
-            if state.stop {
-                Next::Exit
-            } else {
-                if let Some(summary) = state.throttle.poll_summary(now) {
-                    state.push(summary.into(), capacity, &shared.counters);
-                }
-                if state.flush_requested || state.closed {
-                    if let Some(summary) = state.throttle.take_summary() {
-                        state.push(summary.into(), capacity, &shared.counters);
-                    }
-                    state.flush_requested = false;
-                }
-                match state.queue.pop_front() {
-                    Some(notification) => {
-                        state.in_flight = true;
-                        Next::Deliver(notification)
-                    }
-                    None if state.closed => Next::Exit,
-                    None => Next::Idle(state.throttle.next_deadline()),
-                }
-            }
-        };
-        match next {
-            Next::Exit => {
-                shared.progress.notify_waiters();
+        let deadline = {
+            let mut front = shared.lock();
+            if front.stop {
                 return;
             }
-            Next::Deliver(notification) => {
-                tokio::select! {
-                    () = deliver(&shared, &notifiers, &notification) => {}
-                    () = shared.stop.notified() => {
-                        shared.lock().in_flight = false;
-                        shared.progress.notify_waiters();
-                        return;
-                    }
-                }
-                shared.lock().in_flight = false;
-                shared.progress.notify_waiters();
+            if let Some(summary) = front.throttle.poll_summary(Instant::now()) {
+                shared.broadcast(summary.into());
             }
-            Next::Idle(deadline) => {
-                shared.progress.notify_waiters();
-                match deadline {
-                    Some(at) => tokio::select! {
-                        () = shared.wake.notified() => {}
-                        () = tokio::time::sleep_until(at) => {}
-                    },
-                    None => shared.wake.notified().await,
-                }
-            }
+            front.throttle.next_deadline()
+        };
+        match deadline {
+            Some(at) => tokio::select! {
+                () = shared.timer.notified() => {}
+                () = tokio::time::sleep_until(at) => {}
+            },
+            None => shared.timer.notified().await,
         }
     }
-}
-
-/// Delivers to every notifier at once, each under the delivery timeout.
-async fn deliver(shared: &Shared, notifiers: &[Arc<dyn Notifier>], notification: &Notification) {
-    let timeout = shared.config.delivery_timeout;
-    let mut pending: Vec<Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>>> = notifiers
-        .iter()
-        .map(|notifier| {
-            let one: Pin<Box<dyn Future<Output = ()> + Send + '_>> = Box::pin(async move {
-                let result =
-                    match tokio::time::timeout(timeout, notifier.notify(notification)).await {
-                        Ok(result) => result,
-                        Err(_) => Err(AlertError::TimedOut {
-                            notifier: notifier.name().to_owned(),
-                            after: timeout,
-                        }),
-                    };
-                match result {
-                    Ok(()) => bump(&shared.counters.sent),
-                    Err(error) => {
-                        bump(&shared.counters.failed);
-                        tracing::error!(notifier = notifier.name(), %error, "alert not delivered");
-                    }
-                }
-            });
-            Some(one)
-        })
-        .collect();
-    std::future::poll_fn(|cx| {
-        let mut all_done = true;
-        for slot in &mut pending {
-            if let Some(future) = slot {
-                if future.as_mut().poll(cx).is_ready() {
-                    *slot = None;
-                } else {
-                    all_done = false;
-                }
-            }
-        }
-        if all_done {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await;
 }
 
 #[cfg(test)]

@@ -213,6 +213,7 @@ impl Shared {
     /// Refreshes the gauges computed from state; called when the metrics are rendered.
     fn refresh_gauges(&self, metrics: &Metrics) {
         metrics.set_alert_queue(self.alerts.pending());
+        metrics.set_alert_destinations(&self.alerts.destinations());
         // Dry run keeps no ledger: the detection task counts its decisions in force.
         if self.ledger.is_some() {
             let now = self.now();
@@ -251,6 +252,7 @@ pub struct Daemon {
     shared: Arc<Shared>,
     syslog_udp: Option<std::net::SocketAddr>,
     syslog_tcp: Option<std::net::SocketAddr>,
+    syslog_tls: Option<std::net::SocketAddr>,
     metrics_addr: Option<SocketAddr>,
     metrics_server: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
     stop: watch::Sender<bool>,
@@ -284,9 +286,10 @@ impl Daemon {
             }
             Some(Arc::new(Mutex::new(BanLedger::open(&config.ledger.path)?)))
         };
-        let (udp, tcp) = syslog::bind(config.input.syslog_udp, config.input.syslog_tcp)?;
-        let syslog_udp = udp.as_ref().and_then(|s| s.local_addr().ok());
-        let syslog_tcp = tcp.as_ref().and_then(|s| s.local_addr().ok());
+        let syslog_listeners = syslog::bind(&config.input)?;
+        let syslog_udp = syslog_listeners.udp_addr();
+        let syslog_tcp = syslog_listeners.tcp_addr();
+        let syslog_tls = syslog_listeners.tls_addr();
         let mut notifiers = config.alert.notifiers()?;
         notifiers.extend(options.extra_notifiers);
         let metrics = Metrics::new();
@@ -359,20 +362,7 @@ impl Daemon {
                 block_rx,
             )));
         }
-        if let Some(socket) = udp {
-            routers.push(tokio::spawn(syslog::run_udp(
-                Arc::clone(&shared),
-                socket,
-                events_tx.clone(),
-            )));
-        }
-        if let Some(listener) = tcp {
-            routers.push(tokio::spawn(syslog::run_tcp(
-                Arc::clone(&shared),
-                listener,
-                events_tx.clone(),
-            )));
-        }
+        syslog::spawn(&shared, syslog_listeners, &events_tx, &mut routers);
         drop(events_tx);
         let detection = tokio::spawn(detection::run_detection(
             Arc::clone(&shared),
@@ -384,6 +374,7 @@ impl Daemon {
             shared,
             syslog_udp,
             syslog_tcp,
+            syslog_tls,
             metrics_addr,
             metrics_server,
             stop,
@@ -400,6 +391,11 @@ impl Daemon {
     /// The bound syslog TCP address, if listening.
     pub fn syslog_tcp_addr(&self) -> Option<std::net::SocketAddr> {
         self.syslog_tcp
+    }
+
+    /// The bound syslog TLS address, if listening.
+    pub fn syslog_tls_addr(&self) -> Option<std::net::SocketAddr> {
+        self.syslog_tls
     }
 
     /// The bound address of the Prometheus endpoint, if `metrics.listen` is set (the real

@@ -1,60 +1,294 @@
-//! Syslog listeners (UDP and TCP) for a router's `remote` logging action: BSD lines
-//! (`<PRI>Feb 15 11:25:46 host TOPICS MESSAGE`) and RFC 5424 (`<PRI>1 TIMESTAMP HOST APP
-//! PROCID MSGID SD MESSAGE`), newline-delimited or octet-counted over TCP.
+//! Syslog listeners for a router's `remote` logging action: UDP, TCP and TLS.
+//!
+//! Lines are BSD syslog (`<PRI>Feb 15 11:25:46 host TOPICS MESSAGE`), RFC 5424 (`<PRI>1
+//! TIMESTAMP HOST APP PROCID MSGID SD MESSAGE`), or what RouterOS 7.18+ sends
+//! (`remote-log-format` `default`, `syslog` or `cef`: ROUTEROS.md §5).
+//! Streams (TCP, TLS) are split by [`framing`]: octet counting (rsyslog forwarding),
+//! or the CEF delimiter or a newline (RouterOS sends CEF over TCP/TLS, each event
+//! followed by `cef-event-delimiter`). A router sending `default`/`syslog` over TCP (no
+//! delimiter at all) gets one warning saying what to change.
+//!
+//! Bounds: lines of at most [`MAX_LINE`] bytes; at most `input.syslog_tcp_max_connections`
+//! connections per stream listener; a connection idle for `input.syslog_tcp_idle_timeout`
+//! is closed. The UDP socket asks for an `input.syslog_udp_buffer` receive buffer; the
+//! kernel's count of datagrams it dropped is exported as `mtids_syslog_dropped_total`.
 //!
 //! Events are counted under the configured router whose host is the sender's address,
 //! or under `syslog` when no router matches.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Instant;
+mod framing;
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use mtids_detect::{Date, Event, LineContext, parse_log_line};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
+use self::framing::{Frame, Framer, looks_run_together, split_frames};
 use super::detection::Input;
 use super::{Shared, Stats, timestamp};
+use crate::config::InputConfig;
 use crate::error::CliError;
+use crate::metrics::SyslogLine;
 
-/// Longest syslog line read; longer ones are counted as malformed and skipped.
+/// Longest syslog line read; longer ones are counted as `too_long` and skipped.
 pub(crate) const MAX_LINE: usize = 8192;
 
-/// Binds the configured listeners (synchronously, so a bad address fails `start`).
-pub(crate) fn bind(
-    udp: Option<SocketAddr>,
-    tcp: Option<SocketAddr>,
-) -> Result<(Option<std::net::UdpSocket>, Option<std::net::TcpListener>), CliError> {
-    let udp = udp
-        .map(|addr| {
-            let s = std::net::UdpSocket::bind(addr)
-                .map_err(|e| CliError::io(format!("binding syslog UDP {addr}"), e))?;
-            s.set_nonblocking(true)
-                .map_err(|e| CliError::io("syslog UDP socket", e))?;
-            Ok::<_, CliError>(s)
-        })
-        .transpose()?;
-    let tcp = tcp
-        .map(|addr| {
-            let s = std::net::TcpListener::bind(addr)
-                .map_err(|e| CliError::io(format!("binding syslog TCP {addr}"), e))?;
-            s.set_nonblocking(true)
-                .map_err(|e| CliError::io("syslog TCP socket", e))?;
-            Ok::<_, CliError>(s)
-        })
-        .transpose()?;
-    Ok((udp, tcp))
+/// Senders remembered for the once-per-sender framing warning.
+const MAX_WARNED_SENDERS: usize = 1024;
+
+/// The bound syslog listeners, before their tasks run.
+pub(crate) struct Listeners {
+    udp: Option<std::net::UdpSocket>,
+    tcp: Option<std::net::TcpListener>,
+    tls: Option<(std::net::TcpListener, TlsAcceptor)>,
 }
 
-pub(crate) async fn run_udp(
-    shared: Arc<Shared>,
-    socket: std::net::UdpSocket,
-    events: mpsc::Sender<Input>,
+impl Listeners {
+    /// The bound UDP address.
+    pub(crate) fn udp_addr(&self) -> Option<SocketAddr> {
+        self.udp.as_ref().and_then(|s| s.local_addr().ok())
+    }
+
+    /// The bound TCP address.
+    pub(crate) fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp.as_ref().and_then(|s| s.local_addr().ok())
+    }
+
+    /// The bound TLS address.
+    pub(crate) fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().and_then(|(s, _)| s.local_addr().ok())
+    }
+}
+
+/// Binds the configured listeners (synchronously, so a bad address, a certificate that
+/// cannot be read or a taken port fails `start`).
+pub(crate) fn bind(input: &InputConfig) -> Result<Listeners, CliError> {
+    let udp = input
+        .syslog_udp
+        .map(|addr| bind_udp(addr, input.syslog_udp_buffer))
+        .transpose()?;
+    let tcp = input
+        .syslog_tcp
+        .map(|addr| bind_tcp(addr, "TCP"))
+        .transpose()?;
+    let tls = match input.syslog_tls {
+        None => None,
+        Some(addr) => {
+            let acceptor = tls_acceptor(input)?;
+            Some((bind_tcp(addr, "TLS")?, acceptor))
+        }
+    };
+    Ok(Listeners { udp, tcp, tls })
+}
+
+fn bind_tcp(addr: SocketAddr, what: &str) -> Result<std::net::TcpListener, CliError> {
+    let s = std::net::TcpListener::bind(addr)
+        .map_err(|e| CliError::io(format!("binding syslog {what} {addr}"), e))?;
+    s.set_nonblocking(true)
+        .map_err(|e| CliError::io(format!("syslog {what} socket"), e))?;
+    Ok(s)
+}
+
+/// Binds UDP with a receive buffer of `buffer` bytes asked of the kernel, and logs what
+/// it granted. On Linux the kernel caps the request at `net.core.rmem_max` and doubles
+/// it for bookkeeping (socket(7), SO_RCVBUF:
+/// <https://man7.org/linux/man-pages/man7/socket.7.html>).
+fn bind_udp(addr: SocketAddr, buffer: usize) -> Result<std::net::UdpSocket, CliError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let context = || format!("binding syslog UDP {addr}");
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
+        .map_err(|e| CliError::io(context(), e))?;
+    if let Err(e) = socket.set_recv_buffer_size(buffer) {
+        tracing::warn!(
+            error = %e,
+            requested = buffer,
+            "syslog UDP: cannot set the receive buffer (input.syslog_udp_buffer)"
+        );
+    }
+    socket
+        .bind(&addr.into())
+        .map_err(|e| CliError::io(context(), e))?;
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| CliError::io("syslog UDP socket", e))?;
+    match socket.recv_buffer_size() {
+        // Linux reports twice what it reserves for data.
+        Ok(granted) if granted < buffer => tracing::warn!(
+            requested = buffer,
+            granted,
+            "syslog UDP: the kernel granted a smaller receive buffer than \
+             input.syslog_udp_buffer; raise the sysctl net.core.rmem_max to allow it"
+        ),
+        Ok(granted) => tracing::info!(requested = buffer, granted, "syslog UDP receive buffer"),
+        Err(e) => tracing::warn!(error = %e, "syslog UDP: cannot read the receive buffer size"),
+    }
+    Ok(socket.into())
+}
+
+/// The TLS server configuration from `input.syslog_tls_cert` and `input.syslog_tls_key`.
+/// RouterOS with `remote-protocol=tls` is a TLS client and presents no certificate
+/// (ROUTEROS.md §5), so none is asked for.
+fn tls_acceptor(input: &InputConfig) -> Result<TlsAcceptor, CliError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |key: &str, path: &Path, reason: String| {
+        CliError::config(
+            "configuration",
+            key,
+            format!("{}: {reason}", path.display()),
+        )
+    };
+    let (Some(cert), Some(key)) = (&input.syslog_tls_cert, &input.syslog_tls_key) else {
+        return Err(CliError::config(
+            "configuration",
+            "input.syslog_tls_cert",
+            "input.syslog_tls needs both syslog_tls_cert and syslog_tls_key",
+        ));
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<_, _>>())
+        .map_err(|e| {
+            bad(
+                "input.syslog_tls_cert",
+                cert,
+                format!("cannot read PEM certificates ({e})"),
+            )
+        })?;
+    if chain.is_empty() {
+        return Err(bad(
+            "input.syslog_tls_cert",
+            cert,
+            "no CERTIFICATE block in it".into(),
+        ));
+    }
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        bad(
+            "input.syslog_tls_key",
+            key,
+            format!("cannot read a PEM private key ({e})"),
+        )
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad("input.syslog_tls_cert", cert, e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| {
+            bad(
+                "input.syslog_tls_key",
+                key,
+                format!("does not go with input.syslog_tls_cert ({e})"),
+            )
+        })?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Starts one task per listener, pushing their handles to `tasks`.
+pub(crate) fn spawn(
+    shared: &Arc<Shared>,
+    listeners: Listeners,
+    events: &mpsc::Sender<Input>,
+    tasks: &mut Vec<JoinHandle<()>>,
 ) {
+    if let Some(socket) = listeners.udp {
+        watch_kernel_drops(shared, &socket);
+        tasks.push(tokio::spawn(run_udp(
+            Arc::clone(shared),
+            socket,
+            events.clone(),
+        )));
+    }
+    if let Some(listener) = listeners.tcp {
+        tasks.push(tokio::spawn(run_stream(
+            Arc::clone(shared),
+            listener,
+            None,
+            events.clone(),
+        )));
+    }
+    if let Some((listener, acceptor)) = listeners.tls {
+        tasks.push(tokio::spawn(run_stream(
+            Arc::clone(shared),
+            listener,
+            Some(acceptor),
+            events.clone(),
+        )));
+    }
+}
+
+/// Exports the kernel's drop count of `socket` as `mtids_syslog_dropped_total`, read when
+/// the metrics are rendered.
+fn watch_kernel_drops(shared: &Shared, socket: &std::net::UdpSocket) {
+    let Some(inode) = kernel::socket_inode(socket) else {
+        tracing::debug!("syslog UDP: no kernel drop counter on this system");
+        return;
+    };
+    shared.metrics.on_render(move |metrics| {
+        if let Some(drops) = kernel::udp_drops(inode) {
+            metrics.set_syslog_dropped(drops);
+        }
+    });
+}
+
+/// The kernel's per-socket UDP drop counter.
+mod kernel {
+    /// The socket's inode number, from its `/proc/self/fd` link (`socket:[INODE]`).
+    #[cfg(target_os = "linux")]
+    pub(super) fn socket_inode(socket: &std::net::UdpSocket) -> Option<u64> {
+        use std::os::fd::AsRawFd;
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", socket.as_raw_fd())).ok()?;
+        link.to_str()?
+            .strip_prefix("socket:[")?
+            .strip_suffix(']')?
+            .parse()
+            .ok()
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub(super) fn socket_inode(_socket: &std::net::UdpSocket) -> Option<u64> {
+        None
+    }
+
+    /// Datagrams the kernel dropped on the socket with `inode`.
+    pub(super) fn udp_drops(inode: u64) -> Option<u64> {
+        ["/proc/net/udp", "/proc/net/udp6"].iter().find_map(|path| {
+            let table = std::fs::read_to_string(path).ok()?;
+            drops_in_table(&table, inode)
+        })
+    }
+
+    /// The `drops` column of the row for `inode` in a `/proc/net/udp` or `/proc/net/udp6`
+    /// table. Columns (Linux `udp4_format_sock()` in net/ipv4/udp.c, and the same order in
+    /// `__ip6_dgram_sock_seq_show()` for udp6): sl, local_address, rem_address, st,
+    /// tx_queue:rx_queue, tr:tm->when, retrnsmt, uid, timeout, inode, ref, pointer, drops;
+    /// drops is the socket's `sk_drops` (a full receive queue among others), see
+    /// <https://unix.stackexchange.com/questions/611981/udp-packet-drops>.
+    pub(super) fn drops_in_table(table: &str, inode: u64) -> Option<u64> {
+        table.lines().skip(1).find_map(|row| {
+            let columns: Vec<&str> = row.split_whitespace().collect();
+            if columns.get(9)?.parse::<u64>().ok()? != inode {
+                return None;
+            }
+            columns.get(12)?.parse().ok()
+        })
+    }
+}
+
+async fn run_udp(shared: Arc<Shared>, socket: std::net::UdpSocket, events: mpsc::Sender<Input>) {
     let Ok(socket) = UdpSocket::from_std(socket) else {
         return;
     };
+    let delimiter = cef_delimiter(&shared);
     let mut shutdown = shared.shutdown.clone();
     let mut buf = vec![0u8; 65_536];
     loop {
@@ -63,8 +297,10 @@ pub(crate) async fn run_udp(
                 let Ok((n, peer)) = r else { continue };
                 let source = shared.syslog_source(peer.ip());
                 let data = buf.get(..n).unwrap_or_default();
-                for line in data.split(|b| *b == b'\n') {
-                    if line.is_empty() {
+                // RouterOS ends CEF with its delimiter even over UDP (ROUTEROS.md §5).
+                for line in split_frames(data, &delimiter) {
+                    if line.len() > MAX_LINE {
+                        too_long(&shared);
                         continue;
                     }
                     if handle_line(&shared, source, line, &events).await.is_err() {
@@ -77,19 +313,84 @@ pub(crate) async fn run_udp(
     }
 }
 
-pub(crate) async fn run_tcp(
+fn cef_delimiter(shared: &Shared) -> Vec<u8> {
+    // Validated with the configuration; the router's default if that was skipped.
+    shared
+        .config
+        .input
+        .cef_delimiter()
+        .unwrap_or_else(|_| b"\r\n".to_vec())
+}
+
+fn too_long(shared: &Shared) {
+    Stats::bump(&shared.stats.malformed_rows);
+    shared.metrics.syslog_line(SyslogLine::TooLong);
+}
+
+/// What every connection of one stream listener shares.
+struct StreamContext {
+    shared: Arc<Shared>,
+    events: mpsc::Sender<Input>,
+    delimiter: Vec<u8>,
+    idle: Duration,
+    /// Senders already told that their messages run together.
+    warned: Mutex<HashSet<IpAddr>>,
+    transport: &'static str,
+    /// A failed TLS handshake was logged as a warning; later ones go to debug, so a
+    /// scanner cannot flood the log.
+    handshake_warned: AtomicBool,
+}
+
+impl StreamContext {
+    /// Logs, once per sender, that a router sends `default`/`syslog` over TCP/TLS.
+    fn warn_unframed(&self, peer: SocketAddr) {
+        let mut warned = self
+            .warned
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if warned.len() >= MAX_WARNED_SENDERS || !warned.insert(peer.ip()) {
+            return;
+        }
+        drop(warned);
+        // MikroTik's manual: TCP and TLS remote logging work only with
+        // remote-log-format=cef, whose delimiter separates events; `default` and `syslog`
+        // have no delimiter or octet count over TCP (ROUTEROS.md §5).
+        tracing::warn!(
+            %peer,
+            transport = self.transport,
+            "syslog sender runs several messages together without a delimiter: a RouterOS \
+             7.18+ logging action with remote-log-format=default or syslog over TCP/TLS, \
+             which MikroTik documents as working only with CEF. On the router set \
+             remote-log-format=cef for remote-protocol=tcp/tls, or use remote-protocol=udp \
+             for default/syslog"
+        );
+    }
+}
+
+/// Accepts TCP (or, with `tls`, TLS) senders up to the connection cap.
+async fn run_stream(
     shared: Arc<Shared>,
     listener: std::net::TcpListener,
+    tls: Option<TlsAcceptor>,
     events: mpsc::Sender<Input>,
 ) {
     let Ok(listener) = TcpListener::from_std(listener) else {
         return;
     };
+    let transport = if tls.is_some() { "TLS" } else { "TCP" };
+    let max = shared.config.input.syslog_tcp_max_connections;
+    let context = Arc::new(StreamContext {
+        delimiter: cef_delimiter(&shared),
+        idle: shared.config.input.syslog_tcp_idle_timeout,
+        shared: Arc::clone(&shared),
+        events,
+        warned: Mutex::new(HashSet::new()),
+        transport,
+        handshake_warned: AtomicBool::new(false),
+    });
     let mut shutdown = shared.shutdown.clone();
     // Each sender costs a task and a buffer: past the cap, new ones are closed at once.
-    let slots = Arc::new(Semaphore::new(
-        shared.config.input.syslog_tcp_max_connections,
-    ));
+    let slots = Arc::new(Semaphore::new(max));
     let mut refusing = false;
     loop {
         tokio::select! {
@@ -99,8 +400,9 @@ pub(crate) async fn run_tcp(
                     if !refusing {
                         tracing::warn!(
                             %peer,
-                            max = shared.config.input.syslog_tcp_max_connections,
-                            "syslog TCP senders at input.syslog_tcp_max_connections: closing new connections"
+                            max,
+                            transport,
+                            "syslog senders at input.syslog_tcp_max_connections: closing new connections"
                         );
                     }
                     refusing = true;
@@ -108,15 +410,14 @@ pub(crate) async fn run_tcp(
                     continue;
                 };
                 refusing = false;
-                tracing::debug!(%peer, "syslog TCP connection");
-                let shared = Arc::clone(&shared);
-                let events = events.clone();
-                let source = shared.syslog_source(peer.ip());
+                tracing::debug!(%peer, transport, "syslog connection");
+                let context = Arc::clone(&context);
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let _slot = slot; // Freed when the sender goes.
-                    let mut shutdown = shared.shutdown.clone();
+                    let mut shutdown = context.shared.shutdown.clone();
                     tokio::select! {
-                        () = read_tcp(&shared, source, stream, &events) => {}
+                        () = serve_connection(&context, stream, peer, tls) => {}
                         _ = shutdown.changed() => {}
                     }
                 });
@@ -126,66 +427,90 @@ pub(crate) async fn run_tcp(
     }
 }
 
-/// Reads frames: `LEN SP MSG` (octet counting) when a frame starts with a digit,
-/// otherwise a line up to `\n`.
-async fn read_tcp(
-    shared: &Shared,
-    source: usize,
+async fn serve_connection(
+    context: &StreamContext,
     stream: tokio::net::TcpStream,
-    events: &mpsc::Sender<Input>,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
 ) {
-    let mut reader = BufReader::new(stream);
-    let mut line = Vec::new();
-    loop {
-        let first = match reader.fill_buf().await {
-            Ok([]) | Err(_) => return,
-            Ok(buf) => buf.first().copied(),
-        };
-        line.clear();
-        if first.is_some_and(|b| b.is_ascii_digit()) {
-            // `MAX_LINE` has 4 digits: a longer prefix is malformed, and must not be
-            // buffered without limit while waiting for its space.
-            let mut len = Vec::new();
-            if (&mut reader)
-                .take(8)
-                .read_until(b' ', &mut len)
-                .await
-                .is_err()
-            {
-                return;
-            }
-            let Some(n) = std::str::from_utf8(len.trim_ascii())
-                .ok()
-                .and_then(|t| t.parse::<usize>().ok())
-            else {
-                Stats::bump(&shared.stats.malformed_rows);
-                return; // Framing lost: drop the connection, the router reconnects.
-            };
-            if n > MAX_LINE {
-                Stats::bump(&shared.stats.malformed_rows);
-                return;
-            }
-            line.resize(n, 0);
-            if reader.read_exact(&mut line).await.is_err() {
-                return;
-            }
-        } else {
-            let mut limited = (&mut reader).take(MAX_LINE as u64 + 1);
-            match limited.read_until(b'\n', &mut line).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            if line.len() > MAX_LINE && line.last() != Some(&b'\n') {
-                Stats::bump(&shared.stats.malformed_rows);
-                // Skip the rest of the overlong line.
-                let mut rest = Vec::new();
-                let mut limited = (&mut reader).take(1 << 20);
-                let _ = limited.read_until(b'\n', &mut rest).await;
-                continue;
+    match tls {
+        None => read_frames(context, stream, peer).await,
+        Some(acceptor) => {
+            // A peer that never finishes the handshake is idle too.
+            match tokio::time::timeout(context.idle, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => read_frames(context, stream, peer).await,
+                Ok(Err(e)) if !context.handshake_warned.swap(true, Ordering::Relaxed) => {
+                    tracing::warn!(
+                        %peer,
+                        error = %e,
+                        "syslog TLS handshake failed (later failures are logged at debug level)"
+                    );
+                }
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "syslog TLS handshake failed"),
+                Err(_) => {
+                    tracing::debug!(%peer, "syslog TLS handshake not finished in time: closed")
+                }
             }
         }
-        if handle_line(shared, source, &line, events).await.is_err() {
-            return;
+    }
+}
+
+/// Reads frames until the peer goes, breaks the framing, or stays idle too long.
+async fn read_frames(
+    context: &StreamContext,
+    mut stream: impl AsyncRead + Unpin,
+    peer: SocketAddr,
+) {
+    let shared = &*context.shared;
+    let source = shared.syslog_source(peer.ip());
+    let mut framer = Framer::new(context.delimiter.clone(), MAX_LINE);
+    let mut chunk = vec![0u8; 16 * 1024];
+    let mut warned = false;
+    loop {
+        let n = match tokio::time::timeout(context.idle, stream.read(&mut chunk)).await {
+            Err(_) => {
+                tracing::debug!(
+                    %peer,
+                    idle = ?context.idle,
+                    "syslog connection idle: closed (input.syslog_tcp_idle_timeout)"
+                );
+                return;
+            }
+            Ok(Ok(0) | Err(_)) => return,
+            Ok(Ok(n)) => n,
+        };
+        framer.push(chunk.get(..n).unwrap_or_default());
+        while let Some(frame) = framer.next_frame() {
+            match frame {
+                Frame::Line(line) => {
+                    if !warned && looks_run_together(&line) {
+                        warned = true;
+                        context.warn_unframed(peer);
+                    }
+                    if handle_line(shared, source, &line, &context.events)
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Frame::TooLong { head } => {
+                    too_long(shared);
+                    if !warned && looks_run_together(&head) {
+                        warned = true;
+                        context.warn_unframed(peer);
+                    }
+                }
+                Frame::Malformed => {
+                    Stats::bump(&shared.stats.malformed_rows);
+                    shared.metrics.syslog_line(SyslogLine::Malformed);
+                    return; // Framing lost: drop the connection, the sender reconnects.
+                }
+            }
+        }
+        if !warned && looks_run_together(framer.buffered()) {
+            warned = true;
+            context.warn_unframed(peer);
         }
     }
 }
@@ -205,8 +530,14 @@ async fn handle_line(
     let ctx = LineContext::new(Date::of(timestamp(now_sys)), 0);
     let parsed = parse_log_line(&line, &ctx);
     if matches!(parsed.event, Event::Unrecognized) {
-        return Ok(()); // Counted as a row; nothing to detect.
+        // Counted here: the detection task, which counts the other kinds, never sees it.
+        shared.metrics.syslog_line(SyslogLine::Unrecognized);
+        if let Some(counters) = shared.event_counters.get(source) {
+            counters.count(Event::Unrecognized.kind());
+        }
+        return Ok(());
     }
+    shared.metrics.syslog_line(SyslogLine::Recognized);
     let event = parsed.event.into_owned();
     events
         .send(Input::Event {
@@ -288,5 +619,26 @@ mod tests {
         let line = normalize_rfc5424(l);
         let parsed = parse_log_line(&line, &LineContext::new(Date::new(2026, 11, 21), 0));
         assert_eq!(parsed.event.kind(), "auth", "{line}");
+    }
+
+    #[test]
+    fn the_kernel_drop_column_is_read_for_the_right_socket() {
+        // /proc/net/udp as Linux prints it (udp4_format_sock).
+        let table = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  123: 0100007F:0202 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 41111 2 0000000000000000 0
+  456: 0100007F:C350 00000000:0000 07 00000000:00000900 00:00000000 00000000  1000        0 42222 2 0000000000000000 1832
+";
+        assert_eq!(kernel::drops_in_table(table, 42222), Some(1832));
+        assert_eq!(kernel::drops_in_table(table, 41111), Some(0));
+        assert_eq!(kernel::drops_in_table(table, 9), None);
+        assert_eq!(kernel::drops_in_table("garbage\nx y z", 9), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_bound_socket_is_found_in_proc_net_udp() {
+        let socket = bind_udp("127.0.0.1:0".parse().unwrap(), 64 * 1024).unwrap();
+        let inode = kernel::socket_inode(&socket).expect("an inode");
+        assert_eq!(kernel::udp_drops(inode), Some(0));
     }
 }
