@@ -133,17 +133,22 @@ pub enum Error {
         after: Duration,
     },
 
-    /// A streaming command's rows were not read fast enough: more than the allowed number
-    /// were waiting, so the command was cancelled rather than buffering without bound.
+    /// A command's replies filled its buffer and its reader took none of them for the
+    /// stall timeout. The client had stopped reading the connection meanwhile (which held
+    /// up every other command on it), so the command was cancelled. A reader that is
+    /// slow but keeps reading never gets this.
     #[error(
-        "more than {limit} rows of `{command}` were waiting to be read; read the stream \
-         faster or raise `ClientConfig::stream_buffer`"
+        "`{command}`: {waiting} replies waited and none was read for {after:?}, which held \
+         up every command on the connection, so the command was cancelled; read the stream \
+         (or drop it), or raise `ClientConfig::stream_stall_timeout`"
     )]
-    StreamLagged {
+    StreamStalled {
         /// The command's path.
         command: String,
-        /// The configured limit.
-        limit: usize,
+        /// Replies that were waiting unread.
+        waiting: usize,
+        /// The stall timeout that ran out.
+        after: Duration,
     },
 
     /// The client's connection task has stopped (the connection ended earlier; that error
