@@ -197,6 +197,23 @@ pub enum Error {
         reason: String,
     },
 
+    /// The router ended the handshake because it shares no cipher suite with rustls: it
+    /// offers only finite-field Diffie-Hellman, which rustls does not implement. A router
+    /// with no certificate assigned to api-ssl offers only anonymous DH; some RouterOS 6
+    /// routers offer only DHE. Nothing on this side can fix it: change the router.
+    #[cfg(feature = "tls")]
+    #[non_exhaustive]
+    #[error(
+        "the router offered no cipher suite rustls supports: it has no certificate assigned \
+         to api-ssl (assign one: `mtids setup` does it, or `/certificate add ...; /ip service \
+         set api-ssl certificate=...`), or it is a RouterOS 6 router offering only DHE \
+         (upgrade it, or use the plain API on a trusted network); the TLS alert was {alert}"
+    )]
+    NoSupportedCipherSuite {
+        /// The TLS alert the router answered the client's hello with.
+        alert: String,
+    },
+
     /// The peer answered the TLS handshake with something that is not TLS.
     #[cfg(feature = "tls")]
     #[error(
