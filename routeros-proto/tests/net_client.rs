@@ -474,7 +474,7 @@ async fn a_stream_nobody_reads_is_failed_after_the_stall_timeout_and_others_go_o
     )
     .await
     .unwrap();
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let mut log = client.stream(Command::new("/log/print").follow_only());
     // Queued behind the unread rows in the socket: answered once the stuck stream is
     // failed and the client reads again.

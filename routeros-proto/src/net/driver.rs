@@ -448,10 +448,7 @@ impl Driver {
     fn unpark(&mut self) {
         let tags: Vec<Tag> = self.parked.keys().copied().collect();
         for tag in tags {
-            loop {
-                let Some(parked) = self.parked.get_mut(&tag) else {
-                    break;
-                };
+            while let Some(parked) = self.parked.get_mut(&tag) {
                 let full = self
                     .routes
                     .get(&tag)
