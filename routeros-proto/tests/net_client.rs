@@ -503,6 +503,39 @@ async fn a_stream_nobody_reads_is_failed_after_the_stall_timeout_and_others_go_o
 }
 
 #[tokio::test]
+async fn a_slow_reader_that_keeps_reading_never_hits_the_stall_timeout() {
+    let router = FakeRouter::start(|mut peer| async move {
+        assert!(peer.login_plain(USER, PASSWORD).await);
+        let print = peer.expect("/log/print").await;
+        peer.send_raw(&many_rows(&print, 20)).await;
+        peer.reply(&print, &["!done"]).await;
+        peer.wait_closed().await;
+    })
+    .await;
+    let stall = Duration::from_millis(200);
+    let client = Client::connect(
+        &config(&router)
+            .stream_buffer(2)
+            .stream_stall_timeout(Some(stall)),
+    )
+    .await
+    .unwrap();
+    let started = tokio::time::Instant::now();
+    let mut log = client.stream(Command::new("/log/print"));
+    let mut read = 0;
+    while let Some(row) = log.next().await {
+        assert_eq!(message_number(&row.unwrap()), read);
+        read += 1;
+        // One row per 50 ms: the whole read takes far longer than the stall timeout.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(read, 20);
+    assert!(started.elapsed() > 3 * stall, "{:?}", started.elapsed());
+    drop((log, client));
+    router.finish().await;
+}
+
+#[tokio::test]
 async fn close_sends_quit_and_later_commands_fail() {
     let router = FakeRouter::start(|mut peer| async move {
         assert!(peer.login_plain(USER, PASSWORD).await);
