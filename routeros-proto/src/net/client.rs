@@ -121,7 +121,9 @@ impl ClientConfig {
     /// How many replies of one command (a [`RowStream`], or a [`Client::call`] whose
     /// future is not being polled) may wait unread. When they do, the client stops
     /// reading the socket until the reader takes some: TCP flow control then slows the
-    /// router down, and memory stays bounded. Minimum 1; default 1024.
+    /// router down, and memory stays bounded: at most this many replies per command in
+    /// its stream, plus the replies decoded from one socket read (64 KiB of wire bytes)
+    /// waiting for room in the connection task. Minimum 1; default 1024.
     ///
     /// The trade-off: while the socket is not read, replies to the *other* commands on
     /// the connection, queued behind in the socket, wait too (their timeouts stand still
