@@ -56,7 +56,7 @@ impl ClientConfig {
     ///
     /// Defaults: port 8728 (8729 with TLS), automatic login method, 10 s to connect and
     /// log in, the protocol defaults of [`Config`] (60 s per command; streaming commands
-    /// never time out), 1024 unread replies per stream, 60 s before a stream whose reader
+    /// never time out), 4096 unread replies per stream, 60 s before a stream whose reader
     /// takes nothing is failed.
     pub fn new(
         host: impl Into<String>,
@@ -123,7 +123,7 @@ impl ClientConfig {
     /// reading the socket until the reader takes some: TCP flow control then slows the
     /// router down, and memory stays bounded: at most this many replies per command in
     /// its stream, plus the replies decoded from one socket read (64 KiB of wire bytes)
-    /// waiting for room in the connection task. Minimum 1; default 1024.
+    /// waiting for room in the connection task. Minimum 1; default 4096 (a few MiB of connection-table rows).
     ///
     /// The trade-off: while the socket is not read, replies to the *other* commands on
     /// the connection, queued behind in the socket, wait too (their timeouts stand still
@@ -167,7 +167,7 @@ impl ClientConfig {
 }
 
 /// Replies of one command that may wait unread before the socket is no longer read.
-const DEFAULT_STREAM_BUFFER: usize = 1024;
+const DEFAULT_STREAM_BUFFER: usize = 4_096;
 
 /// State shared by every clone of a [`Client`] and by its streams.
 #[derive(Debug)]
