@@ -123,7 +123,8 @@ impl ClientConfig {
     /// reading the socket until the reader takes some: TCP flow control then slows the
     /// router down, and memory stays bounded: at most this many replies per command in
     /// its stream, plus the replies decoded from one socket read (64 KiB of wire bytes)
-    /// waiting for room in the connection task. Minimum 1; default 4096 (a few MiB of connection-table rows).
+    /// waiting for room in the connection task. Minimum 1; default 4096 (a few MiB of
+    /// connection-table rows).
     ///
     /// The trade-off: while the socket is not read, replies to the *other* commands on
     /// the connection, queued behind in the socket, wait too (their timeouts stand still
