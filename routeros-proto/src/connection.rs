@@ -213,8 +213,10 @@ pub enum Event {
         /// `=ret=`, when present (e.g. the id of an added item).
         ret: Option<Bytes>,
     },
-    /// A command cancelled with [`Connection::cancel`] finished. Rows and the
-    /// `interrupted` trap that arrive between the cancel and its `!done` are dropped.
+    /// A command cancelled with [`Connection::cancel`] finished. Rows, the `interrupted`
+    /// trap and `!empty` that arrive between the cancel and its `!done` are dropped
+    /// (RouterOS 7.24 answers the cancel of a follow that sent nothing with exactly
+    /// `!trap =category=2 =message=interrupted`, `!empty`, `!done`: ROUTEROS.md section 5).
     Cancelled {
         /// The command.
         tag: Tag,
