@@ -4,7 +4,9 @@
 //! stream (100k `!re` rows of 20 attributes, then `!done`) read in 64 KiB socket-sized
 //! chunks and decoded into [`Reply`] values. Memory stays at one read chunk plus one
 //! sentence. `connection/...` runs the same stream through [`Connection`] (routing
-//! included). `encode/...` encodes address-list commands.
+//! included, reading paused and resumed around every chunk as under backpressure), and
+//! `connection_rows/...` reports that run in rows per second. `encode/...` encodes
+//! address-list commands.
 //!
 //! The machine this runs on may be shared, which makes wall-clock figures depend on the
 //! neighbours' load. The `cpu_time/...` groups repeat the decode benches measured in CPU
@@ -147,27 +149,43 @@ fn decode_benches<M: Measurement>(c: &mut Criterion<M>, decode_name: &str, conn_
     g.throughput(Throughput::Bytes(stream.len() as u64));
     g.sample_size(20);
     g.bench_function("connection_print_100k", |bench| {
-        bench.iter(|| {
-            let now = Instant::now();
-            let mut conn = Connection::new(Config::default());
-            let tag = conn
-                .send(now, Command::new("/ip/firewall/connection/print"))
-                .unwrap();
-            assert_eq!(tag.value(), 1);
-            let mut rows = 0usize;
-            for chunk in stream.chunks(CHUNK) {
-                conn.handle_input(now, chunk);
-                while let Some(ev) = conn.poll_event() {
-                    if let Event::Row { reply, .. } = &ev {
-                        rows += usize::from(reply.get(b"protocol").is_some());
-                    }
-                    black_box(ev);
-                }
-            }
-            assert_eq!(rows, ROWS);
-        });
+        bench.iter(|| print_through_connection(&stream));
     });
     g.finish();
+
+    // The same run counted in rows: what a consumer of the client sees (rows/s).
+    let mut g = c.benchmark_group(format!("{conn_name}_rows"));
+    g.throughput(Throughput::Elements(ROWS as u64));
+    g.sample_size(20);
+    g.bench_function("connection_print_100k", |bench| {
+        bench.iter(|| print_through_connection(&stream));
+    });
+    g.finish();
+}
+
+/// Feeds the print's reply stream to a [`Connection`] in socket-sized chunks, with the
+/// reading paused and resumed around each chunk as the tokio client's backpressure does,
+/// and takes every event.
+fn print_through_connection(stream: &[u8]) {
+    let now = Instant::now();
+    let mut conn = Connection::new(Config::default());
+    let tag = conn
+        .send(now, Command::new("/ip/firewall/connection/print"))
+        .unwrap();
+    assert_eq!(tag.value(), 1);
+    let mut rows = 0usize;
+    for chunk in stream.chunks(CHUNK) {
+        conn.handle_input(now, chunk);
+        conn.pause_reading(now);
+        while let Some(ev) = conn.poll_event() {
+            if let Event::Row { reply, .. } = &ev {
+                rows += usize::from(reply.get(b"protocol").is_some());
+            }
+            black_box(ev);
+        }
+        conn.resume_reading(now);
+    }
+    assert_eq!(rows, ROWS);
 }
 
 fn encode(c: &mut Criterion) {

@@ -213,8 +213,10 @@ pub enum Event {
         /// `=ret=`, when present (e.g. the id of an added item).
         ret: Option<Bytes>,
     },
-    /// A command cancelled with [`Connection::cancel`] finished. Rows and the
-    /// `interrupted` trap that arrive between the cancel and its `!done` are dropped.
+    /// A command cancelled with [`Connection::cancel`] finished. Rows, the `interrupted`
+    /// trap and `!empty` that arrive between the cancel and its `!done` are dropped
+    /// (RouterOS 7.24 answers the cancel of a follow that sent nothing with exactly
+    /// `!trap =category=2 =message=interrupted`, `!empty`, `!done`: ROUTEROS.md section 5).
     Cancelled {
         /// The command.
         tag: Tag,
@@ -317,14 +319,16 @@ enum State {
 ///
 /// - **commands**: [`login`](Self::login), [`send`](Self::send) (returns the command's
 ///   [`Tag`]; many commands may be in flight), [`cancel`](Self::cancel),
-///   [`close`](Self::close);
+///   [`close`](Self::close), [`pause_reading`](Self::pause_reading) /
+///   [`resume_reading`](Self::resume_reading) (backpressure: see below);
 /// - **input**: [`handle_input`](Self::handle_input) (bytes read from the socket),
 ///   [`handle_eof`](Self::handle_eof) (the peer closed it),
 ///   [`handle_timeout`](Self::handle_timeout) (the instant from `poll_timeout` passed);
 /// - **output**: [`poll_transmit`](Self::poll_transmit) (bytes to write),
 ///   [`poll_event`](Self::poll_event), [`poll_timeout`](Self::poll_timeout);
 /// - **getters**: [`is_closed`](Self::is_closed), [`is_logged_in`](Self::is_logged_in),
-///   [`in_flight`](Self::in_flight), [`stats`](Self::stats).
+///   [`in_flight`](Self::in_flight), [`stats`](Self::stats),
+///   [`is_reading_paused`](Self::is_reading_paused).
 ///
 /// # Drain order
 ///
@@ -338,6 +342,15 @@ enum State {
 ///
 /// Every time-dependent call takes `now`; deadlines are computed from it, so tests run in
 /// virtual time.
+///
+/// # Backpressure
+///
+/// [`handle_input`](Self::handle_input) decodes every complete sentence it is given, so
+/// the caller bounds memory by how much it reads. A caller whose consumer of rows falls
+/// behind stops reading the socket (TCP flow control then holds the router back) and says
+/// so with [`pause_reading`](Self::pause_reading): the command timers stand still until
+/// [`resume_reading`](Self::resume_reading), since replies that are not read cannot
+/// arrive in time. The tokio client (feature `tokio`) does this per stream.
 ///
 /// A `!trap` is reported for its command only; a reply that cannot be parsed is an
 /// [`Event::ReplyError`] for its command only; a reply with an unknown tag is dropped
@@ -356,6 +369,8 @@ pub struct Connection {
     state: State,
     /// After `close`: when to give up waiting for the router's `!fatal`.
     close_deadline: Option<Instant>,
+    /// Set by [`Connection::pause_reading`]: since when the caller reads no replies.
+    paused_since: Option<Instant>,
     stats: Stats,
 }
 
@@ -369,6 +384,7 @@ impl fmt::Debug for Connection {
             .field("in_flight", &self.in_flight.len())
             .field("pending_transmit", &self.transmit.len())
             .field("pending_events", &self.events.len())
+            .field("reading_paused", &self.paused_since.is_some())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
@@ -390,6 +406,7 @@ impl Connection {
             logged_in: false,
             state: State::Open,
             close_deadline: None,
+            paused_since: None,
             stats: Stats::default(),
         }
     }
@@ -427,6 +444,12 @@ impl Connection {
     /// Counters since the connection was created.
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// True between [`pause_reading`](Self::pause_reading) and
+    /// [`resume_reading`](Self::resume_reading).
+    pub fn is_reading_paused(&self) -> bool {
+        self.paused_since.is_some()
     }
 
     // ----- commands -----
@@ -508,7 +531,7 @@ impl Connection {
         if let Some(f) = self.in_flight.get_mut(&tag.0) {
             f.phase = Phase::Cancelling;
         }
-        self.set_deadline(tag.0, now.checked_add(self.config.cancel_grace));
+        self.set_deadline(tag.0, self.deadline_after(now, self.config.cancel_grace));
         Ok(())
     }
 
@@ -525,6 +548,44 @@ impl Connection {
             self.state = State::Closing;
             self.close_deadline = now.checked_add(self.config.cancel_grace);
         }
+    }
+
+    /// Tells the connection that the caller has stopped reading the socket, because a
+    /// consumer of replies is slower than the router and the caller will not buffer more
+    /// (TCP flow control then slows the router down).
+    ///
+    /// Replies that nobody reads cannot arrive, so the router is not to blame for the
+    /// wait: until [`resume_reading`](Self::resume_reading), command timeouts, the
+    /// `!empty`-without-`!done` timeout and the cancel grace period stand still
+    /// ([`poll_timeout`](Self::poll_timeout) reports none of them, and commands sent
+    /// meanwhile start their clock at the resume). Only the wait after
+    /// [`close`](Self::close) keeps running. Pausing twice does nothing.
+    pub fn pause_reading(&mut self, now: Instant) {
+        if self.paused_since.is_none() && !self.is_closed() {
+            self.paused_since = Some(now);
+        }
+    }
+
+    /// The caller reads the socket again: every command deadline moves later by the time
+    /// spent paused. Does nothing if reading was not paused.
+    pub fn resume_reading(&mut self, now: Instant) {
+        let Some(since) = self.paused_since.take() else {
+            return;
+        };
+        let paused = now.saturating_duration_since(since);
+        if paused.is_zero() {
+            return;
+        }
+        let moved: BTreeSet<(Instant, u64)> = std::mem::take(&mut self.deadlines)
+            .into_iter()
+            .map(|(at, tag)| (at.checked_add(paused).unwrap_or(at), tag))
+            .collect();
+        for &(at, tag) in &moved {
+            if let Some(f) = self.in_flight.get_mut(&tag) {
+                f.deadline = Some(at);
+            }
+        }
+        self.deadlines = moved;
     }
 
     // ----- input -----
@@ -578,7 +639,7 @@ impl Connection {
             self.close_with(CloseReason::Local);
         }
         while let Some(&(at, tag)) = self.deadlines.first() {
-            if at > now || self.is_closed() {
+            if at > now || self.is_closed() || self.paused_since.is_some() {
                 break;
             }
             self.deadlines.pop_first();
@@ -632,7 +693,10 @@ impl Connection {
         if self.is_closed() {
             return None;
         }
-        let first = self.deadlines.first().map(|&(at, _)| at);
+        let first = match self.paused_since {
+            Some(_) => None,
+            None => self.deadlines.first().map(|&(at, _)| at),
+        };
         match (first, self.close_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -679,7 +743,7 @@ impl Connection {
                 deadline: None,
             },
         );
-        self.set_deadline(tag, timeout.and_then(|t| now.checked_add(t)));
+        self.set_deadline(tag, timeout.and_then(|t| self.deadline_after(now, t)));
         Ok(tag)
     }
 
@@ -700,7 +764,7 @@ impl Connection {
                     deadline: None,
                 },
             );
-            self.set_deadline(tag, now.checked_add(self.config.cancel_grace));
+            self.set_deadline(tag, self.deadline_after(now, self.config.cancel_grace));
         }
     }
 
@@ -717,7 +781,13 @@ impl Connection {
         if role == Role::User {
             self.send_cancel(now, tag);
         }
-        self.set_deadline(tag, now.checked_add(self.config.cancel_grace));
+        self.set_deadline(tag, self.deadline_after(now, self.config.cancel_grace));
+    }
+
+    /// `now + after` on the connection's timer clock, which stands still while reading is
+    /// paused (the resume moves every deadline by the time paused).
+    fn deadline_after(&self, now: Instant, after: Duration) -> Option<Instant> {
+        self.paused_since.unwrap_or(now).checked_add(after)
     }
 
     fn set_deadline(&mut self, tag: u64, at: Option<Instant>) {
@@ -746,6 +816,7 @@ impl Connection {
         self.deadlines.clear();
         self.login = None;
         self.close_deadline = None;
+        self.paused_since = None;
         self.read_buf = BytesMut::new();
         self.events.push_back(Event::Closed(reason.clone()));
         self.state = State::Closed(reason);
@@ -850,7 +921,10 @@ impl Connection {
                 if let Some(f) = self.in_flight.get_mut(&tag.0) {
                     f.phase = Phase::EmptySeen;
                 }
-                self.set_deadline(tag.0, now.checked_add(self.config.empty_done_timeout));
+                self.set_deadline(
+                    tag.0,
+                    self.deadline_after(now, self.config.empty_done_timeout),
+                );
                 self.events.push_back(Event::Empty { tag });
             }
             ReplyKind::Done => {

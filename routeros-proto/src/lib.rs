@@ -96,8 +96,9 @@
 //! - `tokio`: `net::Client`, an async client over TCP that drives a [`Connection`] from one
 //!   background task (as quinn drives quinn-proto): connect with a timeout, log in, `call`
 //!   (all rows, or the trap as an error), `stream` (rows as they come; dropping it sends
-//!   `/cancel`), cheap clones so concurrent tasks share one connection. Its errors,
-//!   I/O included, are `net::Error`.
+//!   `/cancel`), cheap clones so concurrent tasks share one connection. A reader slower
+//!   than the router is held to a bounded buffer by not reading the socket (backpressure),
+//!   never failed for being slow. Its errors, I/O included, are `net::Error`.
 //! - `tls` (implies `tokio`): API-SSL (port 8729) with rustls and ring, no OpenSSL. The
 //!   router's certificate is verified against a CA file or pinned by its SHA-256
 //!   fingerprint (`net::TlsConfig`). The router needs a certificate on the service:

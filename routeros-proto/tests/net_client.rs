@@ -382,19 +382,40 @@ async fn fatal_ends_every_command_with_the_routers_reason() {
     router.finish().await;
 }
 
+/// `count` rows for the command `to` in one write: more than one socket read of the client
+/// (64 KiB), so that what is sent after them waits in the socket while the client is not
+/// reading.
+fn many_rows(to: &net_peer::Sent, count: usize) -> Vec<u8> {
+    let tag = format!(".tag={}", to.tag().unwrap());
+    let padding = "x".repeat(100);
+    let mut wire = Vec::new();
+    for i in 0..count {
+        let message = format!("=message={i} {padding}");
+        routeros_proto::codec::encode_sentence(["!re", message.as_str(), tag.as_str()], &mut wire)
+            .unwrap();
+    }
+    wire
+}
+
+fn message_number(row: &routeros_proto::Reply) -> usize {
+    let message = row.get_str("message").unwrap();
+    message.split(' ').next().unwrap().parse().unwrap()
+}
+
 #[tokio::test]
-async fn a_stream_read_too_slowly_is_cancelled_with_lagged() {
-    let (cancelled_tx, cancelled) = tokio::sync::oneshot::channel();
+async fn a_full_stream_pauses_reading_instead_of_failing() {
+    const ROWS: usize = 2_000;
     let router = FakeRouter::start(|mut peer| async move {
         assert!(peer.login_plain(USER, PASSWORD).await);
         let follow = peer.expect("/log/print").await;
-        for i in 0..5 {
-            peer.reply(&follow, &["!re", &format!("=message={i}")])
-                .await;
-        }
-        let cancel = peer.expect("/cancel").await;
-        assert_eq!(cancel.attr("tag"), follow.tag());
-        cancelled_tx.send(()).unwrap();
+        let resource = peer.expect("/system/resource/print").await;
+        peer.send_raw(&many_rows(&follow, ROWS)).await;
+        peer.reply(&resource, &["!re", "=cpu-load=3"]).await;
+        peer.reply(&resource, &["!done"]).await;
+        // Nothing was cancelled while the reader was slow: the next command is the
+        // `/cancel` of dropping the follow at the end.
+        let next = peer.expect("/cancel").await;
+        assert_eq!(next.attr("tag"), follow.tag());
         peer.wait_closed().await;
     })
     .await;
@@ -402,18 +423,114 @@ async fn a_stream_read_too_slowly_is_cancelled_with_lagged() {
         .await
         .unwrap();
     let mut log = client.stream(Command::new("/log/print").follow_only());
-    // Not reading until the bound was hit and the router was told to stop.
-    cancelled.await.unwrap();
-    for expected in ["0", "1"] {
+    let resource = {
+        let client = client.clone();
+        tokio::spawn(async move { client.call(Command::new("/system/resource/print")).await })
+    };
+    // Not reading for a while: the buffer fills up to its bound and stays there, and the
+    // answer queued behind the rows in the socket cannot be read yet.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(log.buffered(), 2);
+    assert!(!resource.is_finished());
+    for i in 0..ROWS {
         let row = log.next().await.unwrap().unwrap();
-        assert_eq!(row.get_str("message").as_deref(), Some(expected));
+        assert_eq!(message_number(&row), i);
+        assert!(log.buffered() <= 2, "{}", log.buffered());
+    }
+    // Once the slow reader read on, the other command got its answer too.
+    let resource = tokio::time::timeout(Duration::from_secs(5), resource)
+        .await
+        .expect("the other command is answered")
+        .unwrap()
+        .unwrap();
+    assert_eq!(resource.rows[0].get_str("cpu-load").as_deref(), Some("3"));
+    drop((log, client));
+    router.finish().await;
+}
+
+#[tokio::test]
+async fn a_stream_nobody_reads_is_failed_after_the_stall_timeout_and_others_go_on() {
+    let router = FakeRouter::start(|mut peer| async move {
+        assert!(peer.login_plain(USER, PASSWORD).await);
+        let follow = peer.expect("/log/print").await;
+        let resource = peer.expect("/system/resource/print").await;
+        peer.send_raw(&many_rows(&follow, 2_000)).await;
+        peer.reply(&resource, &["!re", "=cpu-load=3"]).await;
+        peer.reply(&resource, &["!done"]).await;
+        let cancel = peer.expect("/cancel").await;
+        assert_eq!(cancel.attr("tag"), follow.tag());
+        peer.reply(&follow, &["!trap", "=category=2", "=message=interrupted"])
+            .await;
+        peer.reply(&follow, &["!done"]).await;
+        peer.reply(&cancel, &["!done"]).await;
+        peer.wait_closed().await;
+    })
+    .await;
+    let stall = Duration::from_millis(300);
+    let client = Client::connect(
+        &config(&router)
+            .stream_buffer(4)
+            .stream_stall_timeout(Some(stall)),
+    )
+    .await
+    .unwrap();
+    let started = tokio::time::Instant::now();
+    let mut log = client.stream(Command::new("/log/print").follow_only());
+    // Queued behind the unread rows in the socket: answered once the stuck stream is
+    // failed and the client reads again.
+    let resource = client
+        .call(Command::new("/system/resource/print"))
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= stall, "{:?}", started.elapsed());
+    assert_eq!(resource.rows[0].get_str("cpu-load").as_deref(), Some("3"));
+    // What was buffered is still there, then the reason.
+    for i in 0..4 {
+        let row = log.next().await.unwrap().unwrap();
+        assert_eq!(message_number(&row), i);
     }
     let err = log.next().await.unwrap().unwrap_err();
-    assert!(
-        matches!(err, Error::StreamLagged { limit: 2, .. }),
-        "{err:?}"
-    );
+    match &err {
+        Error::StreamStalled {
+            waiting: 4, after, ..
+        } => assert_eq!(*after, stall),
+        other => panic!("expected StreamStalled, got {other:?}"),
+    }
+    assert!(err.to_string().contains("stream_stall_timeout"), "{err}");
     assert!(log.next().await.is_none());
+    drop((log, client));
+    router.finish().await;
+}
+
+#[tokio::test]
+async fn a_slow_reader_that_keeps_reading_never_hits_the_stall_timeout() {
+    let router = FakeRouter::start(|mut peer| async move {
+        assert!(peer.login_plain(USER, PASSWORD).await);
+        let print = peer.expect("/log/print").await;
+        peer.send_raw(&many_rows(&print, 20)).await;
+        peer.reply(&print, &["!done"]).await;
+        peer.wait_closed().await;
+    })
+    .await;
+    let stall = Duration::from_millis(200);
+    let client = Client::connect(
+        &config(&router)
+            .stream_buffer(2)
+            .stream_stall_timeout(Some(stall)),
+    )
+    .await
+    .unwrap();
+    let started = tokio::time::Instant::now();
+    let mut log = client.stream(Command::new("/log/print"));
+    let mut read = 0;
+    while let Some(row) = log.next().await {
+        assert_eq!(message_number(&row.unwrap()), read);
+        read += 1;
+        // One row per 50 ms: the whole read takes far longer than the stall timeout.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(read, 20);
+    assert!(started.elapsed() > 3 * stall, "{:?}", started.elapsed());
     drop((log, client));
     router.finish().await;
 }

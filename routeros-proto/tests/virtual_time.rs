@@ -247,6 +247,110 @@ fn cancelled_command_without_done_is_reported_after_grace() {
     assert_eq!(h.events(), [Event::Cancelled { tag: t }]);
 }
 
+/// `/cancel` of a follow that never sent a row, as RouterOS 7.24 answers it (ROUTEROS.md
+/// section 5, last line): on the cancelled tag `!trap =category=2 =message=interrupted`,
+/// then `!empty`, then `!done`. The cancel ends the command quietly: no trap, no `Empty`,
+/// no warning, and the tag stays routed until its `!done`.
+#[test]
+fn cancel_of_a_silent_follow_on_7_24_is_trap_empty_done() {
+    let mut h = Harness::new();
+    h.logged_in();
+    let (follow, _) = h.send(Command::new("/log/print").follow_only());
+    let tf = follow.to_string();
+    h.advance(Duration::from_secs(30));
+    assert_eq!(h.events(), [], "a silent follow is silent");
+
+    h.conn.cancel(h.now, follow).unwrap();
+    let cancel = h.command();
+    assert_eq!(cancel.path(), b"/cancel");
+    assert_eq!(cancel.attribute("tag"), Some(tf.as_bytes()));
+    let tc = tag_str(&cancel);
+
+    h.advance(Duration::from_millis(3));
+    h.reply(&[
+        "!trap",
+        "=category=2",
+        "=message=interrupted",
+        &format!(".tag={tf}"),
+    ]);
+    h.reply(&["!empty", &format!(".tag={tf}")]);
+    assert_eq!(h.events(), [], "nothing surfaces before the !done");
+    assert_eq!(
+        h.conn.in_flight(),
+        2,
+        "the follow and the /cancel are still routed"
+    );
+    // `!empty` does not start the 2 s empty timeout for a cancelled command.
+    h.advance(Duration::from_secs(5));
+    assert_eq!(h.events(), []);
+    h.reply(&["!done", &format!(".tag={tf}")]);
+    h.reply(&["!done", &format!(".tag={tc}")]);
+    assert_eq!(h.events(), [Event::Cancelled { tag: follow }]);
+    let stats = h.conn.stats();
+    assert_eq!(stats.unroutable_replies, 0, "no stray-tag warning");
+    assert_eq!(stats.late_replies, 2, "the trap and the !empty");
+    assert_eq!(h.conn.in_flight(), 0);
+    assert_eq!(h.conn.poll_timeout(), None);
+    h.advance(Duration::from_secs(60));
+    assert_eq!(h.events(), []);
+}
+
+/// The same sequence after the command timed out (the connection sent the `/cancel`
+/// itself): dropped without a word.
+#[test]
+fn trap_empty_done_after_a_timeout_cancel_is_dropped_quietly() {
+    let mut h = Harness::new();
+    h.logged_in();
+    let t = h
+        .conn
+        .send_with_timeout(
+            h.now,
+            Command::new("/ip/firewall/connection/print"),
+            Some(Duration::from_secs(1)),
+        )
+        .unwrap();
+    h.command();
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.events(), [Event::TimedOut { tag: t }]);
+    let cancel = h.command();
+    assert_eq!(cancel.path(), b"/cancel");
+    h.reply(&[
+        "!trap",
+        "=category=2",
+        "=message=interrupted",
+        &format!(".tag={t}"),
+    ]);
+    h.reply(&["!empty", &format!(".tag={t}")]);
+    h.reply(&["!done", &format!(".tag={t}")]);
+    h.reply(&["!done", &format!(".tag={}", tag_str(&cancel))]);
+    assert_eq!(h.events(), []);
+    assert_eq!(h.conn.stats().unroutable_replies, 0);
+    assert_eq!(h.conn.in_flight(), 0);
+}
+
+/// A cancelled command whose router sends the trap and `!empty` but never the `!done`
+/// (the 7.23.3 report of `!empty` without `!done`) still ends, after the cancel grace.
+#[test]
+fn cancel_answered_by_trap_and_empty_without_done_ends_after_the_grace() {
+    let mut h = Harness::new();
+    h.logged_in();
+    let (follow, _) = h.send(Command::new("/log/print").follow_only());
+    h.conn.cancel(h.now, follow).unwrap();
+    let _cancel = h.command();
+    h.reply(&[
+        "!trap",
+        "=category=2",
+        "=message=interrupted",
+        &format!(".tag={follow}"),
+    ]);
+    h.reply(&["!empty", &format!(".tag={follow}")]);
+    assert_eq!(h.conn.poll_timeout(), Some(h.now + Duration::from_secs(10)));
+    h.advance(Duration::from_secs(10));
+    let ev = h.events();
+    assert!(ev.contains(&Event::Cancelled { tag: follow }), "{ev:?}");
+    assert!(!ev.iter().any(|e| matches!(e, Event::Warning(_))), "{ev:?}");
+}
+
 #[test]
 fn empty_then_done() {
     let mut h = Harness::new();
@@ -688,4 +792,57 @@ fn password_never_in_debug() {
         .unwrap();
     let d = format!("{:?}", h.conn);
     assert!(!d.contains("hunter2"), "{d}");
+}
+
+/// Backpressure: while the caller does not read the socket, no command can get its reply,
+/// so the timers stand still; commands sent meanwhile start their clock at the resume.
+#[test]
+fn timers_stand_still_while_reading_is_paused() {
+    let mut h = Harness::new();
+    h.logged_in();
+    let first = h
+        .conn
+        .send_with_timeout(
+            h.now,
+            Command::new("/a/print"),
+            Some(Duration::from_secs(5)),
+        )
+        .unwrap();
+    h.advance(Duration::from_secs(2));
+    h.conn.pause_reading(h.now);
+    assert!(h.conn.is_reading_paused());
+    assert_eq!(h.conn.poll_timeout(), None);
+    let second = h
+        .conn
+        .send_with_timeout(
+            h.now,
+            Command::new("/b/print"),
+            Some(Duration::from_secs(1)),
+        )
+        .unwrap();
+    h.now += Duration::from_secs(100);
+    h.conn.handle_timeout(h.now);
+    assert_eq!(h.events(), [], "nothing times out while paused");
+    h.conn.resume_reading(h.now);
+    assert!(!h.conn.is_reading_paused());
+    assert_eq!(h.conn.poll_timeout(), Some(h.now + Duration::from_secs(1)));
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.events(), [Event::TimedOut { tag: second }]);
+    h.advance(Duration::from_millis(1999));
+    assert_eq!(h.events(), []);
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.events(), [Event::TimedOut { tag: first }]);
+}
+
+/// Closing still gives up on a silent router while reading is paused.
+#[test]
+fn the_close_deadline_runs_while_paused() {
+    let mut h = Harness::new();
+    h.logged_in();
+    h.conn.pause_reading(h.now);
+    h.conn.close(h.now);
+    assert_eq!(h.command().path(), b"/quit");
+    assert_eq!(h.conn.poll_timeout(), Some(h.now + Duration::from_secs(10)));
+    h.advance(Duration::from_secs(10));
+    assert_eq!(h.events(), [Event::Closed(CloseReason::Local)]);
 }

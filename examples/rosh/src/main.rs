@@ -54,7 +54,11 @@ fn client_config(args: &Args) -> Result<ClientConfig, Error> {
             LoginKind::Legacy => LoginMethod::Legacy,
         })
         .connect_timeout(args.timeout().unwrap_or(Duration::from_secs(30)))
-        .command_timeout(args.timeout());
+        .command_timeout(args.timeout())
+        // rosh's one command has the connection to itself, and stdout may be a pager that
+        // stops reading for minutes: wait for it, however long (the client stops reading
+        // the router meanwhile, so memory stays bounded).
+        .stream_stall_timeout(None);
     if args.tls {
         // clap makes --tls come with exactly one of --ca and --fingerprint.
         let mut tls = match &args.ca {

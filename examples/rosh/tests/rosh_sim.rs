@@ -10,8 +10,8 @@ use std::time::Duration;
 mod common;
 
 use routeros_sim::{
-    LoginMethod, Policies, Router, RouterConfig, RouterOsVersion, Server, ServerConfig, Service,
-    User,
+    Connection, LoginMethod, Policies, Router, RouterConfig, RouterOsVersion, Server, ServerConfig,
+    Service, User,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
@@ -204,4 +204,44 @@ async fn follows_the_log_until_interrupted() {
 
     let status = common::interrupt(&mut child).await;
     assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prints_all_rows_of_a_100k_row_connection_table() {
+    const ROWS: usize = 100_000;
+    let (router, server) = start((7, 18), LoginMethod::Plain).await;
+    router.add_connections((0..ROWS).map(|i| {
+        let i = u32::try_from(i).unwrap();
+        let src = std::net::SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::from(0x0A00_0000 | (i >> 8))),
+            40_000 + u16::try_from(i % 20_000).unwrap(),
+        );
+        let dst = std::net::SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 80)), 443);
+        Connection::tcp(src, dst)
+    }));
+    // Every reply is a line written and flushed to a pipe: slower than the router, so the
+    // client holds the router back instead of buffering (or failing, as it did at 65,536).
+    let output = tokio::time::timeout(
+        Duration::from_secs(120),
+        rosh(
+            &server,
+            &["--timeout", "60", "/ip/firewall/connection/print"],
+        )
+        .output(),
+    )
+    .await
+    .expect("rosh finished")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    let rows = stdout.lines().filter(|l| l.starts_with("!re ")).count();
+    assert_eq!(rows, ROWS);
+    assert_eq!(stdout.lines().last(), Some("!done"));
+    let ids: std::collections::HashSet<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix(".id=")))
+        .collect();
+    assert_eq!(ids.len(), ROWS, "every row once");
 }

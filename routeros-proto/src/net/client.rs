@@ -2,15 +2,15 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::driver::{self, Delivery, Request, Sink};
+use super::driver::{self, Backlog, Delivery, Request, Sink};
 use super::transport::{self, Step, Transport};
 use super::{Error, clock};
 use crate::{Command, Config, Connection, LoginMethod, Reply};
@@ -27,6 +27,7 @@ pub struct ClientConfig {
     login: LoginMethod,
     connect_timeout: Duration,
     stream_buffer: usize,
+    stream_stall_timeout: Option<Duration>,
     protocol: Config,
     #[cfg(feature = "tls")]
     tls: Option<super::TlsConfig>,
@@ -42,6 +43,7 @@ impl fmt::Debug for ClientConfig {
             .field("login", &self.login)
             .field("connect_timeout", &self.connect_timeout)
             .field("stream_buffer", &self.stream_buffer)
+            .field("stream_stall_timeout", &self.stream_stall_timeout)
             .field("protocol", &self.protocol);
         #[cfg(feature = "tls")]
         d.field("tls", &self.tls);
@@ -54,7 +56,8 @@ impl ClientConfig {
     ///
     /// Defaults: port 8728 (8729 with TLS), automatic login method, 10 s to connect and
     /// log in, the protocol defaults of [`Config`] (60 s per command; streaming commands
-    /// never time out), 65 536 unread rows per stream.
+    /// never time out), 4096 unread replies per stream, 60 s before a stream whose reader
+    /// takes nothing is failed.
     pub fn new(
         host: impl Into<String>,
         user: impl Into<String>,
@@ -67,7 +70,8 @@ impl ClientConfig {
             password: password.as_ref().to_vec(),
             login: LoginMethod::Auto,
             connect_timeout: Duration::from_secs(10),
-            stream_buffer: 65_536,
+            stream_buffer: DEFAULT_STREAM_BUFFER,
+            stream_stall_timeout: Some(Duration::from_secs(60)),
             protocol: Config::default(),
             #[cfg(feature = "tls")]
             tls: None,
@@ -114,12 +118,34 @@ impl ClientConfig {
         self
     }
 
-    /// How many rows of one [`RowStream`] may wait unread before the command is cancelled
-    /// with [`Error::StreamLagged`]: memory stays bounded when a consumer stalls, and the
-    /// other commands on the connection are not held up.
+    /// How many replies of one command (a [`RowStream`], or a [`Client::call`] whose
+    /// future is not being polled) may wait unread. When they do, the client stops
+    /// reading the socket until the reader takes some: TCP flow control then slows the
+    /// router down, and memory stays bounded: at most this many replies per command in
+    /// its stream, plus the replies decoded from one socket read (64 KiB of wire bytes)
+    /// waiting for room in the connection task. Minimum 1; default 4096 (a few MiB of
+    /// connection-table rows).
+    ///
+    /// The trade-off: while the socket is not read, replies to the *other* commands on
+    /// the connection, queued behind in the socket, wait too (their timeouts stand still
+    /// meanwhile, so they are not failed). They go on as soon as the slow reader reads
+    /// on. A reader that takes nothing at all is handled by
+    /// [`ClientConfig::stream_stall_timeout`].
     #[must_use]
-    pub fn stream_buffer(mut self, rows: usize) -> Self {
-        self.stream_buffer = rows.max(1);
+    pub fn stream_buffer(mut self, replies: usize) -> Self {
+        self.stream_buffer = replies.max(1);
+        self
+    }
+
+    /// How long a command whose replies fill [`ClientConfig::stream_buffer`] may go
+    /// without its reader taking a single one before it is cancelled and fails with
+    /// [`Error::StreamStalled`], so that one stuck reader cannot hold up every other
+    /// command on the connection for good. `None`: wait as long as it takes (fine when
+    /// nothing else shares the connection, e.g. a shell piping into a pager). A reader
+    /// that is slow but keeps reading never hits it. Default 60 s.
+    #[must_use]
+    pub fn stream_stall_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.stream_stall_timeout = timeout;
         self
     }
 
@@ -141,12 +167,17 @@ impl ClientConfig {
     }
 }
 
+/// Replies of one command that may wait unread before the socket is no longer read.
+const DEFAULT_STREAM_BUFFER: usize = 4_096;
+
 /// State shared by every clone of a [`Client`] and by its streams.
 #[derive(Debug)]
 pub(crate) struct Shared {
     requests: mpsc::UnboundedSender<Request>,
     next_id: AtomicU64,
     stream_buffer: usize,
+    /// Wakes the connection task when a full stream has made room.
+    room: Arc<Notify>,
     /// Why the connection task stopped, set once when it does.
     pub(crate) closed: OnceLock<Error>,
 }
@@ -215,10 +246,12 @@ impl Client {
             .login(clock::now(), &config.user, &config.password, config.login)
             .map_err(Error::Login)?;
         let (requests, inbox) = mpsc::unbounded_channel();
+        let room = Arc::new(Notify::new());
         let shared = Arc::new(Shared {
             requests,
             next_id: AtomicU64::new(1),
             stream_buffer: config.stream_buffer,
+            room: room.clone(),
             closed: OnceLock::new(),
         });
         let (login_tx, login_rx) = oneshot::channel();
@@ -227,6 +260,8 @@ impl Client {
             stream,
             inbox,
             Arc::downgrade(&shared),
+            room,
+            config.stream_stall_timeout,
             login_tx,
         ));
         let login = async {
@@ -251,7 +286,7 @@ impl Client {
     /// # Errors
     /// The command's trap, its timeout, an unreadable reply, or the connection's end.
     pub async fn call(&self, command: Command) -> Result<Response, Error> {
-        self.collect(self.open(command, None, None)).await
+        self.collect(self.open(command, None)).await
     }
 
     /// Like [`Client::call`], with this command's own timeout instead of
@@ -265,7 +300,7 @@ impl Client {
         command: Command,
         timeout: Option<Duration>,
     ) -> Result<Response, Error> {
-        self.collect(self.open(command, None, Some(timeout))).await
+        self.collect(self.open(command, Some(timeout))).await
     }
 
     async fn collect(&self, mut rows: RowStream) -> Result<Response, Error> {
@@ -296,26 +331,26 @@ impl Client {
     /// error or timeout is yielded last. Dropping the stream before its end sends
     /// `/cancel` for the command.
     ///
-    /// Rows wait in the stream until read; past [`ClientConfig::stream_buffer`] unread rows
-    /// the command is cancelled and [`Error::StreamLagged`] is yielded.
+    /// Read it at any pace: rows wait in the stream until read, at most
+    /// [`ClientConfig::stream_buffer`] of them; then the client stops reading the socket
+    /// until the stream is read on (backpressure: nothing fails, memory stays bounded).
+    /// Other commands on the connection wait meanwhile; a stream not read at all for
+    /// [`ClientConfig::stream_stall_timeout`] fails with [`Error::StreamStalled`].
     pub fn stream(&self, command: Command) -> RowStream {
-        self.open(command, Some(self.shared.stream_buffer), None)
+        self.open(command, None)
     }
 
-    fn open(
-        &self,
-        command: Command,
-        limit: Option<usize>,
-        timeout: Option<Option<Duration>>,
-    ) -> RowStream {
+    fn open(&self, command: Command, timeout: Option<Option<Duration>>) -> RowStream {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let path = String::from_utf8_lossy(command.path()).into_owned();
         let (tx, rx) = mpsc::unbounded_channel();
-        let pending = Arc::new(AtomicUsize::new(0));
+        let backlog = Arc::new(Backlog::new(
+            self.shared.stream_buffer,
+            self.shared.room.clone(),
+        ));
         let sink = Sink {
             tx,
-            pending: pending.clone(),
-            limit,
+            backlog: backlog.clone(),
         };
         let sent = self.shared.requests.send(Request::Send {
             id,
@@ -327,7 +362,7 @@ impl Client {
             id,
             command: path,
             rx,
-            pending,
+            backlog,
             shared: self.shared.clone(),
             state: if sent.is_ok() {
                 StreamState::Running
@@ -396,7 +431,7 @@ pub struct RowStream {
     id: u64,
     command: String,
     rx: mpsc::UnboundedReceiver<Delivery>,
-    pending: Arc<AtomicUsize>,
+    backlog: Arc<Backlog>,
     shared: Arc<Shared>,
     state: StreamState,
     ret: Option<Bytes>,
@@ -408,7 +443,7 @@ impl fmt::Debug for RowStream {
         f.debug_struct("RowStream")
             .field("command", &self.command)
             .field("state", &self.state)
-            .field("unread_rows", &self.pending.load(Ordering::Relaxed))
+            .field("buffered", &self.backlog.unread())
             .finish_non_exhaustive()
     }
 }
@@ -439,6 +474,12 @@ impl RowStream {
         &self.command
     }
 
+    /// Replies received and not read yet. Never more than
+    /// [`ClientConfig::stream_buffer`]: past it the client stops reading the socket.
+    pub fn buffered(&self) -> usize {
+        self.backlog.unread()
+    }
+
     fn poll_row(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Reply, Error>>> {
         loop {
             match &mut self.state {
@@ -451,11 +492,11 @@ impl RowStream {
                 self.state = StreamState::Failed(Some(self.shared.closed_error()));
                 continue;
             };
+            if !matches!(delivery, Delivery::Done(_) | Delivery::Failed(_)) {
+                self.backlog.taken();
+            }
             match delivery {
-                Delivery::Row(row) => {
-                    self.pending.fetch_sub(1, Ordering::Relaxed);
-                    return Poll::Ready(Some(Ok(row)));
-                }
+                Delivery::Row(row) => return Poll::Ready(Some(Ok(row))),
                 Delivery::Trap(trap) => {
                     return Poll::Ready(Some(Err(Error::Trap {
                         command: self.command.clone(),

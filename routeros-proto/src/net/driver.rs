@@ -4,15 +4,24 @@
 //! One loop: take requests from the client handles, feed socket bytes and expired timers
 //! to the connection, then drain it in the documented order (transmit, events, timeout),
 //! routing each event to the command's channel by tag.
+//!
+//! Backpressure: each command's channel holds at most `ClientConfig::stream_buffer`
+//! replies. A reply for a full channel is parked here (with every later reply of that
+//! command, to keep their order) and the task stops reading the socket until the stream
+//! makes room; replies of other commands decoded from the same read still go through.
+//! While reading is paused the connection's timers stand still
+//! ([`Connection::pause_reading`]). A stream whose reader takes nothing for
+//! `ClientConfig::stream_stall_timeout` is failed and cancelled, so that one stuck reader
+//! cannot hold every other command on the connection forever.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::client::Shared;
 use super::transport::Transport;
@@ -38,15 +47,70 @@ pub(crate) enum Delivery {
     Failed(Error),
 }
 
+impl Delivery {
+    /// The last delivery of a command: always let through, never counted in the backlog.
+    fn is_final(&self) -> bool {
+        matches!(self, Delivery::Done(_) | Delivery::Failed(_))
+    }
+}
+
 /// Where one command's deliveries go.
 #[derive(Debug)]
 pub(crate) struct Sink {
     pub(crate) tx: mpsc::UnboundedSender<Delivery>,
-    /// Rows sent and not yet read by the stream.
-    pub(crate) pending: Arc<AtomicUsize>,
-    /// Most unread rows before the command is cancelled (`None`: no bound, the reader
-    /// is `Client::call`, which reads eagerly).
-    pub(crate) limit: Option<usize>,
+    pub(crate) backlog: Arc<Backlog>,
+}
+
+/// How many deliveries wait in one command's channel, shared by the connection task
+/// (which only adds while there is room) and the stream (which takes).
+#[derive(Debug)]
+pub(crate) struct Backlog {
+    /// Deliveries sent and not read yet (the final one is not counted).
+    unread: AtomicUsize,
+    /// Deliveries read so far: the stream's progress, for the stall timeout.
+    read: AtomicU64,
+    /// Most unread deliveries at once.
+    limit: usize,
+    /// Wakes the connection task once the stream has made room.
+    room: Arc<Notify>,
+}
+
+impl Backlog {
+    pub(crate) fn new(limit: usize, room: Arc<Notify>) -> Self {
+        Self {
+            unread: AtomicUsize::new(0),
+            read: AtomicU64::new(0),
+            limit: limit.max(1),
+            room,
+        }
+    }
+
+    /// Deliveries waiting to be read.
+    pub(crate) fn unread(&self) -> usize {
+        self.unread.load(Ordering::Acquire)
+    }
+
+    fn is_full(&self) -> bool {
+        self.unread() >= self.limit
+    }
+
+    fn added(&self) {
+        self.unread.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The stream read one (non-final) delivery. Wakes the connection task when the
+    /// backlog falls to half the limit: a full channel then takes a batch, not one row.
+    pub(crate) fn taken(&self) {
+        let before = self.unread.fetch_sub(1, Ordering::AcqRel);
+        self.read.fetch_add(1, Ordering::AcqRel);
+        if before.saturating_sub(1) == self.limit / 2 {
+            self.room.notify_one();
+        }
+    }
+
+    fn progress(&self) -> u64 {
+        self.read.load(Ordering::Acquire)
+    }
 }
 
 /// A request from a client handle or stream.
@@ -74,6 +138,15 @@ struct Route {
     sink: Sink,
 }
 
+/// Replies of one command held back because its channel is full.
+struct Parked {
+    deliveries: VecDeque<Delivery>,
+    /// The stream's read count when it was last seen moving.
+    progress: u64,
+    /// When that was.
+    since: tokio::time::Instant,
+}
+
 /// A command waiting for room: the connection has `Config::max_in_flight` commands out.
 struct Waiting {
     id: u64,
@@ -91,6 +164,10 @@ struct Driver {
     login: Option<oneshot::Sender<Result<(), Error>>>,
     /// Bytes from `poll_transmit` not yet written.
     outgoing: BytesMut,
+    /// Replies waiting for room in their stream; the socket is not read while any wait.
+    parked: HashMap<Tag, Parked>,
+    /// How long a parked stream's reader may take nothing before the stream is failed.
+    stall_timeout: Option<Duration>,
     /// Set when the connection is over (before or after the `Closed` event).
     end: Option<Error>,
 }
@@ -105,6 +182,8 @@ pub(crate) async fn run<S: Transport>(
     stream: S,
     mut requests: mpsc::UnboundedReceiver<Request>,
     shared: Weak<Shared>,
+    room: Arc<Notify>,
+    stall_timeout: Option<Duration>,
     login: oneshot::Sender<Result<(), Error>>,
 ) {
     let mut driver = Driver {
@@ -114,6 +193,8 @@ pub(crate) async fn run<S: Transport>(
         waiting: VecDeque::new(),
         login: Some(login),
         outgoing: BytesMut::new(),
+        parked: HashMap::new(),
+        stall_timeout,
         end: None,
     };
     let (mut reader, mut writer) = tokio::io::split(stream);
@@ -125,10 +206,17 @@ pub(crate) async fn run<S: Transport>(
         if driver.end.is_some() {
             break;
         }
+        let reading = driver.parked.is_empty();
+        if reading {
+            driver.connection.resume_reading(clock::now());
+        } else {
+            driver.connection.pause_reading(clock::now());
+        }
         let timer = driver
             .connection
             .poll_timeout()
             .map(tokio::time::Instant::from_std);
+        let stall_check = driver.next_stall_check();
         tokio::select! {
             request = requests.recv() => match request {
                 Some(Request::Send { id, command, timeout, sink }) => driver.send(id, command, timeout, sink),
@@ -144,12 +232,14 @@ pub(crate) async fn run<S: Transport>(
                     driver.end = Some(Error::Io { during: "writing to the router", source: Arc::new(e) });
                 }
             }
-            read = reader.read(&mut input) => match read {
+            read = reader.read(&mut input), if reading => match read {
                 Ok(0) => driver.connection.handle_eof(clock::now()),
                 Ok(n) => driver.connection.handle_input(clock::now(), input.get(..n).unwrap_or_default()),
                 Err(e) => driver.end = Some(Error::Io { during: "reading from the router", source: Arc::new(e) }),
             },
             () = sleep_until(timer), if timer.is_some() => driver.connection.handle_timeout(clock::now()),
+            () = room.notified(), if !reading => driver.unpark(),
+            () = sleep_until(stall_check), if stall_check.is_some() => driver.check_stalls(),
         }
     }
 
@@ -162,6 +252,13 @@ pub(crate) async fn run<S: Transport>(
     }
     if let Some(login) = driver.login.take() {
         let _ = login.send(Err(reason.clone()));
+    }
+    // What was decoded before the end still reaches its streams (at most one read's
+    // worth), ahead of the error.
+    for (tag, parked) in std::mem::take(&mut driver.parked) {
+        for delivery in parked.deliveries {
+            driver.send_to(tag, delivery);
+        }
     }
     for (_, route) in driver.routes.drain() {
         let _ = route.sink.tx.send(Delivery::Failed(reason.clone()));
@@ -201,7 +298,7 @@ impl Driver {
         }
         // Finished commands made room for waiting ones.
         self.send_waiting();
-        // Lagging streams were cancelled while dispatching: their `/cancel` goes out too.
+        // Streams dropped meanwhile were cancelled: their `/cancel` goes out too.
         while let Some(bytes) = self.connection.poll_transmit() {
             self.outgoing.extend_from_slice(&bytes);
         }
@@ -282,6 +379,7 @@ impl Driver {
     fn cancel(&mut self, id: u64) {
         if let Some(tag) = self.tags.remove(&id) {
             self.routes.remove(&tag);
+            self.parked.remove(&tag);
             // UnknownTag: it ended meanwhile; Closed: nothing to cancel any more.
             let _ = self.connection.cancel(clock::now(), tag);
         } else {
@@ -305,32 +403,115 @@ impl Driver {
         self.end.get_or_insert(Error::Disconnected);
     }
 
-    fn finish(&mut self, tag: Tag, last: Delivery) {
-        if let Some(route) = self.routes.remove(&tag) {
-            self.tags.remove(&route.id);
-            let _ = route.sink.tx.send(last);
-        }
-    }
-
+    /// Routes one delivery to its command's stream, in order: behind the ones already
+    /// parked for it, parked itself if the stream's channel is full.
     fn deliver(&mut self, tag: Tag, delivery: Delivery) {
         let Some(route) = self.routes.get(&tag) else {
             return;
         };
-        let lagging = matches!(delivery, Delivery::Row(_)) && {
-            let unread = route.sink.pending.fetch_add(1, Ordering::Relaxed);
-            route.sink.limit.is_some_and(|limit| unread >= limit)
+        if let Some(parked) = self.parked.get_mut(&tag) {
+            parked.deliveries.push_back(delivery);
+        } else if !delivery.is_final() && route.sink.backlog.is_full() {
+            self.parked.insert(
+                tag,
+                Parked {
+                    deliveries: VecDeque::from([delivery]),
+                    progress: route.sink.backlog.progress(),
+                    since: tokio::time::Instant::from_std(clock::now()),
+                },
+            );
+        } else {
+            self.send_to(tag, delivery);
+        }
+    }
+
+    /// Puts one delivery in the stream's channel (room is the caller's business); the
+    /// final one ends the route.
+    fn send_to(&mut self, tag: Tag, delivery: Delivery) {
+        let Some(route) = self.routes.get(&tag) else {
+            return;
         };
-        if lagging {
-            let error = Error::StreamLagged {
-                command: route.command.clone(),
-                limit: route.sink.limit.unwrap_or_default(),
-            };
-            self.finish(tag, Delivery::Failed(error));
-            let _ = self.connection.cancel(clock::now(), tag);
-        } else if route.sink.tx.send(delivery).is_err() {
+        let last = delivery.is_final();
+        if !last {
+            route.sink.backlog.added();
+        }
+        if route.sink.tx.send(delivery).is_err() {
             // The stream is gone and its Cancel request is on the way; cancel now.
             let id = route.id;
             self.cancel(id);
+        } else if last && let Some(route) = self.routes.remove(&tag) {
+            self.tags.remove(&route.id);
+        }
+    }
+
+    /// Moves parked deliveries into the streams that have room again.
+    fn unpark(&mut self) {
+        let tags: Vec<Tag> = self.parked.keys().copied().collect();
+        for tag in tags {
+            while let Some(parked) = self.parked.get_mut(&tag) {
+                let full = self
+                    .routes
+                    .get(&tag)
+                    .is_some_and(|r| r.sink.backlog.is_full());
+                let next = match parked.deliveries.front() {
+                    Some(d) if full && !d.is_final() => break,
+                    Some(_) => parked.deliveries.pop_front(),
+                    None => None,
+                };
+                match next {
+                    Some(delivery) => self.send_to(tag, delivery),
+                    None => {
+                        self.parked.remove(&tag);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// When the oldest parked stream would count as stalled, if its reader took nothing.
+    fn next_stall_check(&self) -> Option<tokio::time::Instant> {
+        let after = self.stall_timeout?;
+        self.parked
+            .values()
+            .map(|p| p.since)
+            .min()
+            .and_then(|since| since.checked_add(after))
+    }
+
+    /// Fails and cancels the parked streams whose reader took nothing for the stall
+    /// timeout; the others got a fresh start.
+    fn check_stalls(&mut self) {
+        let Some(after) = self.stall_timeout else {
+            return;
+        };
+        let now = tokio::time::Instant::from_std(clock::now());
+        let mut stalled = Vec::new();
+        for (tag, parked) in &mut self.parked {
+            let progress = self
+                .routes
+                .get(tag)
+                .map_or(parked.progress, |r| r.sink.backlog.progress());
+            if progress != parked.progress {
+                parked.progress = progress;
+                parked.since = now;
+            } else if parked.since.checked_add(after).is_some_and(|at| at <= now) {
+                stalled.push(*tag);
+            }
+        }
+        for tag in stalled {
+            self.parked.remove(&tag);
+            let Some(route) = self.routes.get(&tag) else {
+                continue;
+            };
+            let error = Error::StreamStalled {
+                command: route.command.clone(),
+                waiting: route.sink.backlog.unread(),
+                after,
+            };
+            self.send_to(tag, Delivery::Failed(error));
+            // UnknownTag: its `!done` was parked too; Closed: nothing to cancel.
+            let _ = self.connection.cancel(clock::now(), tag);
         }
     }
 
@@ -354,18 +535,18 @@ impl Driver {
             Event::Trap { tag, trap } => self.deliver(tag, Delivery::Trap(trap)),
             Event::Empty { tag } => self.deliver(tag, Delivery::Empty),
             Event::ReplyError { tag, error } => self.deliver(tag, Delivery::Malformed(error)),
-            Event::Done { tag, ret } => self.finish(tag, Delivery::Done(ret)),
+            Event::Done { tag, ret } => self.deliver(tag, Delivery::Done(ret)),
             Event::TimedOut { tag } => {
                 if let Some(route) = self.routes.get(&tag) {
                     let error = Error::Timeout {
                         command: route.command.clone(),
                         after: route.timeout.unwrap_or_default(),
                     };
-                    self.finish(tag, Delivery::Failed(error));
+                    self.deliver(tag, Delivery::Failed(error));
                 }
             }
-            // Only dropped streams are cancelled, and their routes are gone already.
-            Event::Cancelled { tag } => self.finish(tag, Delivery::Done(None)),
+            // Only dropped or stalled streams are cancelled, and their routes are gone.
+            Event::Cancelled { tag } => self.deliver(tag, Delivery::Done(None)),
             Event::Warning(warning) => {
                 tracing::warn!(?warning, "RouterOS API: reply dropped");
             }

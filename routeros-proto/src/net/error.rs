@@ -133,17 +133,22 @@ pub enum Error {
         after: Duration,
     },
 
-    /// A streaming command's rows were not read fast enough: more than the allowed number
-    /// were waiting, so the command was cancelled rather than buffering without bound.
+    /// A command's replies filled its buffer and its reader took none of them for the
+    /// stall timeout. The client had stopped reading the connection meanwhile (which held
+    /// up every other command on it), so the command was cancelled. A reader that is
+    /// slow but keeps reading never gets this.
     #[error(
-        "more than {limit} rows of `{command}` were waiting to be read; read the stream \
-         faster or raise `ClientConfig::stream_buffer`"
+        "`{command}`: {waiting} replies waited and none was read for {after:?}, which held \
+         up every command on the connection, so the command was cancelled; read the stream \
+         (or drop it), or raise `ClientConfig::stream_stall_timeout`"
     )]
-    StreamLagged {
+    StreamStalled {
         /// The command's path.
         command: String,
-        /// The configured limit.
-        limit: usize,
+        /// Replies that were waiting unread.
+        waiting: usize,
+        /// The stall timeout that ran out.
+        after: Duration,
     },
 
     /// The client's connection task has stopped (the connection ended earlier; that error
@@ -190,6 +195,23 @@ pub enum Error {
     TlsHandshake {
         /// What rustls or the peer said.
         reason: String,
+    },
+
+    /// The router ended the handshake because it shares no cipher suite with rustls: it
+    /// offers only finite-field Diffie-Hellman, which rustls does not implement. A router
+    /// with no certificate assigned to api-ssl offers only anonymous DH; some RouterOS 6
+    /// routers offer only DHE. Nothing on this side can fix it: change the router.
+    #[cfg(feature = "tls")]
+    #[non_exhaustive]
+    #[error(
+        "the router offered no cipher suite rustls supports: it has no certificate assigned \
+         to api-ssl (assign one: `mtids setup` does it, or `/certificate add ...; /ip service \
+         set api-ssl certificate=...`), or it is a RouterOS 6 router offering only DHE \
+         (upgrade it, or use the plain API on a trusted network); the TLS alert was {alert}"
+    )]
+    NoSupportedCipherSuite {
+        /// The TLS alert the router answered the client's hello with.
+        alert: String,
     },
 
     /// The peer answered the TLS handshake with something that is not TLS.

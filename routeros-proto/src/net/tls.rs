@@ -11,6 +11,9 @@
 //! /ip service set api-ssl certificate=api tls-version=only-1.2
 //! ```
 //!
+//! Against a router without one (or a RouterOS 6 router that offers only DHE suites) the
+//! handshake fails with [`Error::NoSupportedCipherSuite`], whose message says this.
+//!
 //! The client then verifies it in one of two ways: against a CA certificate file
 //! ([`TlsConfig::with_ca_file`]; for a self-signed certificate the certificate itself is its
 //! CA), or by pinning the SHA-256 fingerprint of the router's certificate
@@ -351,6 +354,16 @@ pub(crate) fn handshake_error(err: std::io::Error, expected: Option<Fingerprint>
         }
         Some(rustls::Error::InvalidCertificate(reason)) => Error::CertificateRejected {
             reason: format!("{reason:?}"),
+        },
+        // What a server answers a hello whose cipher suites it shares none of: a router
+        // offering only (anonymous) finite-field DH, which rustls does not do. Seen from a
+        // router with no certificate: https://github.com/socialwifi/RouterOS-api/issues/35
+        // (`SSLV3_ALERT_HANDSHAKE_FAILURE`); DHE-only 6.x: ROUTEROS.md section 5.
+        Some(rustls::Error::AlertReceived(
+            alert @ (rustls::AlertDescription::HandshakeFailure
+            | rustls::AlertDescription::InsufficientSecurity),
+        )) => Error::NoSupportedCipherSuite {
+            alert: format!("{alert:?}"),
         },
         Some(rustls::Error::AlertReceived(alert)) => Error::TlsHandshake {
             reason: format!("the router sent the TLS alert {alert:?}"),
