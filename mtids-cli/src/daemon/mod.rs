@@ -12,6 +12,7 @@
 
 mod detection;
 mod enforce;
+mod log_follow;
 mod router;
 mod syslog;
 
