@@ -60,6 +60,17 @@ impl Ban {
     }
 }
 
+/// The detector and reason of a comment mtids wrote ([`Ban::comment`]:
+/// `mtids <detector>: <reason>`); `None` for anyone else's comment.
+pub(crate) fn parse_comment(comment: &str) -> Option<(&str, &str)> {
+    let rest = comment.strip_prefix(COMMENT_MARKER)?.strip_prefix(' ')?;
+    let (detector, reason) = rest.split_once(':')?;
+    if detector.is_empty() || detector.contains(' ') {
+        return None;
+    }
+    Some((detector, reason.trim_start()))
+}
+
 impl From<&Decision> for Ban {
     fn from(d: &Decision) -> Self {
         Ban {
