@@ -355,14 +355,31 @@ impl From<EnforcementFile> for EnforcementConfig {
 pub struct LedgerConfig {
     /// The SQLite file. Default `mtids-bans.db` in the current directory.
     pub path: PathBuf,
+    /// What `mtids run` does with a ledger file it cannot use at start (zero length,
+    /// corrupt, unwritable): move it aside and start a new one (default), or stop.
+    pub on_corrupt: OnCorrupt,
 }
 
 impl Default for LedgerConfig {
     fn default() -> Self {
         LedgerConfig {
             path: PathBuf::from("mtids-bans.db"),
+            on_corrupt: OnCorrupt::Recover,
         }
     }
+}
+
+/// `ledger.on_corrupt`: what to do with an unusable ledger file at start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum OnCorrupt {
+    /// Move it aside as `<path>.corrupt-<UTC time>` and start a new ledger; the routers'
+    /// lists are learned back at the first reconcile.
+    #[default]
+    Recover,
+    /// Refuse to start, naming the file and what is wrong with it.
+    Stop,
 }
 
 /// The Prometheus endpoint (`[metrics]`).

@@ -16,6 +16,7 @@
 //! | `mtids_block_failures_total` | counter | `router` |
 //! | `mtids_router_connected` | gauge (0/1) | `router` |
 //! | `mtids_alert_queue` | gauge | |
+//! | `mtids_ledger_errors_total` | counter | |
 //!
 //! Gauges computed from state (active bans, the alert queue) are refreshed by a hook
 //! ([`Metrics::on_render`]) each time the metrics are rendered, i.e. at scrape time.
@@ -58,6 +59,7 @@ struct Inner {
     block_failures: Family<Labels, Counter>,
     router_connected: Family<Labels, Gauge>,
     alert_queue: Gauge,
+    ledger_errors: Counter,
     on_render: Mutex<Option<RenderHook>>,
 }
 
@@ -134,6 +136,7 @@ impl Metrics {
         let block_failures = Family::<Labels, Counter>::default();
         let router_connected = Family::<Labels, Gauge>::default();
         let alert_queue = Gauge::default();
+        let ledger_errors = Counter::default();
         registry.register("events", "Events read from the routers", events.clone());
         registry.register(
             "findings",
@@ -171,6 +174,12 @@ impl Metrics {
             "Alerts waiting to be delivered",
             alert_queue.clone(),
         );
+        registry.register(
+            "ledger_errors",
+            "Ban ledger writes that failed (the bans still reached the routers; the writes \
+             were kept in memory and retried)",
+            ledger_errors.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -183,6 +192,7 @@ impl Metrics {
                 block_failures,
                 router_connected,
                 alert_queue,
+                ledger_errors,
                 on_render: Mutex::new(None),
             }),
         }
@@ -232,6 +242,13 @@ impl Metrics {
         } else {
             self.inner.suppressed.inc();
         }
+    }
+
+    /// Raises `mtids_ledger_errors_total` to `total` (the ledger's own count of failed
+    /// writes since it was opened; a counter never goes down).
+    pub fn set_ledger_errors(&self, total: u64) {
+        let counter = &self.inner.ledger_errors;
+        counter.inc_by(total.saturating_sub(counter.get()));
     }
 
     /// The number of bans in force.

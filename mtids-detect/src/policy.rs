@@ -318,6 +318,14 @@ impl Policy {
         o.banned_until = o.banned_until.max(until);
     }
 
+    /// Lifts a target's ban (an operator unbanned it by hand) but keeps its offence
+    /// count: its next attack is banned again, for the escalated time.
+    pub fn lift_ban(&mut self, target: &IpPrefix) {
+        if let Some(o) = self.offenders.get_mut(target) {
+            o.banned_until = Timestamp::from_millis(0);
+        }
+    }
+
     /// Forgets a target (e.g. after an operator unbanned it by hand).
     pub fn forget(&mut self, target: &IpPrefix) {
         self.offenders.remove(target);

@@ -232,6 +232,19 @@ impl BanRecord {
     }
 }
 
+/// Where a router's log was read up to (saved in the ledger so that a restarted daemon
+/// reads what the router logged while it was down).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogPosition {
+    /// The numeric part of the last log line's `.id` (`*1A` is 26).
+    pub last_id: u64,
+    /// That line's own time, if it could be read.
+    pub last_time: Option<SystemTime>,
+    /// When the router booted (its clock time minus its uptime): a later boot means it
+    /// rebooted since, and its log ids started again from `*1`.
+    pub boot: Option<SystemTime>,
+}
+
 /// One change of a ban's state, for an address's history.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BanEvent {
@@ -1038,6 +1051,72 @@ impl BanLedger {
             |r| r.get(0),
         )?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// The newest ban event's number: where [`changes_by_others`](Self::changes_by_others)
+    /// starts for a reader that already knows every ban.
+    pub fn last_event(&self) -> Result<i64, LedgerError> {
+        Ok(self
+            .conn
+            .query_row("SELECT COALESCE(MAX(rowid), 0) FROM ban_events", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    /// The bans another connection changed (another process: `mtids bans add` or
+    /// `remove` beside a running daemon) in events after number `after`, each once, as
+    /// they stand now; with the number of the last event read, to pass next time.
+    pub fn changes_by_others(&self, after: i64) -> Result<(Vec<BanRecord>, i64), LedgerError> {
+        let last = self.last_event()?;
+        let sql = format!(
+            "{SELECT_BAN} WHERE id IN (SELECT ban_id FROM ban_events
+                                       WHERE rowid > ?1 AND rowid <= ?2 AND writer != ?3)
+             ORDER BY id"
+        );
+        let bans = self.query_bans(&sql, params![after, last, self.writer])?;
+        Ok((bans, last))
+    }
+
+    /// Where the log of `router` was read up to, if it was.
+    pub fn log_position(&self, router: &str) -> Result<Option<LogPosition>, LedgerError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT last_id, last_time_ms, boot_ms FROM log_positions WHERE router = ?1",
+                [router],
+                |r| {
+                    Ok(LogPosition {
+                        last_id: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                        last_time: r.get::<_, Option<i64>>(1)?.map(from_ms),
+                        boot: r.get::<_, Option<i64>>(2)?.map(from_ms),
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Records where the log of `router` was read up to. Not kept in the backlog when the
+    /// file fails: a newer position comes with the next line.
+    pub fn save_log_position(
+        &mut self,
+        router: &str,
+        position: &LogPosition,
+        now: SystemTime,
+    ) -> Result<(), LedgerError> {
+        self.conn.execute(
+            "INSERT INTO log_positions (router, last_id, last_time_ms, boot_ms, updated_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (router) DO UPDATE SET last_id = ?2, last_time_ms = ?3,
+                                                boot_ms = ?4, updated_ms = ?5",
+            params![
+                router,
+                i64::try_from(position.last_id).unwrap_or(i64::MAX),
+                position.last_time.map(to_ms),
+                position.boot.map(to_ms),
+                to_ms(now)
+            ],
+        )?;
+        Ok(())
     }
 
     /// One ban by id.

@@ -69,6 +69,9 @@ pub(crate) async fn run_detection(
     blockers: BTreeMap<String, mpsc::UnboundedSender<BlockRequest>>,
 ) {
     restore_bans(&shared, &mut engine);
+    let mut ledger_sync = super::ledger_sync::LedgerSync::new(&shared);
+    let mut ledger_tick = tokio::time::interval(super::ledger_sync::SYNC_EVERY);
+    ledger_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut own: BTreeMap<usize, Vec<InterfaceAddress>> = BTreeMap::new();
     let mut outcomes = Vec::new();
     let mut dry_run_bans = DryRunBans::default();
@@ -106,6 +109,10 @@ pub(crate) async fn run_detection(
                 }
                 dry_run_bans.expire(&shared, now);
                 observed = Instant::now();
+            }
+            _ = ledger_tick.tick(), if shared.ledger.is_some() => {
+                ledger_sync.tick(&shared, &mut engine, &blockers);
+                continue;
             }
             _ = shutdown.changed() => break,
         }

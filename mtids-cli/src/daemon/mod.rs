@@ -12,6 +12,7 @@
 
 mod detection;
 mod enforce;
+mod ledger_sync;
 mod log_follow;
 mod router;
 mod syslog;
@@ -257,6 +258,8 @@ pub struct Daemon {
     stop: watch::Sender<bool>,
     routers: Vec<JoinHandle<()>>,
     detection: JoinHandle<()>,
+    /// Held while the daemon runs: one daemon per ledger.
+    _ledger_lock: Option<ledger_sync::LedgerLock>,
 }
 
 impl Daemon {
@@ -270,6 +273,7 @@ impl Daemon {
     pub fn start(config: Config, options: Options) -> Result<Daemon, CliError> {
         let engine = DetectionEngine::new(&config.detection)
             .map_err(|e| CliError::config("configuration", "detection", e.to_string()))?;
+        let mut ledger_lock = None;
         let ledger = if config.enforcement.dry_run {
             None
         } else {
@@ -283,7 +287,10 @@ impl Daemon {
                     )
                 })?;
             }
-            Some(Arc::new(Mutex::new(BanLedger::open(&config.ledger.path)?)))
+            // The lock first: a second daemon must not even recover "its" ledger.
+            ledger_lock = Some(ledger_sync::lock_ledger(&config.ledger.path)?);
+            let ledger: BanLedger = ledger_sync::open_ledger(&config, (options.clock)())?;
+            Some(Arc::new(Mutex::new(ledger)))
         };
         let (udp, tcp) = syslog::bind(config.input.syslog_udp, config.input.syslog_tcp)?;
         let syslog_udp = udp.as_ref().and_then(|s| s.local_addr().ok());
@@ -390,6 +397,7 @@ impl Daemon {
             stop,
             routers,
             detection,
+            _ledger_lock: ledger_lock,
         })
     }
 
