@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use mtids_cli::bans::{self, BansAction};
 use mtids_cli::config::{Config, OnCorrupt};
-use mtids_cli::daemon::{Daemon, Options, Report};
+use mtids_cli::daemon::{Daemon, Options, Report, Stats};
 use mtids_cli::simulate::RecordingNotifier;
 use mtids_e2e::{LIST, Running, Sim, eventually, fail_logins};
 use mtids_enforce::{BanLedger, BanState};
@@ -319,4 +319,100 @@ async fn a_repeat_manual_ban_leaves_ledger_and_router_at_the_longest_expiry() {
     assert!(in_ledger > Duration::from_secs(7100), "{in_ledger:?}");
     let comment = String::from_utf8(entries[0].comment.clone().unwrap()).unwrap();
     assert_eq!(comment, format!("mtids manual: {}", active[0].reason));
+}
+
+fn log_rows(running: &Running) -> u64 {
+    Stats::get(&running.daemon.stats().log_rows)
+}
+
+/// Waits until the daemon has read every line the router logged, and a second more, so
+/// its position is saved in the ledger.
+async fn settle(sim: &Sim, running: &Running) {
+    let all = sim.router.log_entries().len() as u64;
+    eventually(SOON, || log_rows(running) >= all).await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attack_logged_right_after_a_reboot_that_restarted_the_log_ids_is_banned() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start().await;
+    sim.router.set_restart_log_ids_on_reboot(true);
+    let running = Running::start(sim.config(dir.path())).await;
+    for i in 0..60 {
+        sim.router
+            .log("system,info", format!("before the reboot {i}"));
+    }
+    settle(&sim, &running).await;
+    // Uptime counts whole seconds: let the new boot be clearly later than the first.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    sim.router.reboot();
+    // Right after the reboot, before the daemon is back: the attack, then more lines
+    // than the daemon had read before, so the old last `.id` exists again.
+    fail_logins(&sim.router, "198.51.100.61", "admin", 5);
+    for i in 0..100 {
+        sim.router
+            .log("system,info", format!("after the reboot {i}"));
+    }
+    assert_eq!(sim.router.log_entries()[0].id, 1, "the ids started again");
+    assert!(
+        eventually(Duration::from_secs(8), || sim.listed("198.51.100.61"))
+            .await
+            .is_some(),
+        "the attack logged after the reboot is banned"
+    );
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_logged_while_the_daemon_was_down_are_banned_when_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start().await;
+    let config = sim.config(dir.path());
+    let running = Running::start(config.clone()).await;
+    for i in 0..10 {
+        sim.router.log("system,info", format!("while running {i}"));
+    }
+    settle(&sim, &running).await;
+    running.stop().await;
+
+    fail_logins(&sim.router, "198.51.100.62", "admin", 6);
+    let running = Running::start(config).await;
+    assert!(
+        eventually(SOON, || sim.listed("198.51.100.62"))
+            .await
+            .is_some(),
+        "the 6 failures logged during the outage are banned"
+    );
+    // Every line the router holds counted exactly once by this process: the lines
+    // before the position (warm-up), the ones after it, and none twice though the print
+    // and the follow overlap.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let logged = sim.router.log_entries().len() as u64;
+    assert_eq!(log_rows(&running), logged);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_failures_before_and_three_after_a_daemon_restart_add_up_to_a_ban() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start().await;
+    let config = sim.config(dir.path());
+    let running = Running::start(config.clone()).await;
+    fail_logins(&sim.router, "198.51.100.63", "admin", 3);
+    settle(&sim, &running).await;
+    running.stop().await;
+    assert!(!sim.listed("198.51.100.63"), "3 failures are below 5");
+
+    let running = Running::start(config).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!sim.listed("198.51.100.63"), "still 3");
+    fail_logins(&sim.router, "198.51.100.63", "admin", 3);
+    assert!(
+        eventually(SOON, || sim.listed("198.51.100.63"))
+            .await
+            .is_some(),
+        "3 before and 3 after the restart add up"
+    );
+    running.stop().await;
 }
