@@ -483,6 +483,23 @@ mod tests {
         Policy::new(config, guard).unwrap()
     }
 
+    #[test]
+    fn a_lifted_ban_is_banned_again_at_the_next_finding_for_longer() {
+        let mut p = policy(PolicyConfig::default());
+        let first = ban(p.decide(Timestamp::from_secs(100), finding("192.0.2.7", 100)));
+        assert!(matches!(
+            why(p.decide(Timestamp::from_secs(110), finding("192.0.2.7", 110))),
+            Suppression::AlreadyBanned { .. }
+        ));
+        p.lift_ban(&first.target);
+        let second = ban(p.decide(Timestamp::from_secs(120), finding("192.0.2.7", 120)));
+        assert_eq!(second.offence, 2, "the offence count is kept");
+        assert!(second.duration >= first.duration);
+        // Lifting an unknown target changes nothing.
+        p.lift_ban(&"192.0.2.99".parse().unwrap());
+        assert_eq!(p.offenders(), 1);
+    }
+
     fn ban(o: Outcome) -> Decision {
         match o {
             Outcome::Ban(d) => d,

@@ -241,6 +241,23 @@ mod tests {
     }
 
     #[test]
+    fn mtids_comments_are_read_back_and_others_are_not() {
+        let target: IpPrefix = "198.51.100.7".parse().unwrap();
+        let c = Ban::new(target, None, "brute_force", "ssh 5/5 in 60s").comment();
+        assert_eq!(
+            super::parse_comment(&c),
+            Some(("brute_force", "ssh 5/5 in 60s"))
+        );
+        assert_eq!(
+            super::parse_comment("mtids manual: seen in the web log"),
+            Some(("manual", "seen in the web log"))
+        );
+        assert_eq!(super::parse_comment("office printer"), None);
+        assert_eq!(super::parse_comment("mtidsx y: z"), None);
+        assert_eq!(super::parse_comment("mtids two words: z"), None);
+    }
+
+    #[test]
     fn comments_never_carry_raw_attacker_text() {
         let target: IpPrefix = "198.51.100.7".parse().unwrap();
         let hostile = "user \"x\"\r\n$(/system reboot); [:put \\1] \u{7}é\u{202e}";
