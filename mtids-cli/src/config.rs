@@ -1062,6 +1062,18 @@ mod tests {
     }
 
     #[test]
+    fn ledger_on_corrupt_is_recover_stop_or_a_named_error() {
+        let c = load_text("[ledger]\non_corrupt = \"stop\"\n", &Variables::new())
+            .unwrap()
+            .config;
+        assert_eq!(c.ledger.on_corrupt, OnCorrupt::Stop);
+        let c = load_text("", &Variables::new()).unwrap().config;
+        assert_eq!(c.ledger.on_corrupt, OnCorrupt::Recover);
+        let e = err_text("[ledger]\non_corrupt = \"ignore\"\n");
+        assert!(e.contains("on_corrupt"), "{e}");
+    }
+
+    #[test]
     fn no_file_and_no_variables_gives_sane_defaults() {
         let loaded = Config::load(None, &Variables::new()).unwrap();
         let c = loaded.config;

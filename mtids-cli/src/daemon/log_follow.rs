@@ -18,7 +18,8 @@ use super::router::{any_of, send};
 use super::{Shared, Stats, system_time, timestamp};
 
 /// How much the router's boot time, computed from its whole-second uptime and our clock,
-/// may move between two readings without meaning a reboot.
+/// may move between two readings without meaning a reboot (a real reboot moves it by the
+/// whole time the router was down and booting, far more).
 const BOOT_SLACK: Duration = Duration::from_secs(3);
 
 /// How often the position is written to the ledger while lines arrive.
