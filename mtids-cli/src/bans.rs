@@ -139,15 +139,14 @@ fn select<'c>(config: &'c Config, name: Option<&str>) -> Result<Vec<&'c RouterCo
     }
 }
 
-fn comment(reason: &str) -> String {
-    format!("mtids manual: {reason}")
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(120)
-        .collect()
+/// The address-list comment of a manual ban: the same as the daemon writes for it
+/// (`mtids manual: <reason>`), so both agree whoever puts it on a router.
+fn comment(target: IpPrefix, reason: &str) -> String {
+    mtids_enforce::Ban::new(target, None, "manual", reason).comment()
 }
 
-/// Puts `target` on `list` with a timeout; a duplicate entry gets its timeout refreshed.
+/// Puts `target` on `list` with a timeout; a duplicate entry gets this timeout and
+/// comment (the caller passes the ledger's effective expiry, which is never shorter).
 /// Returns the entry's `.id` when the router said it.
 pub async fn add_on_router(
     client: &Client,
@@ -172,7 +171,8 @@ pub async fn add_on_router(
                     .call(
                         Command::new(format!("{path}/set"))
                             .id(id)
-                            .attr("timeout", &timeout),
+                            .attr("timeout", &timeout)
+                            .attr("comment", comment),
                     )
                     .await?;
             }
@@ -418,16 +418,30 @@ pub async fn run(
                     duration: Some(*duration),
                 })?;
                 let id = recorded.id();
+                // A second ban of the same address extended the first: the longest
+                // expiry wins, on the router as in the ledger.
+                let effective = ledger
+                    .get(id)
+                    .ok()
+                    .and_then(|b| b.remaining(now))
+                    .filter(|left| left > duration)
+                    .unwrap_or(*duration);
                 if *ledger_only {
                     let _ = writeln!(out, "[{}] {text}: recorded as ban {id} (pending)", r.name);
                     continue;
                 }
                 let result = match crate::check::connect(r, None).await {
                     Ok(client) => {
-                        let res =
-                            add_on_router(&client, path, list, &text, *duration, &comment(reason))
-                                .await
-                                .map_err(|e| e.to_string());
+                        let res = add_on_router(
+                            &client,
+                            path,
+                            list,
+                            &text,
+                            effective,
+                            &comment(prefix, reason),
+                        )
+                        .await
+                        .map_err(|e| e.to_string());
                         client.close().await;
                         res
                     }
@@ -440,7 +454,7 @@ pub async fn run(
                             out,
                             "[{}] {text}: banned on `{list}` for {} (ban {id})",
                             r.name,
-                            humantime::format_duration(*duration)
+                            humantime::format_duration(Duration::from_secs(effective.as_secs()))
                         );
                     }
                     Err(e) => {

@@ -417,14 +417,31 @@ impl From<EnforcementFile> for EnforcementConfig {
 pub struct LedgerConfig {
     /// The SQLite file. Default `mtids-bans.db` in the current directory.
     pub path: PathBuf,
+    /// What `mtids run` does with a ledger file it cannot use at start (zero length,
+    /// corrupt, unwritable): move it aside and start a new one (default), or stop.
+    pub on_corrupt: OnCorrupt,
 }
 
 impl Default for LedgerConfig {
     fn default() -> Self {
         LedgerConfig {
             path: PathBuf::from("mtids-bans.db"),
+            on_corrupt: OnCorrupt::Recover,
         }
     }
+}
+
+/// `ledger.on_corrupt`: what to do with an unusable ledger file at start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum OnCorrupt {
+    /// Move it aside as `<path>.corrupt-<UTC time>` and start a new ledger; the routers'
+    /// lists are learned back at the first reconcile.
+    #[default]
+    Recover,
+    /// Refuse to start, naming the file and what is wrong with it.
+    Stop,
 }
 
 /// The Prometheus endpoint (`[metrics]`).
@@ -1161,6 +1178,18 @@ mod tests {
         }
         input.syslog_cef_delimiter = "\\".to_owned();
         assert!(input.cef_delimiter().is_err());
+    }
+
+    #[test]
+    fn ledger_on_corrupt_is_recover_stop_or_a_named_error() {
+        let c = load_text("[ledger]\non_corrupt = \"stop\"\n", &Variables::new())
+            .unwrap()
+            .config;
+        assert_eq!(c.ledger.on_corrupt, OnCorrupt::Stop);
+        let c = load_text("", &Variables::new()).unwrap().config;
+        assert_eq!(c.ledger.on_corrupt, OnCorrupt::Recover);
+        let e = err_text("[ledger]\non_corrupt = \"ignore\"\n");
+        assert!(e.contains("on_corrupt"), "{e}");
     }
 
     #[test]

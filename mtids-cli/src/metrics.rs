@@ -22,6 +22,7 @@
 //! | `mtids_alert_destination_hung` | gauge (0/1) | `destination` |
 //! | `mtids_syslog_lines_total` | counter | `outcome` (recognized, unrecognized, too_long, malformed) |
 //! | `mtids_syslog_dropped_total` | counter | |
+//! | `mtids_ledger_errors_total` | counter | |
 //!
 //! Gauges computed from state (active bans, the alert queues, the kernel's syslog drop
 //! count) are refreshed by hooks ([`Metrics::on_render`]) each time the metrics are
@@ -105,6 +106,7 @@ struct Inner {
     syslog_lines: [Counter; SyslogLine::ALL.len()],
     syslog_dropped: Counter,
     on_render: Mutex<Vec<RenderHook>>,
+    ledger_errors: Counter,
 }
 
 /// The `mtids_events_total` counters of one event source (a router, or `syslog`), one
@@ -190,6 +192,7 @@ impl Metrics {
             syslog_lines_family.get_or_create_owned(&vec![("outcome", outcome.label().to_owned())])
         });
         let syslog_dropped = Counter::default();
+        let ledger_errors = Counter::default();
         registry.register("events", "Events read from the routers", events.clone());
         registry.register(
             "findings",
@@ -258,6 +261,12 @@ impl Metrics {
              (input.syslog_udp_buffer); Linux only",
             syslog_dropped.clone(),
         );
+        registry.register(
+            "ledger_errors",
+            "Ban ledger writes that failed (the bans still reached the routers; the writes \
+             were kept in memory and retried)",
+            ledger_errors.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -277,6 +286,7 @@ impl Metrics {
                 syslog_lines,
                 syslog_dropped,
                 on_render: Mutex::new(Vec::new()),
+                ledger_errors,
             }),
         }
     }
@@ -325,6 +335,12 @@ impl Metrics {
         } else {
             self.inner.suppressed.inc();
         }
+    }
+
+    /// Raises `mtids_ledger_errors_total` to `total` (the ledger's own count of failed
+    /// writes since it was opened; a counter never goes down).
+    pub fn set_ledger_errors(&self, total: u64) {
+        raise_to(&self.inner.ledger_errors, total);
     }
 
     /// The number of bans in force.

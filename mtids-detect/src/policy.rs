@@ -318,6 +318,14 @@ impl Policy {
         o.banned_until = o.banned_until.max(until);
     }
 
+    /// Lifts a target's ban (an operator unbanned it by hand) but keeps its offence
+    /// count: its next attack is banned again, for the escalated time.
+    pub fn lift_ban(&mut self, target: &IpPrefix) {
+        if let Some(o) = self.offenders.get_mut(target) {
+            o.banned_until = Timestamp::from_millis(0);
+        }
+    }
+
     /// Forgets a target (e.g. after an operator unbanned it by hand).
     pub fn forget(&mut self, target: &IpPrefix) {
         self.offenders.remove(target);
@@ -473,6 +481,23 @@ mod tests {
         })
         .unwrap();
         Policy::new(config, guard).unwrap()
+    }
+
+    #[test]
+    fn a_lifted_ban_is_banned_again_at_the_next_finding_for_longer() {
+        let mut p = policy(PolicyConfig::default());
+        let first = ban(p.decide(Timestamp::from_secs(100), finding("192.0.2.7", 100)));
+        assert!(matches!(
+            why(p.decide(Timestamp::from_secs(110), finding("192.0.2.7", 110))),
+            Suppression::AlreadyBanned { .. }
+        ));
+        p.lift_ban(&first.target);
+        let second = ban(p.decide(Timestamp::from_secs(120), finding("192.0.2.7", 120)));
+        assert_eq!(second.offence, 2, "the offence count is kept");
+        assert!(second.duration >= first.duration);
+        // Lifting an unknown target changes nothing.
+        p.lift_ban(&"192.0.2.99".parse().unwrap());
+        assert_eq!(p.offenders(), 1);
     }
 
     fn ban(o: Outcome) -> Decision {

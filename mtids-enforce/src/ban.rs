@@ -60,6 +60,17 @@ impl Ban {
     }
 }
 
+/// The detector and reason of a comment mtids wrote ([`Ban::comment`]:
+/// `mtids <detector>: <reason>`); `None` for anyone else's comment.
+pub(crate) fn parse_comment(comment: &str) -> Option<(&str, &str)> {
+    let rest = comment.strip_prefix(COMMENT_MARKER)?.strip_prefix(' ')?;
+    let (detector, reason) = rest.split_once(':')?;
+    if detector.is_empty() || detector.contains(' ') {
+        return None;
+    }
+    Some((detector, reason.trim_start()))
+}
+
 impl From<&Decision> for Ban {
     fn from(d: &Decision) -> Self {
         Ban {
@@ -227,6 +238,23 @@ mod tests {
         for bad in ["", "x", "1x", "1d2", "99999999999999999999w", "1:2", "::"] {
             assert_eq!(p(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn mtids_comments_are_read_back_and_others_are_not() {
+        let target: IpPrefix = "198.51.100.7".parse().unwrap();
+        let c = Ban::new(target, None, "brute_force", "ssh 5/5 in 60s").comment();
+        assert_eq!(
+            super::parse_comment(&c),
+            Some(("brute_force", "ssh 5/5 in 60s"))
+        );
+        assert_eq!(
+            super::parse_comment("mtids manual: seen in the web log"),
+            Some(("manual", "seen in the web log"))
+        );
+        assert_eq!(super::parse_comment("office printer"), None);
+        assert_eq!(super::parse_comment("mtidsx y: z"), None);
+        assert_eq!(super::parse_comment("mtids two words: z"), None);
     }
 
     #[test]

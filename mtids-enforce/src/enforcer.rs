@@ -63,6 +63,9 @@ pub struct ReconcileReport {
     pub failed: Vec<(IpPrefix, String)>,
     /// Pending ledger bans found on the router (sent before a crash): marked applied.
     pub confirmed: usize,
+    /// Entries carrying mtids' comment that the ledger did not know (it was lost or
+    /// started afresh): recorded as applied bans with their remaining time.
+    pub adopted: usize,
     /// Whether the router's uptime went down since the last reconcile: it rebooted, and
     /// every entry with a timeout was gone.
     pub rebooted: bool,

@@ -106,6 +106,9 @@ pub use enforcer::MockEnforcer;
 pub use enforcer::{Blocked, Enforced, Enforcer, ReconcileReport};
 pub use error::EnforceError;
 pub use fleet::{Fleet, FleetConfig, FleetRouter, PerRouter, RouterStatus, Scope};
-pub use ledger::{BanEvent, BanId, BanLedger, BanRecord, BanState, LedgerError, NewBan, Recorded};
+pub use ledger::{
+    BanEvent, BanId, BanLedger, BanRecord, BanState, LedgerError, LedgerHealth, LogPosition,
+    MAX_BACKLOG, NewBan, RETRY_EVERY, Recorded,
+};
 pub use mtids_detect::IpPrefix;
 pub use routeros::{Clock, DEFAULT_LIST, RouterOsConfig, RouterOsEnforcer};

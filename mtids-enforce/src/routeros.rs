@@ -21,7 +21,7 @@ use routeros_proto::{Command, Query, Reply};
 use crate::ban::{format_timeout, menu_of, parse_routeros_duration, render_target};
 use crate::{
     Ban, BanId, BanLedger, BanState, Blocked, EnforceError, Enforced, Enforcer, NewBan,
-    ReconcileReport,
+    ReconcileReport, Recorded,
 };
 
 /// Where time comes from: the system clock by default, a fake one in tests.
@@ -455,8 +455,12 @@ impl RouterOsEnforcer {
             .map(|(_, entry)| entry))
     }
 
-    fn record(&self, bans: &[Ban], now: SystemTime) -> Result<Vec<BanId>, EnforceError> {
-        record_bans(&self.ledger, &self.config, bans, now)
+    fn record(
+        &self,
+        bans: &[Ban],
+        now: SystemTime,
+    ) -> Result<Vec<(BanId, Option<Duration>)>, EnforceError> {
+        record_bans_effective(&self.ledger, &self.config, bans, now)
     }
 
     /// Reads the router's uptime and, if it went down since the last reconcile (the
@@ -475,6 +479,69 @@ impl RouterOsEnforcer {
             }
             _ => Ok(None),
         }
+    }
+
+    /// Records the listed entries that carry mtids' comment but that the ledger does not
+    /// know (a ledger moved aside as corrupt, or lost): the router still enforces them,
+    /// so the ledger learns them back, as applied, with the time they have left.
+    fn adopt(&self, active: &[crate::BanRecord], now: SystemTime) -> usize {
+        let orphans: Vec<(IpPrefix, CachedEntry, String)> = {
+            let cache = lock(&self.cache);
+            cache
+                .iter()
+                .filter(|(target, entry)| {
+                    let text = render_target(target);
+                    crate::ban::parse_comment(&entry.comment).is_some()
+                        && entry.expires.is_none_or(|at| at > now)
+                        && !active
+                            .iter()
+                            .any(|b| b.target == text && b.list == self.config.list_for(target))
+                })
+                .map(|(target, entry)| (*target, entry.clone(), render_target(target)))
+                .collect()
+        };
+        if orphans.is_empty() {
+            return 0;
+        }
+        let new: Vec<NewBan<'_>> = orphans
+            .iter()
+            .filter_map(|(target, entry, text)| {
+                let (detector, reason) = crate::ban::parse_comment(&entry.comment)?;
+                Some(NewBan {
+                    router: &self.config.router,
+                    list: self.config.list_for(target),
+                    target: text,
+                    reason,
+                    detector,
+                    created: now,
+                    duration: entry
+                        .expires
+                        .map(|at| at.duration_since(now).unwrap_or(Duration::ZERO)),
+                })
+            })
+            .collect();
+        let mut ledger = lock(&self.ledger);
+        let recorded = match ledger.record_all(&new) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(router = %self.config.router, error = %e, "ban ledger: cannot adopt the router's entries");
+                return 0;
+            }
+        };
+        let applied: Vec<(BanId, Option<&str>)> = recorded
+            .iter()
+            .zip(&orphans)
+            .map(|(r, (_, entry, _))| (r.id(), Some(entry.id.as_str())))
+            .collect();
+        if let Err(e) = ledger.mark_applied_all(&applied, now) {
+            tracing::error!(router = %self.config.router, error = %e, "ban ledger: cannot mark adopted entries applied");
+        }
+        tracing::warn!(
+            router = %self.config.router,
+            adopted = applied.len(),
+            "the router holds mtids bans the ledger did not know: recorded them"
+        );
+        applied.len()
     }
 
     /// Sends every `(target, duration, comment)` at once and marks the ledger bans
@@ -615,6 +682,21 @@ pub(crate) fn record_bans(
     bans: &[Ban],
     now: SystemTime,
 ) -> Result<Vec<BanId>, EnforceError> {
+    Ok(record_bans_effective(ledger, config, bans, now)?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect())
+}
+
+/// As [`record_bans`], with each ban's effective duration: a ban that extended one
+/// already recorded lasts as long as the ledger now says (the longest expiry wins), so
+/// the router gets that, not the shorter new decision.
+pub(crate) fn record_bans_effective(
+    ledger: &Mutex<BanLedger>,
+    config: &RouterOsConfig,
+    bans: &[Ban],
+    now: SystemTime,
+) -> Result<Vec<(BanId, Option<Duration>)>, EnforceError> {
     let targets: Vec<String> = bans.iter().map(|b| render_target(&b.target)).collect();
     let new: Vec<NewBan<'_>> = bans
         .iter()
@@ -629,8 +711,19 @@ pub(crate) fn record_bans(
             duration: b.duration,
         })
         .collect();
-    let recorded = lock(ledger).record_all(&new)?;
-    Ok(recorded.into_iter().map(|r| r.id()).collect())
+    let mut ledger = lock(ledger);
+    let recorded = ledger.record_all(&new)?;
+    Ok(recorded
+        .into_iter()
+        .zip(bans)
+        .map(|(r, b)| match r {
+            Recorded::New(id) => (id, b.duration),
+            Recorded::Extended(id) => match ledger.get(id) {
+                Ok(record) => (id, record.remaining(now)),
+                Err(_) => (id, b.duration),
+            },
+        })
+        .collect())
 }
 
 /// Reads one address-list row; rows with an address that does not parse are skipped
@@ -699,7 +792,7 @@ impl Enforcer for RouterOsEnforcer {
         let items = ids
             .into_iter()
             .zip(bans)
-            .map(|(id, b)| (id, b.target, b.duration, b.comment()))
+            .map(|((id, duration), b)| (id, b.target, duration, b.comment()))
             .collect();
         self.send_all(items).await
     }
@@ -804,6 +897,7 @@ impl Enforcer for RouterOsEnforcer {
 
         let now = self.now();
         let active = lock(&self.ledger).active(Some(&self.config.router), now)?;
+        report.adopted = self.adopt(&active, now);
         let mut confirm = Vec::new();
         let mut missing = Vec::new();
         let mut short = Vec::new();

@@ -56,6 +56,11 @@ pub struct RouterConfig {
     /// Whether the router has IPv6. Without it (the package disabled or absent) every
     /// `/ipv6/...` command answers `no such command prefix`.
     pub ipv6: bool,
+    /// Whether [`Router::reboot`] starts the log's `.id`s again from `*1`. The log is
+    /// kept in RAM (<https://help.mikrotik.com/docs/display/ROS/Log>: "Logs can be saved
+    /// in routers memory (RAM)"), so a reboot empties it and a real router numbers the new
+    /// boot's lines afresh (seen on routers in issue 11). Off by default: ids keep rising.
+    pub restart_log_ids_on_reboot: bool,
 }
 
 impl Default for RouterConfig {
@@ -74,6 +79,7 @@ impl Default for RouterConfig {
             log_capacity: 1_000,
             port_style: PortStyle::Combined,
             ipv6: true,
+            restart_log_ids_on_reboot: false,
         }
     }
 }
@@ -360,6 +366,11 @@ impl Router {
     /// `no such command prefix`, as on a router without the IPv6 package.
     pub fn set_ipv6(&self, on: bool) {
         self.state().config.ipv6 = on;
+    }
+
+    /// Sets [`RouterConfig::restart_log_ids_on_reboot`].
+    pub fn set_restart_log_ids_on_reboot(&self, on: bool) {
+        self.state().config.restart_log_ids_on_reboot = on;
     }
 
     // ---- users ----
@@ -700,7 +711,11 @@ impl Router {
             s.v4.erase_dynamic();
             s.v6.erase_dynamic();
             s.connections.clear();
-            s.log.clear();
+            if s.config.restart_log_ids_on_reboot {
+                s.log = LogRing::new(s.config.log_capacity);
+            } else {
+                s.log.clear();
+            }
             s.resource.boot_time = now;
         }
         let _ = self.inner.control.send(Control::Disconnect);

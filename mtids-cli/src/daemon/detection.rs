@@ -69,6 +69,9 @@ pub(crate) async fn run_detection(
     blockers: BTreeMap<String, mpsc::UnboundedSender<BlockRequest>>,
 ) {
     restore_bans(&shared, &mut engine);
+    let mut ledger_sync = super::ledger_sync::LedgerSync::new(&shared);
+    let mut ledger_tick = tokio::time::interval(super::ledger_sync::SYNC_EVERY);
+    ledger_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut own: BTreeMap<usize, Vec<InterfaceAddress>> = BTreeMap::new();
     let mut outcomes = Vec::new();
     let mut dry_run_bans = DryRunBans::default();
@@ -106,6 +109,10 @@ pub(crate) async fn run_detection(
                 }
                 dry_run_bans.expire(&shared, now);
                 observed = Instant::now();
+            }
+            _ = ledger_tick.tick(), if shared.ledger.is_some() => {
+                ledger_sync.tick(&shared, &mut engine, &blockers);
+                continue;
             }
             _ = shutdown.changed() => break,
         }
@@ -215,6 +222,9 @@ fn ban(
     Stats::bump(&shared.stats.bans);
     let target = decision.target.to_string();
     let detector = decision.finding.detector;
+    if !shared.dry_run() {
+        record_decision(shared, &decision);
+    }
     // `address`, not `target`: JSON logs put the event's module under `target`.
     tracing::warn!(
         address = %target,
@@ -301,6 +311,36 @@ fn ban(
         }
         shared.alerts.submit(alert);
     });
+}
+
+/// Records the decision, pending, for every router before it is logged as decided: a
+/// daemon killed right after (`kill -9` mid-burst) re-applies it at the next start's
+/// reconcile. The router task's own record then finds and extends this one. A ledger
+/// that cannot be written keeps it in memory (see `mtids_enforce::BanLedger`).
+fn record_decision(shared: &Shared, decision: &Decision) {
+    let text = crate::bans::target_text(&decision.target);
+    let lists = &shared.config.enforcement;
+    let list = if decision.target.addr().is_ipv4() {
+        &lists.address_list
+    } else {
+        &lists.address_list_v6
+    };
+    let created = shared.now();
+    let bans: Vec<mtids_enforce::NewBan<'_>> = shared
+        .config
+        .routers
+        .iter()
+        .map(|r| mtids_enforce::NewBan {
+            router: &r.name,
+            list,
+            target: &text,
+            reason: &decision.reason,
+            detector: decision.finding.detector,
+            created,
+            duration: Some(decision.duration),
+        })
+        .collect();
+    let _ = shared.with_ledger("recording a decision", |l| l.record_all(&bans));
 }
 
 /// The alert crate's threat for a finding kind.

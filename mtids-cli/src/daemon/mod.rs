@@ -12,6 +12,8 @@
 
 mod detection;
 mod enforce;
+mod ledger_sync;
+mod log_follow;
 mod router;
 mod syslog;
 
@@ -258,6 +260,8 @@ pub struct Daemon {
     stop: watch::Sender<bool>,
     routers: Vec<JoinHandle<()>>,
     detection: JoinHandle<()>,
+    /// Held while the daemon runs: one daemon per ledger.
+    _ledger_lock: Option<ledger_sync::LedgerLock>,
 }
 
 impl Daemon {
@@ -271,6 +275,7 @@ impl Daemon {
     pub fn start(config: Config, options: Options) -> Result<Daemon, CliError> {
         let engine = DetectionEngine::new(&config.detection)
             .map_err(|e| CliError::config("configuration", "detection", e.to_string()))?;
+        let mut ledger_lock = None;
         let ledger = if config.enforcement.dry_run {
             None
         } else {
@@ -284,7 +289,10 @@ impl Daemon {
                     )
                 })?;
             }
-            Some(Arc::new(Mutex::new(BanLedger::open(&config.ledger.path)?)))
+            // The lock first: a second daemon must not even recover "its" ledger.
+            ledger_lock = Some(ledger_sync::lock_ledger(&config.ledger.path)?);
+            let ledger: BanLedger = ledger_sync::open_ledger(&config, (options.clock)())?;
+            Some(Arc::new(Mutex::new(ledger)))
         };
         let syslog_listeners = syslog::bind(&config.input)?;
         let syslog_udp = syslog_listeners.udp_addr();
@@ -380,6 +388,7 @@ impl Daemon {
             stop,
             routers,
             detection,
+            _ledger_lock: ledger_lock,
         })
     }
 

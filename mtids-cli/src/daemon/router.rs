@@ -2,34 +2,21 @@
 //! connection table and resources, and apply the bans the detection task sends.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mtids_detect::{
-    InterfaceAddress, parse_connection_row, parse_log_row_bytes, parse_resource_row,
-};
+use mtids_detect::{InterfaceAddress, parse_connection_row, parse_resource_row};
 use routeros_proto::net::{Client, ClientConfig, Error as ApiError, Fingerprint, TlsConfig};
 use routeros_proto::{Command, Query, Reply};
 use tokio::sync::mpsc;
 
 use super::detection::{EventSender, Input};
+use super::log_follow::{LogCursor, follow_log};
 use mtids_enforce::{Enforcer, RouterOsConfig, RouterOsEnforcer};
 
 use super::enforce::{self, BlockOutcome, BlockRequest};
 use super::{Report, Shared, Stats, backoff, timestamp};
 use crate::config::RouterConfig;
-
-/// Where the log follow stopped, so a reconnect neither repeats nor loses lines.
-#[derive(Debug, Default)]
-struct LogCursor {
-    /// The numeric part of the last `.id` processed.
-    last_id: Option<u64>,
-}
-
-fn numeric_id(id: &str) -> Option<u64> {
-    u64::from_str_radix(id.trim_start_matches('*'), 16).ok()
-}
 
 pub(crate) async fn run_router(
     shared: Arc<Shared>,
@@ -273,19 +260,9 @@ async fn reconcile(
     Ok(())
 }
 
-/// `/log/print` of the rows mtids reads: every row, or only those whose `topics` equal one
-/// of `topics` (a query on the router's side, so other rows never cross the network).
-fn log_command(topics: &[String]) -> Command {
-    let command = Command::new("/log/print").proplist([".id", "time", "topics", "message"]);
-    match any_of("topics", topics) {
-        Some(query) => command.query(query),
-        None => command,
-    }
-}
-
 /// `name` equal to any of `values`, or-ed on the router (`?name=a ?name=b ?#|`); `None`
 /// for no values (no filter).
-fn any_of(name: &str, values: &[String]) -> Option<Query> {
+pub(super) fn any_of(name: &str, values: &[String]) -> Option<Query> {
     let (first, rest) = values.split_first()?;
     let mut query = Query::new().eq(name, first);
     for value in rest {
@@ -294,91 +271,7 @@ fn any_of(name: &str, values: &[String]) -> Option<Query> {
     Some(query)
 }
 
-/// `=follow-only=` on the log. After a reconnect, the lines logged while disconnected
-/// are read with a plain print first (the follow is started before it, so nothing falls
-/// in between); `.id`s already processed are skipped. Both carry the `input.log_topics`
-/// filter.
-async fn follow_log(
-    shared: &Shared,
-    client: &Client,
-    events: &EventSender,
-    cursor: &mut LogCursor,
-) -> Result<(), String> {
-    let topics = &shared.config.input.log_topics;
-    let mut follow = client.stream(log_command(topics).follow_only());
-    let mut seen: HashSet<u64> = HashSet::new();
-    if let Some(last) = cursor.last_id {
-        let missed = client
-            .call(log_command(topics))
-            .await
-            .map_err(|e| e.to_string())?;
-        let ids: Vec<Option<u64>> = missed
-            .rows
-            .iter()
-            .map(|r| r.id().and_then(|i| numeric_id(&i)))
-            .collect();
-        // If the last line seen is still there, everything after it is new. If it is not
-        // (the log ring wrapped, or the router rebooted and restarted its ids), lines
-        // with a higher id are new; with no higher id at all the log restarted.
-        let start = match ids.iter().position(|id| *id == Some(last)) {
-            Some(pos) => pos + 1,
-            None if ids.iter().flatten().any(|id| *id > last) => ids
-                .iter()
-                .position(|id| id.is_some_and(|id| id > last))
-                .unwrap_or(ids.len()),
-            None => 0,
-        };
-        let mut resumed = 0usize;
-        for row in missed.rows.iter().skip(start) {
-            if let Some(id) = row.id().and_then(|i| numeric_id(&i)) {
-                seen.insert(id);
-            }
-            process_log_row(shared, row, events, cursor).await?;
-            resumed += 1;
-        }
-        shared
-            .stats
-            .duplicate_rows
-            .fetch_add(start as u64, std::sync::atomic::Ordering::Relaxed);
-        tracing::info!(resumed, skipped = start, "log follow resumed");
-    }
-    while let Some(row) = follow.next().await {
-        let row = row.map_err(|e| e.to_string())?;
-        if row.is_dead() {
-            continue;
-        }
-        if let Some(id) = row.id().and_then(|i| numeric_id(&i))
-            && seen.remove(&id)
-        {
-            Stats::bump(&shared.stats.duplicate_rows);
-            continue;
-        }
-        process_log_row(shared, &row, events, cursor).await?;
-    }
-    Err("log follow ended".to_owned())
-}
-
-async fn process_log_row(
-    shared: &Shared,
-    row: &Reply,
-    events: &EventSender,
-    cursor: &mut LogCursor,
-) -> Result<(), String> {
-    let observed = Instant::now();
-    Stats::bump(&shared.stats.log_rows);
-    if let Some(id) = row.id().and_then(|i| numeric_id(&i)) {
-        cursor.last_id = Some(id);
-    }
-    let (Some(topics), Some(message)) = (row.get("topics"), row.get("message")) else {
-        Stats::bump(&shared.stats.malformed_rows);
-        return Ok(());
-    };
-    let mut scratch = String::new();
-    let event = parse_log_row_bytes(topics, message, &mut scratch).into_owned();
-    send(shared, events, event, observed).await
-}
-
-async fn send(
+pub(super) async fn send(
     shared: &Shared,
     events: &EventSender,
     event: mtids_detect::Event<'static>,
@@ -540,13 +433,6 @@ fn text_fields(row: &Reply) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn ids_are_hex_after_a_star() {
-        assert_eq!(numeric_id("*1A"), Some(26));
-        assert_eq!(numeric_id("*0"), Some(0));
-        assert_eq!(numeric_id("*zz"), None);
-    }
-
     fn queries(c: &Command) -> Vec<String> {
         c.queries()
             .map(|q| String::from_utf8_lossy(q).into_owned())
@@ -567,28 +453,5 @@ mod tests {
         assert_eq!(c.path(), b"/ipv6/firewall/connection/print");
         assert_eq!(queries(&c), ["?protocol=tcp"]);
         assert!(queries(&connection_command("/ip", &[])).is_empty());
-    }
-
-    #[test]
-    fn log_topics_are_or_ed_exact_values() {
-        assert!(queries(&log_command(&[])).is_empty());
-        let topics = [
-            "firewall,info".into(),
-            "system,error,critical".into(),
-            "system,info,account".into(),
-        ];
-        assert_eq!(
-            queries(&log_command(&topics)),
-            [
-                "?topics=firewall,info",
-                "?topics=system,error,critical",
-                "?#|",
-                "?topics=system,info,account",
-                "?#|"
-            ]
-        );
-        let follow = log_command(&topics).follow_only();
-        assert_eq!(queries(&follow).len(), 5);
-        assert!(follow.attribute("follow-only").is_some());
     }
 }
