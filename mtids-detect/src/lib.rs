@@ -62,6 +62,7 @@ mod engine;
 mod event;
 mod finding;
 mod guard;
+mod linker;
 mod parse;
 mod policy;
 mod time;
@@ -71,13 +72,15 @@ pub use detector::{Detector, DetectorSet};
 pub use engine::DetectionEngine;
 pub use event::{
     Auth, AuthKind, AuthSource, ConnectionSample, Endpoint, Event, FirewallLog, IcmpType,
-    InvalidMacAddr, MacAddr, NatTranslation, Protocol, ResourceSample, TcpFlags,
+    InvalidMacAddr, MacAddr, NatTranslation, Protocol, ResourceSample, TcpFlags, TunnelConnect,
+    TunnelFailure,
 };
 pub use finding::{
     Evidence, Finding, FindingKind, MAX_EVIDENCE_ITEMS, MAX_EVIDENCE_TEXT, Severity, Source,
     normalize_ip,
 };
 pub use guard::{Guard, GuardConfig, GuardReason, InterfaceAddress, IpPrefix, PrefixParseError};
+pub use linker::{MAX_LINKED_SESSIONS, MAX_PENDING_TUNNELS, TUNNEL_LINK_WINDOW, TunnelLinker};
 pub use parse::{
     Date, LineContext, LogLine, RowError, parse_connection_row, parse_log_line,
     parse_log_line_bytes, parse_log_row, parse_log_row_bytes, parse_log_time, parse_resource_row,

@@ -26,7 +26,13 @@ fn firewall(message: &str) -> FirewallLog<'_> {
 }
 
 fn auth(message: &str) -> Auth<'_> {
-    match parse_log_row("system,error,critical", message) {
+    // The topics RouterOS logs each kind with: topics are evidence (ROUTEROS.md §3).
+    let topics = if message.starts_with("user ") {
+        "system,info,account"
+    } else {
+        "system,error,critical"
+    };
+    match parse_log_row(topics, message) {
         Event::Auth(a) => a,
         other => panic!("not an auth event: {other:?} from {message:?}"),
     }

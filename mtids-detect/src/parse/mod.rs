@@ -9,6 +9,7 @@
 //! caller to count. They never panic and never allocate (except to decode invalid UTF-8):
 //! events borrow their text from the input.
 
+mod cef;
 mod header;
 mod message;
 mod row;
@@ -92,30 +93,59 @@ pub fn parse_log_row_bytes<'a>(
 pub fn parse_log_line<'a>(line: &'a str, ctx: &LineContext) -> LogLine<'a> {
     let line = trim_line_end(line);
     let rest = header::strip_pri(line);
-    let Some((timestamp, rest)) = header::parse_timestamp(rest, ctx) else {
+    // RouterOS 7 prints `/log print` lines with a leading space (ROUTEROS.md §3).
+    let trimmed = rest.trim_start_matches(' ');
+    let Some((timestamp, rest)) = header::parse_timestamp(trimmed, ctx) else {
+        if trimmed.len() != rest.len() {
+            // The `default` remote format sends each further line of a multi-line message
+            // as a datagram of its own, starting with spaces (ROUTEROS.md §5): a piece of
+            // an earlier message, never a message of its own.
+            return LogLine {
+                timestamp: None,
+                host: None,
+                topics: "",
+                message: trimmed,
+                event: Event::Unrecognized,
+            };
+        }
+        if rest.starts_with("CEF:") {
+            return cef::parse_cef(None, None, rest);
+        }
         return without_host(None, rest);
     };
     let rest = rest.trim_start_matches(' ');
+    if rest.starts_with("CEF:") {
+        return cef::parse_cef(timestamp, None, rest);
+    }
     let (first, after_first, first_is_topics) = word(rest);
     if first_is_topics {
         return with_topics(timestamp, None, first, after_first);
+    }
+    if after_first.starts_with("CEF:") {
+        return cef::parse_cef(timestamp, Some(first), after_first);
     }
     let (second, after_second, second_is_topics) = word(after_first);
     if second_is_topics {
         return with_topics(timestamp, Some(first), second, after_second);
     }
-    // No topics: the first word is a host name unless the message starts right away.
-    let bare = without_host(timestamp, rest);
-    if bare.event != Event::Unrecognized {
-        return bare;
-    }
-    LogLine {
+    // No topics: the `syslog` remote format (`<30>Sep 25 01:37:18 MikroTik MESSAGE`,
+    // ROUTEROS.md §5) or an rsyslog line that lost them. The first word is the host
+    // (RFC 3164 always writes one) unless only the whole text reads as a message.
+    let hosted = LogLine {
         timestamp,
         host: (!first.is_empty()).then_some(first),
         topics: "",
         message: after_first,
         event: parse_log_row("", after_first),
+    };
+    if hosted.event != Event::Unrecognized {
+        return hosted;
     }
+    let bare = without_host(timestamp, rest);
+    if bare.event != Event::Unrecognized {
+        return bare;
+    }
+    hosted
 }
 
 /// The `time` field of a `/log/print` row from the API (`oct/07/2007 06:23:51`,
