@@ -481,8 +481,10 @@ pub struct Auth<'a> {
     pub user: Cow<'a, str>,
     /// Where the login came from.
     pub source: AuthSource,
-    /// The service after `via` (`ssh`, `winbox`, `api`, `web`, ...); for PPP/L2TP
-    /// failures the first log topic (`l2tp`, `ppp`, ...). `None` when not logged.
+    /// The service after `via` (`ssh`, `winbox`, `api`, `web`, `rest-api`, ...; a CEF
+    /// record's `app=`); `winbox` for `denied winbox/dude connect`, `ipsec` for a wrong
+    /// IPsec pre-shared key; for PPP/L2TP/PPTP failures the tunnel topic (`l2tp`, `pptp`,
+    /// `ppp`, ...). `None` when not logged.
     pub service: Option<Cow<'a, str>>,
 }
 

@@ -28,8 +28,8 @@ pub(super) fn parse_cef<'a>(
         return unrecognized(timestamp, host, cef);
     };
     let ext = Extension::new(extension);
-    let raw_msg = ext.get("msg").unwrap_or("");
-    let host = host.or_else(|| ext.get("dvchost"));
+    let raw_msg = ext.msg.unwrap_or("");
+    let host = host.or(ext.dvchost);
     let event = match unescape(raw_msg) {
         Cow::Borrowed(msg) => parse_message(topics, msg),
         Cow::Owned(msg) => parse_message(topics, &msg).into_owned(),
@@ -75,21 +75,17 @@ fn header_topics(cef: &str) -> Option<(&str, &str)> {
     let b = cef.as_bytes();
     // Field starts: after each unescaped `|`.
     let mut starts = [0usize; 7];
-    let mut found = 0;
     let mut i = 0;
-    while i < b.len() && found < 7 {
-        match b.get(i) {
-            Some(b'\\') => i += 2,
-            Some(b'|') => {
-                *starts.get_mut(found)? = i + 1;
-                found += 1;
-                i += 1;
+    for start in &mut starts {
+        loop {
+            let at = i + memchr::memchr2(b'|', b'\\', b.get(i..)?)?;
+            if b.get(at) == Some(&b'|') {
+                *start = at + 1;
+                i = at + 1;
+                break;
             }
-            _ => i += 1,
+            i = at + 2; // `\|`, `\\`: the escaped byte is not a separator.
         }
-    }
-    if found < 7 {
-        return None;
     }
     // Fields: 0 version, 1 vendor, 2 product, 3 device version, 4 class, 5 name, 6 severity.
     let name_start = *starts.get(4)?;
@@ -98,30 +94,44 @@ fn header_topics(cef: &str) -> Option<(&str, &str)> {
     Some((topics, cef.get(*starts.get(6)?..)?))
 }
 
-/// The `key=value` pairs of a CEF extension, read on demand (no allocation).
+/// The extension fields mtids reads, as written (still escaped), in one pass over the
+/// `key=value` pairs (no allocation).
+#[derive(Default)]
 struct Extension<'a> {
-    text: &'a str,
+    msg: Option<&'a str>,
+    dvchost: Option<&'a str>,
+    src: Option<&'a str>,
+    duser: Option<&'a str>,
+    app: Option<&'a str>,
 }
 
 impl<'a> Extension<'a> {
+    /// A value runs until the next ` KEY=` of a known CEF extension key, or the end: so
+    /// `msg=` keeps any text, even an unescaped `=` RouterOS may leave in it. Reading stops
+    /// at the first text that is not `key=`.
     fn new(text: &'a str) -> Self {
-        Extension { text }
-    }
-
-    /// The raw (still escaped) value of `key`. A value runs until the next ` KEY=` of a
-    /// known CEF extension key, or the end: so `msg=` keeps any text, even an unescaped
-    /// `=` RouterOS may leave in it.
-    fn get(&self, key: &str) -> Option<&'a str> {
-        let mut rest = self.text;
-        loop {
-            let (k, value_start) = next_key(rest)?;
-            let value_and_more = rest.get(value_start..)?;
+        let mut ext = Extension::default();
+        let mut rest = text.trim_start_matches(' ');
+        while let Some((key, value_start)) = next_key(rest) {
+            let Some(value_and_more) = rest.get(value_start..) else {
+                break;
+            };
             let end = value_end(value_and_more);
-            if k == key {
-                return value_and_more.get(..end).map(|v| v.trim_end_matches(' '));
+            let value = value_and_more.get(..end).map(|v| v.trim_end_matches(' '));
+            match key {
+                "msg" => ext.msg = value,
+                "dvchost" => ext.dvchost = value,
+                "src" => ext.src = value,
+                "duser" => ext.duser = value,
+                "app" => ext.app = value,
+                _ => {}
             }
-            rest = value_and_more.get(end..)?.trim_start_matches(' ');
+            let Some(more) = value_and_more.get(end..) else {
+                break;
+            };
+            rest = more.trim_start_matches(' ');
         }
+        ext
     }
 }
 
@@ -136,23 +146,24 @@ fn is_key_byte(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c == b'.'
 }
 
-/// Where a value starting `s` ends: at the space before the next known ` KEY=`.
+/// Where a value starting `s` ends: at the space before the next known ` KEY=`. Jumps
+/// from `=` to `=` (a message rarely has any) and reads the word before each backwards.
 fn value_end(s: &str) -> usize {
     let b = s.as_bytes();
     let mut from = 0;
-    while let Some(i) = memchr::memchr(b' ', b.get(from..).unwrap_or_default()) {
-        let space = from + i;
-        let after = b.get(space + 1..).unwrap_or_default();
-        let key_len = after.iter().take_while(|c| is_key_byte(**c)).count();
-        if after.get(key_len) == Some(&b'=')
-            && after
-                .get(..key_len)
-                .and_then(|k| std::str::from_utf8(k).ok())
-                .is_some_and(is_known_key)
+    while let Some(i) = memchr::memchr(b'=', b.get(from..).unwrap_or_default()) {
+        let eq = from + i;
+        let before = b.get(..eq).unwrap_or_default();
+        let key_len = before.iter().rev().take_while(|c| is_key_byte(**c)).count();
+        let space = eq - key_len;
+        if key_len > 0
+            && space > 0
+            && b.get(space - 1) == Some(&b' ')
+            && s.get(space..eq).is_some_and(is_known_key)
         {
-            return space;
+            return space - 1;
         }
-        from = space + 1;
+        from = eq + 1;
     }
     b.len()
 }
@@ -262,13 +273,13 @@ fn unescape(value: &str) -> Cow<'_, str> {
 /// A login event with the record's own `src=`, `duser=` and `app=` (when present and
 /// readable) in place of what the message text said.
 fn with_login_fields<'a>(mut auth: Auth<'a>, ext: &Extension<'_>) -> Auth<'a> {
-    if let Some(source) = ext.get("src").and_then(|s| parse_source(&unescape(s))) {
+    if let Some(source) = ext.src.and_then(|s| parse_source(&unescape(s))) {
         auth.source = source;
     }
-    if let Some(user) = ext.get("duser") {
+    if let Some(user) = ext.duser {
         auth.user = Cow::Owned(unescape(user).into_owned());
     }
-    if let Some(app) = ext.get("app").filter(|a| !a.is_empty()) {
+    if let Some(app) = ext.app.filter(|a| !a.is_empty()) {
         auth.service = Some(Cow::Owned(unescape(app).into_owned()));
     }
     auth
@@ -283,14 +294,16 @@ mod tests {
         let ext = Extension::new(
             "dvchost=gw dvc=192.0.2.1 msg=a b=c x\\=y app=ssh duser=sup port src=198.51.100.2",
         );
-        assert_eq!(ext.get("dvchost"), Some("gw"));
-        assert_eq!(ext.get("msg"), Some("a b=c x\\=y"));
-        assert_eq!(ext.get("app"), Some("ssh"));
-        assert_eq!(ext.get("duser"), Some("sup port"));
-        assert_eq!(ext.get("src"), Some("198.51.100.2"));
-        assert_eq!(ext.get("outcome"), None);
-        assert_eq!(Extension::new("").get("msg"), None);
-        assert_eq!(Extension::new("msg=").get("msg"), Some(""));
+        assert_eq!(ext.dvchost, Some("gw"));
+        assert_eq!(ext.msg, Some("a b=c x\\=y"));
+        assert_eq!(ext.app, Some("ssh"));
+        assert_eq!(ext.duser, Some("sup port"));
+        assert_eq!(ext.src, Some("198.51.100.2"));
+        assert_eq!(Extension::new("").msg, None);
+        assert_eq!(Extension::new("msg=").msg, Some(""));
+        assert_eq!(Extension::new("msg= src=198.51.100.2").msg, Some(""));
+        // Text that is not `key=` ends the reading.
+        assert_eq!(Extension::new("garbage msg=x").msg, None);
     }
 
     #[test]

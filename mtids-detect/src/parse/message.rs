@@ -19,13 +19,14 @@ use crate::event::{
 /// [`Event::Unrecognized`]. Empty topics (the `syslog` remote format, a bare message)
 /// carry no evidence either way: the text alone decides.
 pub(super) fn parse_message<'a>(topics: &'a str, message: &'a str) -> Event<'a> {
-    if let Some(event) = parse_auth(topics, message) {
-        return event;
+    if let Some(auth) = parse_login(topics, message) {
+        return Event::Auth(auth);
     }
-    match parse_firewall(message) {
-        Some(fw) => Event::Firewall(fw),
-        None => Event::Unrecognized,
+    if let Some(fw) = parse_firewall(message) {
+        return Event::Firewall(fw);
     }
+    // The rare shapes last, so firewall lines never pay for them.
+    parse_tunnel_or_ipsec(topics, message).unwrap_or(Event::Unrecognized)
 }
 
 /// Which part of RouterOS writes a message, as its log topics show it.
@@ -47,19 +48,24 @@ enum Writer {
 /// Scripts log under `script,LEVEL` only, so requiring the writer's own topic shuts them
 /// out. Only called once a login message has matched: never on the firewall hot path.
 fn topics_allow(topics: &str, writer: Writer) -> bool {
-    if topics.is_empty() {
-        return true;
+    // The topics RouterOS logs logins with, answered without a scan.
+    match topics {
+        "" => return true,
+        "system,error,critical" => return writer == Writer::SystemError,
+        "system,info,account" => return writer == Writer::SystemAccount,
+        _ => {}
     }
     let (mut system, mut error, mut account, mut tunnel, mut ipsec) =
         (false, false, false, false, false);
-    for topic in topics.split(',') {
-        match topic.trim() {
-            "script" => return false,
-            "system" => system = true,
-            "error" | "critical" | "warning" => error = true,
-            "account" | "info" => account = true,
-            "ppp" | "pptp" | "l2tp" | "sstp" | "ovpn" | "pppoe" => tunnel = true,
-            "ipsec" => ipsec = true,
+    // Bytes, not `str::split`: this runs on every login line, and topic lists are short.
+    for topic in topics.as_bytes().split(|c| *c == b',') {
+        match topic.trim_ascii() {
+            b"script" => return false,
+            b"system" => system = true,
+            b"error" | b"critical" | b"warning" => error = true,
+            b"account" | b"info" => account = true,
+            b"ppp" | b"pptp" | b"l2tp" | b"sstp" | b"ovpn" | b"pppoe" => tunnel = true,
+            b"ipsec" => ipsec = true,
             _ => {}
         }
     }
@@ -240,9 +246,8 @@ fn parse_nat(s: &str) -> Option<NatTranslation> {
     })
 }
 
-/// Login failures, logins and logouts in every shape RouterOS writes them, and the tunnel
-/// lines that become one once linked.
-fn parse_auth<'a>(topics: &'a str, msg: &'a str) -> Option<Event<'a>> {
+/// Login failures, logins and logouts in every shape RouterOS writes them.
+fn parse_login<'a>(topics: &'a str, msg: &'a str) -> Option<Auth<'a>> {
     let (auth, writer) = match msg.as_bytes().first()? {
         b'l' | b'A' => {
             let r = msg.strip_prefix("AUTH_FAILED: ").unwrap_or(msg);
@@ -268,48 +273,50 @@ fn parse_auth<'a>(topics: &'a str, msg: &'a str) -> Option<Event<'a>> {
             };
             (auth, Writer::SystemAccount)
         }
-        // `denied winbox/dude connect from ADDRESS` (RouterOS 7.9+, ROUTEROS.md §5): a
-        // refused Winbox or Dude login, counted as a Winbox failure without a user.
-        b'd' => match msg.strip_prefix("denied winbox/dude connect from ") {
-            Some(addr) => {
-                let auth = Auth {
-                    kind: AuthKind::Failure,
-                    user: Cow::Borrowed(""),
-                    source: parse_source(addr.trim_end())?,
-                    service: Some(Cow::Borrowed("winbox")),
-                };
-                (auth, Writer::SystemError)
-            }
-            None => (parse_ipsec_failure(msg)?, Writer::Ipsec),
-        },
-        b'<' => return parse_ppp_failure(topics, msg),
-        // PPTP: `TCP connection established from ADDRESS` (ROUTEROS.md §5).
-        b'T' => {
-            let addr = msg.strip_prefix("TCP connection established from ")?;
-            let source = parse_ip(addr.trim_end())?;
-            if !topics_allow(topics, Writer::Tunnel) {
-                return None;
-            }
-            return Some(Event::TunnelConnect(TunnelConnect {
-                service: Cow::Borrowed(tunnel_service(topics).unwrap_or("pptp")),
-                source,
-            }));
-        }
-        b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' | b':' | b'[' => {
-            (parse_ipsec_failure(msg)?, Writer::Ipsec)
+        // `denied winbox/dude connect from ADDRESS` (RouterOS 7.9+, ROUTEROS.md §5;
+        // https://github.com/crowdsecurity/hub/issues/726): a refused Winbox or Dude login,
+        // counted as a Winbox failure without a user.
+        b'd' => {
+            let addr = msg.strip_prefix("denied winbox/dude connect from ")?;
+            let auth = Auth {
+                kind: AuthKind::Failure,
+                user: Cow::Borrowed(""),
+                source: parse_source(addr.trim_end())?,
+                service: Some(Cow::Borrowed("winbox")),
+            };
+            (auth, Writer::SystemError)
         }
         _ => return None,
     };
-    topics_allow(topics, writer).then_some(Event::Auth(auth))
+    topics_allow(topics, writer).then_some(auth)
+}
+
+/// PPP/L2TP/PPTP failures, PPTP connections and IPsec key failures (ROUTEROS.md §3, §5).
+fn parse_tunnel_or_ipsec<'a>(topics: &'a str, msg: &'a str) -> Option<Event<'a>> {
+    match msg.as_bytes().first()? {
+        b'<' => parse_ppp_failure(topics, msg),
+        // PPTP: `TCP connection established from ADDRESS`.
+        b'T' => {
+            let addr = msg.strip_prefix("TCP connection established from ")?;
+            let source = parse_ip(addr.trim_end())?;
+            topics_allow(topics, Writer::Tunnel).then_some(())?;
+            Some(Event::TunnelConnect(TunnelConnect {
+                service: Cow::Borrowed(tunnel_service(topics).unwrap_or("pptp")),
+                source,
+            }))
+        }
+        _ => {
+            let auth = parse_ipsec_failure(msg)?;
+            topics_allow(topics, Writer::Ipsec).then_some(Event::Auth(auth))
+        }
+    }
 }
 
 /// `ADDRESS parsing packet failed, possible cause: wrong password` (IPsec with a wrong
 /// pre-shared key, ROUTEROS.md §5).
 fn parse_ipsec_failure(msg: &str) -> Option<Auth<'_>> {
-    let (addr, rest) = split_once(msg, " ")?;
-    if !rest.starts_with("parsing packet failed, possible cause: wrong password") {
-        return None;
-    }
+    // The tail first: one compare turns away the firewall lines that start like an address.
+    let addr = msg.strip_suffix(" parsing packet failed, possible cause: wrong password")?;
     let ip = match parse_source(addr)? {
         AuthSource::Ip(ip) => ip,
         AuthSource::Mac(_) => return None,

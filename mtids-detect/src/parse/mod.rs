@@ -31,7 +31,8 @@ pub struct LogLine<'a> {
     pub host: Option<&'a str>,
     /// The topics, e.g. `system,error,critical` (empty when the line had none).
     pub topics: &'a str,
-    /// The message after the topics.
+    /// The message after the topics; for a CEF record the `msg=` value as written (still
+    /// escaped: the event is read from its unescaped text).
     pub message: &'a str,
     /// What the message says.
     pub event: Event<'a>,
@@ -72,11 +73,17 @@ pub fn parse_log_row_bytes<'a>(
     }
 }
 
-/// A whole log line with any header of ROUTEROS.md §3 taken apart:
+/// A whole log line with any header of ROUTEROS.md §3 and §5 taken apart:
 /// BSD syslog with or without `<PRI>` (`<30>Feb 15 11:25:46 gw.local TOPICS MESSAGE`),
-/// RFC 3339 (`2023-03-18T20:35:05.734637+01:00 10.0.0.1 TOPICS MESSAGE`) and the
-/// `/log print` forms (`oct/07/2007 06:23:51`, `2025-02-11 00:02:30`, `06:23:51`).
-/// A line without a header is read as `TOPICS MESSAGE` (or a bare message).
+/// RFC 3339 (`2023-03-18T20:35:05.734637+01:00 10.0.0.1 TOPICS MESSAGE`), the
+/// `/log print` forms (`oct/07/2007 06:23:51`, `2025-02-11 00:02:30.123`, `06:23:51`, with
+/// or without the leading space RouterOS 7 prints), and the remote formats of RouterOS
+/// 7.18+: `default` (`TOPICS MESSAGE`, no header), `syslog` (`<30>Sep 25 01:37:18 MikroTik
+/// MESSAGE`, no topics: the message is recognised by its text) and `cef`
+/// (`TIME IDENTITY CEF:0|MikroTik|...|TOPICS|...|dvchost=... msg=MESSAGE ...`).
+/// A line that starts with spaces and has no header is a further line of a multi-line
+/// message (the `default` format sends those as datagrams of their own): it is
+/// [`Event::Unrecognized`], never read as a message.
 ///
 /// Missing years and dates come from `ctx`; times without an offset are converted to UTC
 /// with its offset (see [`LineContext`]).
