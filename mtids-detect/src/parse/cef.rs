@@ -272,15 +272,15 @@ fn unescape(value: &str) -> Cow<'_, str> {
 
 /// A login event with the record's own `src=`, `duser=` and `app=` (when present and
 /// readable) in place of what the message text said.
-fn with_login_fields<'a>(mut auth: Auth<'a>, ext: &Extension<'_>) -> Auth<'a> {
+fn with_login_fields<'a>(mut auth: Auth<'a>, ext: &Extension<'a>) -> Auth<'a> {
     if let Some(source) = ext.src.and_then(|s| parse_source(&unescape(s))) {
         auth.source = source;
     }
     if let Some(user) = ext.duser {
-        auth.user = Cow::Owned(unescape(user).into_owned());
+        auth.user = unescape(user);
     }
     if let Some(app) = ext.app.filter(|a| !a.is_empty()) {
-        auth.service = Some(Cow::Owned(unescape(app).into_owned()));
+        auth.service = Some(unescape(app));
     }
     auth
 }

@@ -6,8 +6,9 @@
 //! - [`parse_connection_row`], [`parse_resource_row`]: API rows as `(name, value)` pairs.
 //!
 //! Log parsers never fail: a message of no known shape is [`Event::Unrecognized`] for the
-//! caller to count. They never panic and never allocate (except to decode invalid UTF-8):
-//! events borrow their text from the input.
+//! caller to count. They never panic and never allocate (except to decode invalid UTF-8,
+//! and to unescape a CEF value that carries `\=` or `\\`): events borrow their text from
+//! the input.
 
 mod cef;
 mod header;
@@ -156,7 +157,8 @@ pub fn parse_log_line<'a>(line: &'a str, ctx: &LineContext) -> LogLine<'a> {
 }
 
 /// The `time` field of a `/log/print` row from the API (`oct/07/2007 06:23:51`,
-/// `feb/11 00:02:30`, `2025-02-11 00:02:30`, `06:23:51`), or any other header timestamp
+/// `feb/11 00:02:30`, `2025-02-11 00:02:30`, `06:23:51`, with milliseconds since RouterOS
+/// 7.18: `2025-02-11 00:02:30.123`), or any other header timestamp
 /// of [`parse_log_line`], in UTC. `None` when the text is not exactly one timestamp of a
 /// known form, or names an impossible date.
 ///
