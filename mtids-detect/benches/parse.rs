@@ -199,6 +199,32 @@ fn lines(rows: &[(&'static str, String)]) -> Vec<String> {
         .collect()
 }
 
+/// The same rows as `remote-log-format=cef` records (RouterOS 7.18+), half with each
+/// time form, logins with the `app=`/`duser=`/`src=` fields current routers add.
+fn cef_lines(rows: &[(&'static str, String)]) -> Vec<String> {
+    rows.iter()
+        .enumerate()
+        .map(|(i, (topics, msg))| {
+            let time = if i % 2 == 0 {
+                format!("Nov 22 20:{:02}:{:02}", i / 60 % 60, i % 60)
+            } else {
+                format!("2026-01-05T07:{:02}:{:02}.004-05:00", i / 60 % 60, i % 60)
+            };
+            let extra = match msg.split_once(" from ") {
+                Some((_, tail)) if topics.starts_with("system") => {
+                    let src = tail.split(' ').next().unwrap_or("");
+                    format!(" app=ssh duser=admin outcome=failure src={src}")
+                }
+                _ => String::new(),
+            };
+            format!(
+                "{time} gw CEF:0|MikroTik|RB5009UG+S+|7.20.4 (stable)|10|{topics}|Low|dvchost=gw dvc=192.0.2.1 msg={}{extra}\\r\\n",
+                msg.replace('=', "\\=")
+            )
+        })
+        .collect()
+}
+
 fn bench_parse<M: Measurement>(c: &mut Criterion<M>, name: &str) {
     let ctx = LineContext::new(Date::new(2025, 2, 15), 3600);
     let rows = rows(10_000);
@@ -245,6 +271,41 @@ fn bench_parse<M: Measurement>(c: &mut Criterion<M>, name: &str) {
         b.iter(|| {
             let mut recognized = 0usize;
             for line in &lines {
+                let l = parse_log_line_bytes(black_box(line.as_bytes()), &ctx, &mut scratch);
+                recognized += usize::from(l.event != Event::Unrecognized);
+                black_box(&l);
+            }
+            recognized
+        })
+    });
+    let cef = cef_lines(&rows);
+    let cef_unrecognized = cef
+        .iter()
+        .filter(|l| parse_log_line(l, &ctx).event == Event::Unrecognized)
+        .count();
+    assert_eq!(
+        cef_unrecognized, noise,
+        "CEF: only the noise may be unrecognized"
+    );
+    group.throughput(Throughput::Elements(cef.len() as u64));
+    group.bench_function("log_line/cef lines", |b| {
+        b.iter(|| {
+            let mut recognized = 0usize;
+            for line in &cef {
+                let l = parse_log_line(black_box(line), &ctx);
+                recognized += usize::from(l.event != Event::Unrecognized);
+                black_box(&l);
+            }
+            recognized
+        })
+    });
+    let cef_bytes: u64 = cef.iter().map(|l| l.len() as u64 + 1).sum();
+    group.throughput(Throughput::Bytes(cef_bytes));
+    group.bench_function("log_line/cef bytes", |b| {
+        let mut scratch = String::new();
+        b.iter(|| {
+            let mut recognized = 0usize;
+            for line in &cef {
                 let l = parse_log_line_bytes(black_box(line.as_bytes()), &ctx, &mut scratch);
                 recognized += usize::from(l.event != Event::Unrecognized);
                 black_box(&l);

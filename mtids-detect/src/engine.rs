@@ -3,6 +3,7 @@
 use crate::config::{ConfigError, DetectionConfig};
 use crate::detector::{Detector, DetectorSet};
 use crate::guard::{Guard, InterfaceAddress};
+use crate::linker::TunnelLinker;
 use crate::policy::{Outcome, Policy};
 use crate::{Event, Finding, Timestamp};
 
@@ -15,6 +16,7 @@ use crate::{Event, Finding, Timestamp};
 pub struct DetectionEngine {
     detectors: DetectorSet,
     policy: Policy,
+    tunnels: TunnelLinker,
     findings: Vec<Finding>,
 }
 
@@ -26,6 +28,7 @@ impl DetectionEngine {
         let mut engine = DetectionEngine {
             detectors,
             policy,
+            tunnels: TunnelLinker::default(),
             findings: Vec::new(),
         };
         let known: Vec<InterfaceAddress> = engine.policy.guard().router_addresses().to_vec();
@@ -34,8 +37,17 @@ impl DetectionEngine {
     }
 
     /// Feeds one event seen at `now`; pushes one outcome per finding it completes.
+    ///
+    /// Tunnel lines go through a [`TunnelLinker`] first: a PPTP failure linked to its
+    /// connection's address reaches the detectors as an [`Event::Auth`] failure too.
     pub fn observe(&mut self, now: Timestamp, event: &Event<'_>, outcomes: &mut Vec<Outcome>) {
         self.detectors.observe(now, event, &mut self.findings);
+        if matches!(event, Event::TunnelConnect(_) | Event::TunnelFailure(_)) {
+            if let Some(auth) = self.tunnels.link(now, event) {
+                self.detectors
+                    .observe(now, &Event::Auth(auth), &mut self.findings);
+            }
+        }
         self.decide(now, outcomes);
     }
 

@@ -27,19 +27,30 @@ pub enum Event<'a> {
     Connection(ConnectionSample<'a>),
     /// A row of `/system/resource`.
     Resource(ResourceSample),
+    /// A tunnel connection whose login result comes on a later line: PPTP logs
+    /// `TCP connection established from ADDRESS` before the session has a name
+    /// (ROUTEROS.md §5). [`crate::TunnelLinker`] joins it to the [`Event::TunnelFailure`].
+    TunnelConnect(TunnelConnect<'a>),
+    /// A tunnel login failure that names its session but not its address
+    /// (`<pptp-0>: user X authentication failed`): the address is on an earlier
+    /// [`Event::TunnelConnect`] line. The [`crate::DetectionEngine`] links the two and feeds
+    /// the brute-force detector an [`Event::Auth`] failure with the address.
+    TunnelFailure(TunnelFailure<'a>),
     /// Input that matched none of the shapes above. Callers count these; they are not errors.
     Unrecognized,
 }
 
 impl Event<'_> {
     /// A short lowercase name of the variant (`firewall`, `auth`, `connection`, `resource`,
-    /// `unrecognized`), handy for counting lines per kind.
+    /// `tunnel_connect`, `tunnel_failure`, `unrecognized`), handy for counting lines per kind.
     pub fn kind(&self) -> &'static str {
         match self {
             Event::Firewall(_) => "firewall",
             Event::Auth(_) => "auth",
             Event::Connection(_) => "connection",
             Event::Resource(_) => "resource",
+            Event::TunnelConnect(_) => "tunnel_connect",
+            Event::TunnelFailure(_) => "tunnel_failure",
             Event::Unrecognized => "unrecognized",
         }
     }
@@ -51,6 +62,8 @@ impl Event<'_> {
             Event::Auth(a) => Event::Auth(a.into_owned()),
             Event::Connection(c) => Event::Connection(c.into_owned()),
             Event::Resource(r) => Event::Resource(r),
+            Event::TunnelConnect(t) => Event::TunnelConnect(t.into_owned()),
+            Event::TunnelFailure(t) => Event::TunnelFailure(t.into_owned()),
             Event::Unrecognized => Event::Unrecognized,
         }
     }
@@ -468,8 +481,10 @@ pub struct Auth<'a> {
     pub user: Cow<'a, str>,
     /// Where the login came from.
     pub source: AuthSource,
-    /// The service after `via` (`ssh`, `winbox`, `api`, `web`, ...); for PPP/L2TP
-    /// failures the first log topic (`l2tp`, `ppp`, ...). `None` when not logged.
+    /// The service after `via` (`ssh`, `winbox`, `api`, `web`, `rest-api`, ...; a CEF
+    /// record's `app=`); `winbox` for `denied winbox/dude connect`, `ipsec` for a wrong
+    /// IPsec pre-shared key; for PPP/L2TP/PPTP failures the tunnel topic (`l2tp`, `pptp`,
+    /// `ppp`, ...). `None` when not logged.
     pub service: Option<Cow<'a, str>>,
 }
 
@@ -524,6 +539,47 @@ impl fmt::Display for AuthSource {
         match self {
             AuthSource::Ip(ip) => ip.fmt(f),
             AuthSource::Mac(mac) => mac.fmt(f),
+        }
+    }
+}
+
+/// `TCP connection established from ADDRESS`: a tunnel client connected (PPTP).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TunnelConnect<'a> {
+    /// The tunnel service, from the log topics (`pptp`).
+    pub service: Cow<'a, str>,
+    /// Where the connection came from.
+    pub source: IpAddr,
+}
+
+impl TunnelConnect<'_> {
+    /// A copy that owns all its text.
+    pub fn into_owned(self) -> TunnelConnect<'static> {
+        TunnelConnect {
+            service: own(self.service),
+            source: self.source,
+        }
+    }
+}
+
+/// `<SESSION>: user X authentication failed` where SESSION is not an address (PPTP).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TunnelFailure<'a> {
+    /// The session as logged between `<` and `>` (`pptp-0`).
+    pub session: Cow<'a, str>,
+    /// The user name as logged.
+    pub user: Cow<'a, str>,
+    /// The tunnel service, from the log topics (`pptp`; `ppp` when the topics say nothing).
+    pub service: Cow<'a, str>,
+}
+
+impl TunnelFailure<'_> {
+    /// A copy that owns all its text.
+    pub fn into_owned(self) -> TunnelFailure<'static> {
+        TunnelFailure {
+            session: own(self.session),
+            user: own(self.user),
+            service: own(self.service),
         }
     }
 }

@@ -6,8 +6,13 @@
 //! replay of old logs, or a property test.
 //!
 //! - **Events**: [`parse_log_line`] (a line from a file or syslog, any header RouterOS or
-//!   rsyslog writes), [`parse_log_row`] (a `/log/print` row), [`parse_connection_row`],
+//!   rsyslog writes, and the `default`, `syslog` and `cef` remote formats of RouterOS
+//!   7.18+), [`parse_log_row`] (a `/log/print` row), [`parse_connection_row`],
 //!   [`parse_resource_row`] turn router data into [`Event`]s that borrow from the input.
+//!   Log topics are evidence: a login message counts only under the topics RouterOS logs
+//!   it with, so a script's forged `login failure` line is not a login. PPTP failures
+//!   name their session, not their address: a [`TunnelLinker`] (inside the engine) joins
+//!   them to the connection line before them.
 //! - **Detectors** implement [`Detector`]: `observe(now, event, findings)`, then
 //!   `poll_timeout` / `handle_timeout(now)` to expire windows. The built-ins are in
 //!   [`detectors`]: port scans and host sweeps, brute force and user enumeration,
@@ -62,6 +67,7 @@ mod engine;
 mod event;
 mod finding;
 mod guard;
+mod linker;
 mod parse;
 mod policy;
 mod time;
@@ -71,13 +77,15 @@ pub use detector::{Detector, DetectorSet};
 pub use engine::DetectionEngine;
 pub use event::{
     Auth, AuthKind, AuthSource, ConnectionSample, Endpoint, Event, FirewallLog, IcmpType,
-    InvalidMacAddr, MacAddr, NatTranslation, Protocol, ResourceSample, TcpFlags,
+    InvalidMacAddr, MacAddr, NatTranslation, Protocol, ResourceSample, TcpFlags, TunnelConnect,
+    TunnelFailure,
 };
 pub use finding::{
     Evidence, Finding, FindingKind, MAX_EVIDENCE_ITEMS, MAX_EVIDENCE_TEXT, Severity, Source,
     normalize_ip,
 };
 pub use guard::{Guard, GuardConfig, GuardReason, InterfaceAddress, IpPrefix, PrefixParseError};
+pub use linker::{MAX_LINKED_SESSIONS, MAX_PENDING_TUNNELS, TUNNEL_LINK_WINDOW, TunnelLinker};
 pub use parse::{
     Date, LineContext, LogLine, RowError, parse_connection_row, parse_log_line,
     parse_log_line_bytes, parse_log_row, parse_log_row_bytes, parse_log_time, parse_resource_row,

@@ -26,7 +26,13 @@ fn firewall(message: &str) -> FirewallLog<'_> {
 }
 
 fn auth(message: &str) -> Auth<'_> {
-    match parse_log_row("system,error,critical", message) {
+    // The topics RouterOS logs each kind with: topics are evidence (ROUTEROS.md §3).
+    let topics = if message.starts_with("user ") {
+        "system,info,account"
+    } else {
+        "system,error,critical"
+    };
+    match parse_log_row(topics, message) {
         Event::Auth(a) => a,
         other => panic!("not an auth event: {other:?} from {message:?}"),
     }
@@ -563,4 +569,75 @@ fn events_serialize_to_json_for_evidence() {
         serde_json::to_value(Event::Unrecognized).unwrap(),
         serde_json::json!({"event": "unrecognized"})
     );
+}
+
+// ---- remote formats of RouterOS 7.18+ and topics as evidence ----
+
+#[test]
+fn a_header_without_host_or_topics_still_reads_the_message() {
+    let ctx = LineContext::new(Date::new(2026, 11, 21), 0);
+    let line = parse_log_line(
+        "Feb 15 11:25:46 login failure for user admin from 198.51.100.7 via ssh",
+        &ctx,
+    );
+    assert_eq!(line.host, None);
+    assert!(matches!(line.event, Event::Auth(_)), "{line:?}");
+    // With a host (the `syslog` format), the host is not part of a firewall prefix.
+    let line = parse_log_line(
+        "<30>Sep 25 01:37:18 MikroTik input: in:ether1 out:(unknown 0), proto UDP, 198.51.100.7:5353->192.0.2.1:161, len 60",
+        &ctx,
+    );
+    assert_eq!(line.host, Some("MikroTik"));
+    let Event::Firewall(fw) = line.event else {
+        panic!("not a firewall line")
+    };
+    assert_eq!(fw.prefix, None);
+}
+
+#[test]
+fn ipsec_and_winbox_failures_from_every_address_form() {
+    let Event::Auth(a) = parse_log_row(
+        "ipsec,error",
+        "ABCD:DB8::1 parsing packet failed, possible cause: wrong password",
+    ) else {
+        panic!("not a login")
+    };
+    assert_eq!(a.source.ip(), Some(ip("abcd:db8::1")));
+    assert_eq!(a.service.as_deref(), Some("ipsec"));
+    let Event::Auth(a) = parse_log_row(
+        "system,error,critical",
+        "denied winbox/dude connect from 64:D1:54:AA:BB:01",
+    ) else {
+        panic!("not a login")
+    };
+    assert_eq!(
+        a.source,
+        AuthSource::Mac("64:D1:54:AA:BB:01".parse().unwrap())
+    );
+    // The same messages under a script's topics are not logins.
+    for (topics, message) in [
+        (
+            "script,warning",
+            "198.51.100.7 parsing packet failed, possible cause: wrong password",
+        ),
+        (
+            "script,error",
+            "denied winbox/dude connect from 198.51.100.7",
+        ),
+        (
+            "script,info",
+            "TCP connection established from 198.51.100.7",
+        ),
+        ("script,error", "<pptp-0>: user x authentication failed"),
+        (
+            "script,error",
+            "<198.51.100.7>: user x authentication failed",
+        ),
+    ] {
+        assert_eq!(
+            parse_log_row(topics, message),
+            Event::Unrecognized,
+            "{message}"
+        );
+    }
 }

@@ -20,6 +20,9 @@ const SAMPLES: &[&str] = &[
     "06:23:51 system,info,account user john smith logged in from 64:D1:54:AA:BB:CC via winbox",
     "feb/11 00:02:30 l2tp,ppp,info <198.51.100.7>: user vpn authentication failed",
     "dstnat: in:ether1 out:(unknown 0), proto TCP (SYN), 198.51.100.7:40000->192.0.2.1:8080, NAT 198.51.100.7:40000->(192.0.2.1:8080->10.0.0.5:80), len 60",
+    "Nov 22 20:47:18 gw CEF:0|MikroTik|CCR2004-1G-12S+2XS|7.21 (stable)|10|system,error,critical|High|dvchost=gw dvc=192.0.2.1 msg=login failure for user a\\=b from 198.51.100.200 via ssh app=ssh duser=a\\=b outcome=failure src=198.51.100.200\\r\\n",
+    "2026-01-05T07:00:12.004-0500 gw CEF:0|MikroTik|hEX \\| S|7.19 (stable)|16|firewall,info|Low|dvchost=gw dvc=192.0.2.1 msg=input: in:ether1 out:(unknown 0), proto UDP, 203.0.113.5:443->192.0.2.1:51000, len 1252",
+    " 2025-02-11 00:02:30.123 pptp,ppp,error <pptp-0>: user vpn authentication failed",
 ];
 
 fn ctx() -> LineContext {
@@ -46,6 +49,19 @@ proptest! {
         let _ = parse_log_line_bytes(&bytes, &ctx(), &mut scratch);
         let mut scratch = String::new();
         let _ = parse_log_row_bytes(&bytes, &bytes, &mut scratch);
+    }
+
+    #[test]
+    fn arbitrary_cef_records_never_panic(
+        record in "[ -~]{0,200}",
+        pipes in proptest::collection::vec("[a-z0-9 \\\\|=,]{0,12}", 0..9),
+    ) {
+        // Any record after `CEF:0|`, and records built of pipes, escapes and `key=` pairs.
+        parse_everything(&format!("Nov 22 20:47:18 gw CEF:0|{record}"));
+        parse_everything(&format!("CEF:0|{}", pipes.join("|")));
+        let line = format!("Nov 22 20:47:18 gw CEF:0|{}", pipes.join("|"));
+        let event = parse_log_line(&line, &ctx()).event;
+        prop_assert_eq!(event.clone().into_owned(), event);
     }
 
     #[test]
@@ -147,14 +163,15 @@ proptest! {
         ip in ip(),
         service in "(ssh|telnet|ftp|winbox|web|api|api-ssl)",
     ) {
-        let (expected, line) = match kind {
-            0 => (AuthKind::Failure, format!("login failure for user {user} from {ip} via {service}")),
-            1 => (AuthKind::Success, format!("user {user} logged in from {ip} via {service}")),
-            _ => (AuthKind::Logout, format!("user {user} logged out from {ip} via {service}")),
+        // Each kind under the topics RouterOS logs it with (ROUTEROS.md §3).
+        let (expected, topics, line) = match kind {
+            0 => (AuthKind::Failure, "system,error,critical", format!("login failure for user {user} from {ip} via {service}")),
+            1 => (AuthKind::Success, "system,info,account", format!("user {user} logged in from {ip} via {service}")),
+            _ => (AuthKind::Logout, "system,info,account", format!("user {user} logged out from {ip} via {service}")),
         };
         // An empty user cannot log in or out, only fail to.
         prop_assume!(kind == 0 || !user.is_empty());
-        let Event::Auth(a) = parse_log_row("system,info,account", &line) else {
+        let Event::Auth(a) = parse_log_row(topics, &line) else {
             panic!("not parsed: {line}");
         };
         prop_assert_eq!(a.kind, expected);

@@ -45,6 +45,12 @@ pub struct PortScanConfig {
     /// destination, so with a rule that logs both directions every busy server would look
     /// like a scanner.
     pub attempts_only: bool,
+    /// Ignore UDP from source port 443 to a port >= 1024: answers of QUIC servers to
+    /// connections the router forgot (after a connection-tracking flush RouterOS logs them
+    /// as `connection-state:new`, ROUTEROS.md §5), not probes. Default `true`. A scanner
+    /// that sends UDP from source port 443 to high ports is not counted either; turn this
+    /// off where that matters more than the false alarms.
+    pub ignore_quic_answers: bool,
     /// Count only rows whose log prefix is one of these (case-sensitive, trimmed). Default
     /// empty: every row, since a router usually logs only what it wants checked.
     pub log_prefixes: Vec<String>,
@@ -66,6 +72,7 @@ impl Default for PortScanConfig {
             chain_gap_secs: 0,
             sweep_hosts: 25,
             attempts_only: true,
+            ignore_quic_answers: true,
             log_prefixes: Vec::new(),
             chains: Vec::new(),
             max_sources: 65_536,
@@ -179,6 +186,9 @@ impl PortScanDetector {
     }
 
     fn accepts(&self, row: &FirewallLog<'_>) -> bool {
+        if self.config.ignore_quic_answers && is_quic_answer(row) {
+            return false;
+        }
         if self.config.attempts_only && !is_attempt(row) {
             return false;
         }
@@ -348,6 +358,14 @@ impl PortScanDetector {
     }
 }
 
+/// UDP from port 443 to an ephemeral port: a QUIC server answering (see
+/// [`PortScanConfig::ignore_quic_answers`]).
+fn is_quic_answer(row: &FirewallLog<'_>) -> bool {
+    row.protocol == Protocol::Udp
+        && row.src.port == Some(443)
+        && row.dst.port.is_some_and(|p| p >= 1024)
+}
+
 /// Whether a logged packet opens a connection (see [`PortScanConfig::attempts_only`]).
 fn is_attempt(row: &FirewallLog<'_>) -> bool {
     if row.protocol == Protocol::Tcp && !row.tcp_flags.is_empty() && !row.tcp_flags.is_syn_only() {
@@ -407,5 +425,46 @@ impl Detector for PortScanDetector {
 
     fn tracked_sources(&self) -> usize {
         self.sources.len() + self.sweeps.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse_log_row;
+
+    /// UDP answers of a QUIC server to 16 high ports of one client after a conntrack flush
+    /// (the shape of ROUTEROS.md §5), then the same from port 4433.
+    fn answers(src_port: u16) -> Vec<String> {
+        (0..16)
+            .map(|i| {
+                format!(
+                    "input: in:ether1 out:(unknown 0), connection-state:new src-mac 02:00:00:00:00:01, proto UDP, 203.0.113.5:{src_port}->192.0.2.1:{}, len 1252",
+                    50_000 + i
+                )
+            })
+            .collect()
+    }
+
+    fn findings(config: PortScanConfig, lines: &[String]) -> usize {
+        let mut d = PortScanDetector::new(config).unwrap();
+        let mut findings = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let e = parse_log_row("firewall,info", line);
+            assert!(matches!(e, Event::Firewall(_)), "{line}");
+            d.observe(Timestamp::from_secs(i as u64), &e, &mut findings);
+        }
+        findings.len()
+    }
+
+    #[test]
+    fn quic_answers_are_not_a_scan_unless_asked() {
+        assert_eq!(findings(PortScanConfig::default(), &answers(443)), 0);
+        assert_eq!(findings(PortScanConfig::default(), &answers(4433)), 1);
+        let counted = PortScanConfig {
+            ignore_quic_answers: false,
+            ..PortScanConfig::default()
+        };
+        assert_eq!(findings(counted, &answers(443)), 1);
     }
 }

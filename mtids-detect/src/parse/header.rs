@@ -161,6 +161,20 @@ pub(super) fn parse_timestamp<'a>(
     } else {
         return None;
     };
+    // RouterOS 7.18 added milliseconds to log times (ROUTEROS.md §3): `00:02:30.123`.
+    // RFC 3339 times consumed their fraction above.
+    let (when, end) = match b.get(end) {
+        Some(b'.') if !matches!(at(10), b'T' | b't') => {
+            let (millis, offset, end) = fraction_and_offset(b, end)?;
+            if offset.is_some() {
+                return None;
+            }
+            let millis = u64::try_from(millis).ok()?;
+            let when = when.map(|t| Timestamp::from_millis(t.as_millis().saturating_add(millis)));
+            (when, end)
+        }
+        _ => (when, end),
+    };
     // The header ends at a space (or the end of the line).
     match b.get(end) {
         None | Some(b' ') => Some((when, s.get(end..)?)),
@@ -357,6 +371,15 @@ mod tests {
         assert_eq!(ts("Feb  1 00:02:30 x", &ctx), Some(1_738_364_550_000));
         assert_eq!(ts("Feb 1 00:02:30 x", &ctx), Some(1_738_364_550_000));
         assert_eq!(ts("oct/07/2007 06:23:51", &ctx), Some(1_191_734_631_000));
+        // RouterOS 7.18+ writes milliseconds in every /log print form.
+        assert_eq!(
+            ts("2025-02-11 00:02:30.123 x", &ctx),
+            Some(1_739_228_550_123)
+        );
+        assert_eq!(ts("00:02:30.5 x", &ctx), Some(1_739_228_550_500));
+        assert_eq!(ts("Feb 11 00:02:30.042 x", &ctx), Some(1_739_228_550_042));
+        assert_eq!(parse_timestamp("00:02:30.+0100 x", &ctx), None);
+        assert_eq!(parse_timestamp("00:02:30.1+0100 x", &ctx), None);
     }
 
     #[test]

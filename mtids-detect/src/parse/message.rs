@@ -8,17 +8,72 @@ use super::scan::{
 };
 use crate::event::{
     Auth, AuthKind, AuthSource, Event, FirewallLog, IcmpType, MacAddr, NatTranslation, Protocol,
-    TcpFlags,
+    TcpFlags, TunnelConnect, TunnelFailure,
 };
 
 /// The event a log message describes, or [`Event::Unrecognized`].
+///
+/// `topics` are evidence (issue 11): a login message counts only under the topics
+/// RouterOS itself logs it with (see [`Writer`]), so a script's
+/// `:log error "login failure for user x from A via ssh"` (topics `script,error`) is
+/// [`Event::Unrecognized`]. Empty topics (the `syslog` remote format, a bare message)
+/// carry no evidence either way: the text alone decides.
 pub(super) fn parse_message<'a>(topics: &'a str, message: &'a str) -> Event<'a> {
-    if let Some(auth) = parse_auth(topics, message) {
+    if let Some(auth) = parse_login(topics, message) {
         return Event::Auth(auth);
     }
-    match parse_firewall(message) {
-        Some(fw) => Event::Firewall(fw),
-        None => Event::Unrecognized,
+    if let Some(fw) = parse_firewall(message) {
+        return Event::Firewall(fw);
+    }
+    // The rare shapes last, so firewall lines never pay for them.
+    parse_tunnel_or_ipsec(topics, message).unwrap_or(Event::Unrecognized)
+}
+
+/// Which part of RouterOS writes a message, as its log topics show it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Writer {
+    /// `login failure ...`, `denied winbox/dude connect ...`: `system,error,critical`
+    /// (ROUTEROS.md §3; fail2ban's routeros-auth sample, RouterOS 7.5).
+    SystemError,
+    /// `user X logged in/out ...`: `system,info,account` (ROUTEROS.md §3; MikroTik's
+    /// manual, System/Log: `system,info,account user admin logged in from ... via winbox`).
+    SystemAccount,
+    /// PPP, L2TP, PPTP, SSTP, OVPN, PPPoE: one of those topics (`l2tp,ppp,info`).
+    Tunnel,
+    /// `ADDRESS parsing packet failed, possible cause: wrong password`: `ipsec`.
+    Ipsec,
+}
+
+/// Whether `topics` are the ones `writer` logs with. Empty topics pass (no evidence).
+/// Scripts log under `script,LEVEL` only, so requiring the writer's own topic shuts them
+/// out. Only called once a login message has matched: never on the firewall hot path.
+fn topics_allow(topics: &str, writer: Writer) -> bool {
+    // The topics RouterOS logs logins with, answered without a scan.
+    match topics {
+        "" => return true,
+        "system,error,critical" => return writer == Writer::SystemError,
+        "system,info,account" => return writer == Writer::SystemAccount,
+        _ => {}
+    }
+    let (mut system, mut error, mut account, mut tunnel, mut ipsec) =
+        (false, false, false, false, false);
+    // Bytes, not `str::split`: this runs on every login line, and topic lists are short.
+    for topic in topics.as_bytes().split(|c| *c == b',') {
+        match topic.trim_ascii() {
+            b"script" => return false,
+            b"system" => system = true,
+            b"error" | b"critical" | b"warning" => error = true,
+            b"account" | b"info" => account = true,
+            b"ppp" | b"pptp" | b"l2tp" | b"sstp" | b"ovpn" | b"pppoe" => tunnel = true,
+            b"ipsec" => ipsec = true,
+            _ => {}
+        }
+    }
+    match writer {
+        Writer::SystemError => system && error,
+        Writer::SystemAccount => system && account,
+        Writer::Tunnel => tunnel,
+        Writer::Ipsec => ipsec,
     }
 }
 
@@ -192,31 +247,99 @@ fn parse_nat(s: &str) -> Option<NatTranslation> {
 }
 
 /// Login failures, logins and logouts in every shape RouterOS writes them.
-fn parse_auth<'a>(topics: &'a str, msg: &'a str) -> Option<Auth<'a>> {
-    match msg.as_bytes().first()? {
+fn parse_login<'a>(topics: &'a str, msg: &'a str) -> Option<Auth<'a>> {
+    let (auth, writer) = match msg.as_bytes().first()? {
         b'l' | b'A' => {
             let r = msg.strip_prefix("AUTH_FAILED: ").unwrap_or(msg);
-            if let Some(r) = r
+            let auth = if let Some(r) = r
                 .strip_prefix("login failure for user ")
                 .or_else(|| r.strip_prefix("login: failure for user "))
             {
-                return user_from_via(AuthKind::Failure, r);
-            }
-            // `AUTH_FAILED: user X from A via S`
-            let r = msg.strip_prefix("AUTH_FAILED: ")?;
-            user_from_via(AuthKind::Failure, r.strip_prefix("user ")?)
+                user_from_via(AuthKind::Failure, r)?
+            } else {
+                // `AUTH_FAILED: user X from A via S`
+                let r = msg.strip_prefix("AUTH_FAILED: ")?;
+                user_from_via(AuthKind::Failure, r.strip_prefix("user ")?)?
+            };
+            (auth, Writer::SystemError)
         }
         b'u' => {
             let r = msg.strip_prefix("user ")?;
-            if let Some((user, tail)) = rsplit_once(r, " logged in from ") {
-                return auth_tail(AuthKind::Success, user, tail);
-            }
-            let (user, tail) = rsplit_once(r, " logged out from ")?;
-            auth_tail(AuthKind::Logout, user, tail)
+            let auth = if let Some((user, tail)) = rsplit_once(r, " logged in from ") {
+                auth_tail(AuthKind::Success, user, tail)?
+            } else {
+                let (user, tail) = rsplit_once(r, " logged out from ")?;
+                auth_tail(AuthKind::Logout, user, tail)?
+            };
+            (auth, Writer::SystemAccount)
         }
+        // `denied winbox/dude connect from ADDRESS` (RouterOS 7.9+, ROUTEROS.md §5;
+        // https://github.com/crowdsecurity/hub/issues/726): a refused Winbox or Dude login,
+        // counted as a Winbox failure without a user.
+        b'd' => {
+            let addr = msg.strip_prefix("denied winbox/dude connect from ")?;
+            let auth = Auth {
+                kind: AuthKind::Failure,
+                user: Cow::Borrowed(""),
+                source: parse_source(addr.trim_end())?,
+                service: Some(Cow::Borrowed("winbox")),
+            };
+            (auth, Writer::SystemError)
+        }
+        _ => return None,
+    };
+    topics_allow(topics, writer).then_some(auth)
+}
+
+/// PPP/L2TP/PPTP failures, PPTP connections and IPsec key failures (ROUTEROS.md §3, §5).
+fn parse_tunnel_or_ipsec<'a>(topics: &'a str, msg: &'a str) -> Option<Event<'a>> {
+    match msg.as_bytes().first()? {
         b'<' => parse_ppp_failure(topics, msg),
-        _ => None,
+        // PPTP: `TCP connection established from ADDRESS`.
+        b'T' => {
+            let addr = msg.strip_prefix("TCP connection established from ")?;
+            let source = parse_ip(addr.trim_end())?;
+            topics_allow(topics, Writer::Tunnel).then_some(())?;
+            Some(Event::TunnelConnect(TunnelConnect {
+                service: Cow::Borrowed(tunnel_service(topics).unwrap_or("pptp")),
+                source,
+            }))
+        }
+        _ => {
+            let auth = parse_ipsec_failure(msg)?;
+            topics_allow(topics, Writer::Ipsec).then_some(Event::Auth(auth))
+        }
     }
+}
+
+/// `ADDRESS parsing packet failed, possible cause: wrong password` (IPsec with a wrong
+/// pre-shared key, ROUTEROS.md §5).
+fn parse_ipsec_failure(msg: &str) -> Option<Auth<'_>> {
+    // The tail first: one compare turns away the firewall lines that start like an address.
+    let addr = msg.strip_suffix(" parsing packet failed, possible cause: wrong password")?;
+    let ip = match parse_source(addr)? {
+        AuthSource::Ip(ip) => ip,
+        AuthSource::Mac(_) => return None,
+    };
+    Some(Auth {
+        kind: AuthKind::Failure,
+        user: Cow::Borrowed(""),
+        source: AuthSource::Ip(ip),
+        service: Some(Cow::Borrowed("ipsec")),
+    })
+}
+
+/// The first tunnel topic (`l2tp`, `pptp`, ...), or `ppp`, or `None`.
+fn tunnel_service(topics: &str) -> Option<&str> {
+    let mut ppp = None;
+    for topic in topics.split(',') {
+        match topic {
+            "pptp" | "l2tp" | "sstp" | "ovpn" | "pppoe" => return Some(topic),
+            "ppp" => ppp = Some(topic),
+            _ => {}
+        }
+    }
+    ppp
 }
 
 /// `USER from ADDR[ via SERVICE]`, where USER may be empty or contain spaces.
@@ -244,7 +367,7 @@ fn auth_tail<'a>(kind: AuthKind, user: &'a str, tail: &'a str) -> Option<Auth<'a
 }
 
 /// An IP address (IPv6 possibly in brackets) or a MAC address.
-fn parse_source(addr: &str) -> Option<AuthSource> {
+pub(super) fn parse_source(addr: &str) -> Option<AuthSource> {
     let bare = addr
         .strip_prefix('[')
         .and_then(|a| a.strip_suffix(']'))
@@ -255,18 +378,33 @@ fn parse_source(addr: &str) -> Option<AuthSource> {
     addr.parse::<MacAddr>().ok().map(AuthSource::Mac)
 }
 
-/// `<198.51.100.7>: user x authentication failed` (PPP, L2TP, PPTP, SSTP).
-fn parse_ppp_failure<'a>(topics: &'a str, msg: &'a str) -> Option<Auth<'a>> {
-    let (addr, rest) = split_once(msg.strip_prefix('<')?, ">: user ")?;
-    let ip: IpAddr = parse_ip(addr)?;
+/// `<198.51.100.7>: user x authentication failed` (PPP, L2TP, SSTP): an [`Event::Auth`].
+/// `<pptp-0>: user x authentication failed` (PPTP names the session, not the address):
+/// an [`Event::TunnelFailure`] for the engine to link (ROUTEROS.md §5).
+fn parse_ppp_failure<'a>(topics: &'a str, msg: &'a str) -> Option<Event<'a>> {
+    let (session, rest) = split_once(msg.strip_prefix('<')?, ">: user ")?;
     let (user, _) = rsplit_once(rest, " authentication failed")?;
-    let service = topics.split(',').next().filter(|t| !t.is_empty());
-    Some(Auth {
-        kind: AuthKind::Failure,
+    if !topics_allow(topics, Writer::Tunnel) {
+        return None;
+    }
+    let service = tunnel_service(topics).unwrap_or("ppp");
+    if let Some(ip) = parse_ip(session) {
+        return Some(Event::Auth(Auth {
+            kind: AuthKind::Failure,
+            user: Cow::Borrowed(user),
+            source: AuthSource::Ip(ip),
+            service: Some(Cow::Borrowed(service)),
+        }));
+    }
+    // A session name is one short word (`pptp-0`, `<pptp-user>`).
+    if session.is_empty() || session.len() > 64 || session.contains(' ') {
+        return None;
+    }
+    Some(Event::TunnelFailure(TunnelFailure {
+        session: Cow::Borrowed(session),
         user: Cow::Borrowed(user),
-        source: AuthSource::Ip(ip),
-        service: Some(Cow::Borrowed(service.unwrap_or("ppp"))),
-    })
+        service: Cow::Borrowed(service),
+    }))
 }
 
 fn rsplit_once<'a>(s: &'a str, pat: &str) -> Option<(&'a str, &'a str)> {

@@ -6,9 +6,11 @@
 //! - [`parse_connection_row`], [`parse_resource_row`]: API rows as `(name, value)` pairs.
 //!
 //! Log parsers never fail: a message of no known shape is [`Event::Unrecognized`] for the
-//! caller to count. They never panic and never allocate (except to decode invalid UTF-8):
-//! events borrow their text from the input.
+//! caller to count. They never panic and never allocate (except to decode invalid UTF-8,
+//! and to unescape a CEF value that carries `\=` or `\\`): events borrow their text from
+//! the input.
 
+mod cef;
 mod header;
 mod message;
 mod row;
@@ -30,7 +32,8 @@ pub struct LogLine<'a> {
     pub host: Option<&'a str>,
     /// The topics, e.g. `system,error,critical` (empty when the line had none).
     pub topics: &'a str,
-    /// The message after the topics.
+    /// The message after the topics; for a CEF record the `msg=` value as written (still
+    /// escaped: the event is read from its unescaped text).
     pub message: &'a str,
     /// What the message says.
     pub event: Event<'a>,
@@ -71,11 +74,17 @@ pub fn parse_log_row_bytes<'a>(
     }
 }
 
-/// A whole log line with any header of ROUTEROS.md §3 taken apart:
+/// A whole log line with any header of ROUTEROS.md §3 and §5 taken apart:
 /// BSD syslog with or without `<PRI>` (`<30>Feb 15 11:25:46 gw.local TOPICS MESSAGE`),
-/// RFC 3339 (`2023-03-18T20:35:05.734637+01:00 10.0.0.1 TOPICS MESSAGE`) and the
-/// `/log print` forms (`oct/07/2007 06:23:51`, `2025-02-11 00:02:30`, `06:23:51`).
-/// A line without a header is read as `TOPICS MESSAGE` (or a bare message).
+/// RFC 3339 (`2023-03-18T20:35:05.734637+01:00 10.0.0.1 TOPICS MESSAGE`), the
+/// `/log print` forms (`oct/07/2007 06:23:51`, `2025-02-11 00:02:30.123`, `06:23:51`, with
+/// or without the leading space RouterOS 7 prints), and the remote formats of RouterOS
+/// 7.18+: `default` (`TOPICS MESSAGE`, no header), `syslog` (`<30>Sep 25 01:37:18 MikroTik
+/// MESSAGE`, no topics: the message is recognised by its text) and `cef`
+/// (`TIME IDENTITY CEF:0|MikroTik|...|TOPICS|...|dvchost=... msg=MESSAGE ...`).
+/// A line that starts with spaces and has no header is a further line of a multi-line
+/// message (the `default` format sends those as datagrams of their own): it is
+/// [`Event::Unrecognized`], never read as a message.
 ///
 /// Missing years and dates come from `ctx`; times without an offset are converted to UTC
 /// with its offset (see [`LineContext`]).
@@ -92,34 +101,64 @@ pub fn parse_log_row_bytes<'a>(
 pub fn parse_log_line<'a>(line: &'a str, ctx: &LineContext) -> LogLine<'a> {
     let line = trim_line_end(line);
     let rest = header::strip_pri(line);
-    let Some((timestamp, rest)) = header::parse_timestamp(rest, ctx) else {
+    // RouterOS 7 prints `/log print` lines with a leading space (ROUTEROS.md §3).
+    let trimmed = rest.trim_start_matches(' ');
+    let Some((timestamp, rest)) = header::parse_timestamp(trimmed, ctx) else {
+        if trimmed.len() != rest.len() {
+            // The `default` remote format sends each further line of a multi-line message
+            // as a datagram of its own, starting with spaces (ROUTEROS.md §5): a piece of
+            // an earlier message, never a message of its own.
+            return LogLine {
+                timestamp: None,
+                host: None,
+                topics: "",
+                message: trimmed,
+                event: Event::Unrecognized,
+            };
+        }
+        if rest.starts_with("CEF:") {
+            return cef::parse_cef(None, None, rest);
+        }
         return without_host(None, rest);
     };
     let rest = rest.trim_start_matches(' ');
+    if rest.starts_with("CEF:") {
+        return cef::parse_cef(timestamp, None, rest);
+    }
     let (first, after_first, first_is_topics) = word(rest);
     if first_is_topics {
         return with_topics(timestamp, None, first, after_first);
+    }
+    if after_first.starts_with("CEF:") {
+        return cef::parse_cef(timestamp, Some(first), after_first);
     }
     let (second, after_second, second_is_topics) = word(after_first);
     if second_is_topics {
         return with_topics(timestamp, Some(first), second, after_second);
     }
-    // No topics: the first word is a host name unless the message starts right away.
-    let bare = without_host(timestamp, rest);
-    if bare.event != Event::Unrecognized {
-        return bare;
-    }
-    LogLine {
+    // No topics: the `syslog` remote format (`<30>Sep 25 01:37:18 MikroTik MESSAGE`,
+    // ROUTEROS.md §5) or an rsyslog line that lost them. The first word is the host
+    // (RFC 3164 always writes one) unless only the whole text reads as a message.
+    let hosted = LogLine {
         timestamp,
         host: (!first.is_empty()).then_some(first),
         topics: "",
         message: after_first,
         event: parse_log_row("", after_first),
+    };
+    if hosted.event != Event::Unrecognized {
+        return hosted;
     }
+    let bare = without_host(timestamp, rest);
+    if bare.event != Event::Unrecognized {
+        return bare;
+    }
+    hosted
 }
 
 /// The `time` field of a `/log/print` row from the API (`oct/07/2007 06:23:51`,
-/// `feb/11 00:02:30`, `2025-02-11 00:02:30`, `06:23:51`), or any other header timestamp
+/// `feb/11 00:02:30`, `2025-02-11 00:02:30`, `06:23:51`, with milliseconds since RouterOS
+/// 7.18: `2025-02-11 00:02:30.123`), or any other header timestamp
 /// of [`parse_log_line`], in UTC. `None` when the text is not exactly one timestamp of a
 /// known form, or names an impossible date.
 ///
