@@ -10,8 +10,11 @@
 //!   its state (pending, applied, failed, expired, removed), so bans survive a daemon
 //!   restart and are re-applied with their remaining time after a reconnect or a router
 //!   reboot (entries with a timeout are dynamic: a reboot erases them).
-//! - [`Fleet`] applies bans to one router, a group or all, each router on a task and a
-//!   connection of its own, so a slow or unreachable router never delays the others.
+//! - [`Fleet`] is the engine that runs routers: each on a task and a connection of its
+//!   own (so a slow or unreachable router never delays the others), reconnecting with
+//!   backoff, checking liveness and reboots, applying bans to one router, a group or all
+//!   (recorded first, applied whenever the router is back), running a [`RouterInput`]
+//!   hook (log follow, polls) on each session and reporting [`FleetEvent`]s.
 //!
 //! Adds are optimistic (no `print` first; the `already have such entry` trap is answered
 //! with a `set` of a longer timeout and the new comment), every command of a batch is in
@@ -105,7 +108,10 @@ pub use dry_run::{DryRunAction, DryRunEnforcer};
 pub use enforcer::MockEnforcer;
 pub use enforcer::{Blocked, Enforced, Enforcer, ReconcileReport};
 pub use error::EnforceError;
-pub use fleet::{Fleet, FleetConfig, FleetRouter, PerRouter, RouterStatus, Scope};
+pub use fleet::{
+    BanOrder, Fleet, FleetBuilder, FleetConfig, FleetEvent, FleetRouter, PerRouter, RouterInput,
+    RouterStatus, Scope, Session, backoff_delay,
+};
 pub use ledger::{BanEvent, BanId, BanLedger, BanRecord, BanState, LedgerError, NewBan, Recorded};
 pub use mtids_detect::IpPrefix;
 pub use routeros::{Clock, DEFAULT_LIST, RouterOsConfig, RouterOsEnforcer};

@@ -477,6 +477,20 @@ impl RouterOsEnforcer {
         }
     }
 
+    /// Sends bans already recorded in the ledger (by [`crate::Fleet`], when it accepted
+    /// them), all in flight at once, and marks them applied or failed; one result per
+    /// ban, in order. A connection failure leaves the ban pending.
+    pub(crate) async fn block_recorded(
+        &self,
+        bans: &[(BanId, &Ban)],
+    ) -> Vec<Result<Blocked, EnforceError>> {
+        let items = bans
+            .iter()
+            .map(|(id, b)| (*id, b.target, b.duration, b.comment()))
+            .collect();
+        self.send_all(items).await
+    }
+
     /// Sends every `(target, duration, comment)` at once and marks the ledger bans
     /// applied or failed. Connection failures leave the ban pending (re-applied on
     /// reconnect).
