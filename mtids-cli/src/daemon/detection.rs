@@ -10,9 +10,10 @@ use mtids_detect::{
     Decision, DetectionEngine, Event, Finding, FindingKind, InterfaceAddress, IpPrefix, Outcome,
     Suppression, Timestamp,
 };
-use tokio::sync::{mpsc, oneshot};
+use mtids_enforce::{BanOrder, Fleet};
+use tokio::sync::mpsc;
 
-use super::enforce::{BlockOutcome, BlockRequest};
+use super::enforce::{self, Tracker};
 use super::{Report, Shared, Stats, system_time, timestamp};
 
 /// What router tasks send to the detection task.
@@ -66,7 +67,7 @@ pub(crate) async fn run_detection(
     shared: Arc<Shared>,
     mut engine: DetectionEngine,
     mut inputs: mpsc::Receiver<Input>,
-    blockers: BTreeMap<String, mpsc::UnboundedSender<BlockRequest>>,
+    enforcement: Enforcement,
 ) {
     restore_bans(&shared, &mut engine);
     let mut own: BTreeMap<usize, Vec<InterfaceAddress>> = BTreeMap::new();
@@ -110,7 +111,7 @@ pub(crate) async fn run_detection(
             _ = shutdown.changed() => break,
         }
         for outcome in outcomes.drain(..) {
-            handle_outcome(&shared, &blockers, &mut dry_run_bans, outcome, observed);
+            handle_outcome(&shared, &enforcement, &mut dry_run_bans, outcome, observed);
         }
     }
 }
@@ -160,9 +161,15 @@ fn restore_bans(shared: &Shared, engine: &mut DetectionEngine) {
     }
 }
 
+/// Where ban decisions go: the routers' engine, and the alerts waiting for its answers.
+pub(crate) struct Enforcement {
+    pub(crate) fleet: Arc<Fleet>,
+    pub(crate) tracker: Arc<Tracker>,
+}
+
 fn handle_outcome(
     shared: &Arc<Shared>,
-    blockers: &BTreeMap<String, mpsc::UnboundedSender<BlockRequest>>,
+    enforcement: &Enforcement,
     dry_run_bans: &mut DryRunBans,
     outcome: Outcome,
     observed: Instant,
@@ -183,7 +190,7 @@ fn handle_outcome(
                 ));
                 dry_run_bans.insert(shared, decision.target, until);
             }
-            ban(shared, blockers, decision, observed);
+            ban(shared, enforcement, decision, observed);
         }
         Outcome::Suppressed(s) => {
             tracing::info!(
@@ -206,12 +213,7 @@ fn handle_outcome(
     }
 }
 
-fn ban(
-    shared: &Arc<Shared>,
-    blockers: &BTreeMap<String, mpsc::UnboundedSender<BlockRequest>>,
-    decision: Decision,
-    observed: Instant,
-) {
+fn ban(shared: &Arc<Shared>, enforcement: &Enforcement, decision: Decision, observed: Instant) {
     Stats::bump(&shared.stats.bans);
     let target = decision.target.to_string();
     let detector = decision.finding.detector;
@@ -258,49 +260,19 @@ fn ban(
         detector,
         decision.reason.clone(),
     );
-    let mut replies = Vec::new();
-    for router in &routers {
-        let Some(blocker) = blockers.get(router) else {
-            continue;
-        };
-        let (tx, rx) = oneshot::channel();
-        let request = BlockRequest {
-            ban: ban.clone(),
-            remove_connections,
-            observed,
-            reply: tx,
-        };
-        if blocker.send(request).is_ok() {
-            replies.push((router.clone(), rx));
-        }
-    }
-    // Alert once every router answered (or after a deadline), naming where it landed.
-    let shared = Arc::clone(shared);
-    tokio::spawn(async move {
-        let mut applied = Vec::new();
-        for (router, rx) in replies {
-            if let Ok(Ok(BlockOutcome::Applied { .. })) =
-                tokio::time::timeout(Duration::from_secs(10), rx).await
-            {
-                applied.push(router);
-            } else {
-                shared.metrics.block_failed(&router);
-            }
-        }
-        let enforced = !applied.is_empty();
-        let mut alert = alert_for(
-            &decision.finding,
-            Action::Blocked {
-                duration: Some(decision.duration),
-                routers: applied,
-            },
-            decision.reason.clone(),
-        );
-        if enforced {
-            alert = alert.with_enforced_at(shared.now());
-        }
-        shared.alerts.submit(alert);
-    });
+    // Recorded in the ledger before anything else, then applied by each router's engine
+    // whenever that router is connected; the alert waits for the answers.
+    let tag = enforcement.tracker.track(
+        decision.finding,
+        decision.duration,
+        decision.reason,
+        &routers,
+    );
+    let order = BanOrder::new(ban)
+        .tag(tag)
+        .since(observed)
+        .drop_connections(remove_connections);
+    enforce::order(shared, &enforcement.fleet, &enforcement.tracker, &order);
 }
 
 /// The alert crate's threat for a finding kind.
