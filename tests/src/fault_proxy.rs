@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -99,7 +98,7 @@ impl FaultProxy {
         self.control.send_modify(|c| c.cut_before = seq);
     }
 
-    /// Resets every open connection (RST: SO_LINGER 0, then close).
+    /// Resets every open connection (RST: SO_LINGER 0 through `set_zero_linger`, then close).
     pub fn reset(&self) {
         let seq = self.next.load(Ordering::SeqCst);
         self.control.send_modify(|c| c.reset_before = seq);
@@ -129,8 +128,8 @@ async fn pump(
     loop {
         let now = *control.borrow_and_update();
         if now.reset_before > seq {
-            let _ = client.set_linger(Some(Duration::ZERO));
-            let _ = server.set_linger(Some(Duration::ZERO));
+            let _ = client.set_zero_linger();
+            let _ = server.set_zero_linger();
             return;
         }
         if now.cut_before > seq {

@@ -35,8 +35,7 @@ fn ledger_state(dir: &Path, ip: &str) -> Option<BanState> {
         .history(ip)
         .unwrap()
         .into_iter()
-        .filter(|b| b.router == "sim")
-        .last()
+        .rfind(|b| b.router == "sim")
         .map(|b| b.state)
 }
 

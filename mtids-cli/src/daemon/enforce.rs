@@ -170,14 +170,12 @@ fn handle(shared: &Shared, tracker: &Tracker, event: FleetEvent) {
                 retry_in,
             });
         }
-        FleetEvent::Reconciled { router, report } => {
-            if report.reapplied > 0 {
-                shared
-                    .stats
-                    .blocks_restored
-                    .fetch_add(report.reapplied as u64, Ordering::Relaxed);
-                tracing::info!(%router, reapplied = report.reapplied, "re-applied bans missing from the router");
-            }
+        FleetEvent::Reconciled { router, report } if report.reapplied > 0 => {
+            shared
+                .stats
+                .blocks_restored
+                .fetch_add(report.reapplied as u64, Ordering::Relaxed);
+            tracing::info!(%router, reapplied = report.reapplied, "re-applied bans missing from the router");
         }
         FleetEvent::Applied {
             router,
