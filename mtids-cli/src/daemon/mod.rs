@@ -94,8 +94,10 @@ pub enum Report {
         /// Dry run: nothing was sent.
         dry_run: bool,
     },
-    /// A ban could not be applied to a router (it stays pending in the ledger and is
-    /// applied on the next reconnect).
+    /// A router refused a ban (its `!trap`, or the ban covers the router's own address),
+    /// or could not queue it (too far behind: it stays pending in the ledger and a
+    /// reconcile applies it). A router that is merely away never causes this: its bans
+    /// are applied, and reported [`Report::Blocked`], once it is back.
     BlockFailed {
         /// The router's name.
         router: String,
