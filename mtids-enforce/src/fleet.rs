@@ -831,8 +831,9 @@ impl RouterTask {
         *attempt = attempt.saturating_add(1);
         tracing::warn!(
             router = self.name(),
+            error = %reason,
             retry_in_ms = u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX),
-            "router connection: {reason}"
+            "router connection lost"
         );
         self.status.send_modify(|s| {
             s.connected = false;

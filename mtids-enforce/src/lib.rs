@@ -48,6 +48,57 @@
 //! # }
 //! ```
 //!
+//! A fleet: each router on its own task, with an input hook on each session and the
+//! outcomes as events.
+//!
+//! ```no_run
+//! use std::sync::{Arc, Mutex};
+//! use std::time::Duration;
+//! use mtids_enforce::{
+//!     Ban, BanLedger, BanOrder, Fleet, FleetConfig, FleetEvent, FleetRouter, RouterInput,
+//!     RouterOsConfig, Scope, Session,
+//! };
+//! use routeros_proto::net::ClientConfig;
+//!
+//! struct FollowLog;
+//!
+//! #[async_trait::async_trait]
+//! impl RouterInput for FollowLog {
+//!     async fn run(&self, session: &Session) -> Result<(), String> {
+//!         // Read from `session.client()` until the connection fails.
+//!         # let _ = session;
+//!         Err("log follow ended".to_owned())
+//!     }
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let ledger = Arc::new(Mutex::new(BanLedger::open("/var/lib/mtids/bans.db")?));
+//! let (events, mut outcomes) = tokio::sync::mpsc::unbounded_channel();
+//! let gw = FleetRouter::new(
+//!     ClientConfig::new("192.0.2.1", "mtids", "secret"),
+//!     RouterOsConfig::new("gw"),
+//! )
+//! .groups(["edge"])
+//! .input(Arc::new(FollowLog));
+//! let fleet = Fleet::builder()
+//!     .config(FleetConfig::default().liveness(Duration::from_secs(5), Duration::from_secs(10)))
+//!     .ledger(ledger)
+//!     .events(events)
+//!     .start(vec![gw]);
+//! let ban = Ban::new("198.51.100.7".parse()?, Some(Duration::from_secs(3600)), "brute_force", "");
+//! // Recorded in the ledger now; applied whenever `gw` is connected.
+//! fleet.order(&Scope::Group("edge".into()), &BanOrder::new(ban).tag(1))?;
+//! while let Some(event) = outcomes.recv().await {
+//!     if let FleetEvent::Applied { router, tag: 1, latency, .. } = event {
+//!         println!("on {router} after {latency:?}");
+//!         break;
+//!     }
+//! }
+//! fleet.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! The same calls without a router, recording instead:
 //!
 //! ```

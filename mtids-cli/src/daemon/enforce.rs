@@ -205,7 +205,7 @@ fn handle(shared: &Shared, tracker: &Tracker, event: FleetEvent) {
         } => {
             Stats::bump(&shared.stats.blocks_failed);
             let target = ban.target.to_string();
-            tracing::warn!(%router, address = %target, %error, "the router refused a ban");
+            tracing::warn!(%router, address = %target, %error, "block refused by the router");
             tracker.answered(shared, tag, &router, false);
             shared.report(Report::BlockFailed {
                 router,
