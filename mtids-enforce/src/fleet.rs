@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use mtids_detect::IpPrefix;
 use routeros_proto::Command;
 use routeros_proto::net::{Client, ClientConfig, Error as NetError};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::routeros::{lock, record_bans};
@@ -865,9 +865,10 @@ impl RouterTask {
         }
     }
 
-    /// One logged-in session: the input hook and the ban-serving loop side by side.
-    /// Returns why it ended and whether it was healthy (reconciled and answered a
-    /// liveness check), which resets the backoff.
+    /// One logged-in session: the input hook, the liveness check and the ban-serving
+    /// loop side by side, so a batch or a print waiting on a dead link never delays the
+    /// liveness check. Returns why it ended and whether it was healthy (reconciled and
+    /// answered a liveness check), which resets the backoff.
     async fn session(
         &mut self,
         client: &Client,
@@ -889,77 +890,98 @@ impl RouterTask {
                 None => std::future::pending().await,
             }
         };
+        let enforcer = self.ledger.as_ref().map(|ledger| {
+            RouterOsEnforcer::new(
+                client.clone(),
+                self.router.enforce.clone(),
+                Arc::clone(ledger),
+            )
+            .with_clock(self.clock.clone())
+            .with_last_uptime(*last_uptime)
+        });
+        let probe = Liveness {
+            client,
+            router: self.name().to_owned(),
+            interval: self.config.liveness_interval,
+            timeout: self.config.liveness_timeout,
+            // Without a ledger there is nothing to reconcile.
+            reconciled: AtomicBool::new(enforcer.is_none()),
+            healthy: AtomicBool::new(false),
+            rebooted: Notify::new(),
+            uptime: Mutex::new(None),
+        };
         let mut stop = self.stop.clone();
-        let mut healthy = false;
         let ended = tokio::select! {
             reason = hook => Ended::Lost(reason),
-            ended = self.serve(client, last_uptime, &mut healthy) => ended,
+            reason = probe.run() => Ended::Lost(reason),
+            ended = self.serve(enforcer.as_ref(), &probe) => ended,
             _ = stop.changed() => Ended::Stop,
         };
-        (ended, healthy)
+        let seen = *lock(&probe.uptime);
+        *last_uptime = seen
+            .or_else(|| enforcer.as_ref().and_then(RouterOsEnforcer::last_uptime))
+            .or(*last_uptime);
+        (ended, probe.healthy.load(Ordering::Relaxed))
     }
 
-    /// Reconciles, then serves the queue and the liveness checks until the session ends.
-    async fn serve(
-        &mut self,
-        client: &Client,
-        last_uptime: &mut Option<Duration>,
-        healthy: &mut bool,
-    ) -> Ended {
-        let enforcer = match &self.ledger {
-            Some(ledger) => {
-                let enforcer = RouterOsEnforcer::new(
-                    client.clone(),
-                    self.router.enforce.clone(),
-                    Arc::clone(ledger),
-                )
-                .with_clock(self.clock.clone())
-                .with_last_uptime(*last_uptime);
-                let report = match enforcer.reconcile().await {
-                    Ok(report) => report,
-                    Err(e) => return Ended::Lost(format!("reconcile: {e}")),
-                };
-                *last_uptime = enforcer.last_uptime().or(*last_uptime);
-                self.reconciled(&report);
-                if let Some(lost) = self.settle_held(&enforcer, &report).await {
-                    return Ended::Lost(lost);
-                }
-                Some(enforcer)
+    /// Reconciles, then serves the queue (and the reconciles a reboot asks for) until the
+    /// session ends.
+    async fn serve(&mut self, enforcer: Option<&RouterOsEnforcer>, probe: &Liveness<'_>) -> Ended {
+        if let Some(enforcer) = enforcer {
+            let report = match enforcer.reconcile().await {
+                Ok(report) => report,
+                Err(e) => return Ended::Lost(format!("reconcile: {e}")),
+            };
+            self.reconciled(&report);
+            probe.reconciled.store(true, Ordering::Relaxed);
+            if let Some(lost) = self.settle_held(enforcer, &report).await {
+                return Ended::Lost(lost);
             }
-            None => None,
-        };
+        }
         self.status.send_modify(|s| {
             s.connected = true;
             s.last_error = None;
         });
-        let mut liveness = tokio::time::interval(self.config.liveness_interval);
-        liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        liveness.tick().await;
         loop {
-            if let Some(enforcer) = &enforcer
+            if let Some(enforcer) = enforcer
                 && self.inbox.is_empty()
                 && self.overflow.swap(false, Ordering::Relaxed)
             {
                 // Bans that found the queue full are pending in the ledger: apply them.
-                match enforcer.reconcile().await {
-                    Ok(report) => self.reconciled(&report),
-                    Err(e) if e.is_connection() => return Ended::Lost(e.to_string()),
-                    Err(e) => tracing::warn!(router = self.name(), "reconcile: {e}"),
+                if let Some(lost) = self.reconcile(enforcer, "after a full queue").await {
+                    return Ended::Lost(lost);
                 }
             }
             tokio::select! {
                 job = self.inbox.recv() => {
                     let Some(job) = job else { return Ended::Stop };
-                    if let Some(lost) = self.handle(enforcer.as_ref(), job).await {
+                    if let Some(lost) = self.handle(enforcer, job).await {
                         return Ended::Lost(lost);
                     }
                 }
-                _ = liveness.tick() => {
-                    match self.check_liveness(client, enforcer.as_ref(), last_uptime).await {
-                        Ok(()) => *healthy = true,
-                        Err(lost) => return Ended::Lost(lost),
+                () = probe.rebooted.notified() => {
+                    tracing::warn!(router = self.name(), "router rebooted: re-applying bans");
+                    if let Some(enforcer) = enforcer
+                        && let Some(lost) = self.reconcile(enforcer, "after a reboot").await
+                    {
+                        return Ended::Lost(lost);
                     }
                 }
+            }
+        }
+    }
+
+    /// A reconcile in the middle of a session; `Some(reason)` when the link was lost.
+    async fn reconcile(&self, enforcer: &RouterOsEnforcer, why: &str) -> Option<String> {
+        match enforcer.reconcile().await {
+            Ok(report) => {
+                self.reconciled(&report);
+                None
+            }
+            Err(e) if e.is_connection() => Some(e.to_string()),
+            Err(e) => {
+                tracing::warn!(router = self.name(), "reconcile {why}: {e}");
+                None
             }
         }
     }
@@ -976,53 +998,6 @@ impl RouterTask {
             router: self.name().to_owned(),
             report: report.clone(),
         });
-    }
-
-    /// The liveness command, with its deadline; a lower uptime than before (a reboot)
-    /// re-applies the bans. `Err(reason)`: the link is dead.
-    async fn check_liveness(
-        &self,
-        client: &Client,
-        enforcer: Option<&RouterOsEnforcer>,
-        last_uptime: &mut Option<Duration>,
-    ) -> Result<(), String> {
-        let deadline = self.config.liveness_timeout;
-        let answer = tokio::time::timeout(
-            deadline,
-            client.call_with_timeout(liveness_command(), Some(deadline)),
-        )
-        .await;
-        let uptime = match answer {
-            Err(_) => {
-                return Err(format!(
-                    "no answer to the liveness check within {deadline:?}: link stalled"
-                ));
-            }
-            // The router answered, if only to refuse: the link is alive.
-            Ok(Err(NetError::Trap { .. })) => None,
-            Ok(Err(e)) => return Err(format!("liveness check: {e}")),
-            Ok(Ok(response)) => response
-                .rows
-                .first()
-                .and_then(|r| r.get_str("uptime"))
-                .and_then(|u| parse_routeros_duration(&u)),
-        };
-        let Some(uptime) = uptime else {
-            return Ok(());
-        };
-        let rebooted = last_uptime.is_some_and(|before| uptime < before);
-        *last_uptime = Some(uptime);
-        if rebooted {
-            tracing::warn!(router = self.name(), "router rebooted: re-applying bans");
-            if let Some(enforcer) = enforcer {
-                match enforcer.reconcile().await {
-                    Ok(report) => self.reconciled(&report),
-                    Err(e) if e.is_connection() => return Err(e.to_string()),
-                    Err(e) => tracing::warn!(router = self.name(), "reconcile after a reboot: {e}"),
-                }
-            }
-        }
-        Ok(())
     }
 
     /// After a reconcile: the bans held while the router was away were re-applied by it
@@ -1290,6 +1265,66 @@ impl RouterTask {
             }
             Job::Flush(tx) => {
                 let _ = tx.send(());
+            }
+        }
+    }
+}
+
+/// The liveness check of one session.
+struct Liveness<'a> {
+    client: &'a Client,
+    router: String,
+    interval: Duration,
+    timeout: Duration,
+    /// Set once the session's first reconcile is done.
+    reconciled: AtomicBool,
+    /// Set by a liveness answer after the reconcile: the session was healthy.
+    healthy: AtomicBool,
+    /// Told when the uptime went down (the router rebooted).
+    rebooted: Notify,
+    /// The last uptime the router reported in this session.
+    uptime: Mutex<Option<Duration>>,
+}
+
+impl Liveness<'_> {
+    /// Sends the liveness command every `interval`, each with a deadline of `timeout`;
+    /// returns why the link is dead. A lower uptime than before means a reboot.
+    async fn run(&self) -> String {
+        let mut every = tokio::time::interval(self.interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            let answer = tokio::time::timeout(
+                self.timeout,
+                self.client
+                    .call_with_timeout(liveness_command(), Some(self.timeout)),
+            )
+            .await;
+            let uptime = match answer {
+                Err(_) | Ok(Err(NetError::Timeout { .. })) => {
+                    return format!(
+                        "no answer to the liveness check within {:?}: link stalled",
+                        self.timeout
+                    );
+                }
+                // The router answered, if only to refuse: the link is alive.
+                Ok(Err(NetError::Trap { .. })) => None,
+                Ok(Err(e)) => return format!("liveness check: {e}"),
+                Ok(Ok(response)) => response
+                    .rows
+                    .first()
+                    .and_then(|r| r.get_str("uptime"))
+                    .and_then(|u| parse_routeros_duration(&u)),
+            };
+            if self.reconciled.load(Ordering::Relaxed) {
+                self.healthy.store(true, Ordering::Relaxed);
+            }
+            let Some(uptime) = uptime else { continue };
+            let before = lock(&self.uptime).replace(uptime);
+            if before.is_some_and(|before| uptime < before) {
+                tracing::warn!(router = %self.router, "the router's uptime went down: it rebooted");
+                self.rebooted.notify_one();
             }
         }
     }

@@ -126,33 +126,69 @@ async fn pump(
     let mut up = vec![0u8; 16 * 1024];
     let mut down = vec![0u8; 16 * 1024];
     loop {
-        let now = *control.borrow_and_update();
-        if now.reset_before > seq {
-            let _ = client.set_zero_linger();
-            let _ = server.set_zero_linger();
+        let Some(now) = settled(seq, &mut control).await else {
             return;
-        }
-        if now.cut_before > seq {
-            let _ = client.shutdown().await;
-            let _ = server.shutdown().await;
+        };
+        if apply_kill(now, seq, &mut client, &mut server).await {
             return;
-        }
-        if now.stalled {
-            if control.changed().await.is_err() {
-                return;
-            }
-            continue;
         }
         tokio::select! {
             read = client.read(&mut up) => match read {
                 Ok(0) | Err(_) => return,
-                Ok(n) => if server.write_all(&up[..n]).await.is_err() { return },
+                Ok(n) => {
+                    // Bytes read as the stall began wait for the resume.
+                    let Some(now) = settled(seq, &mut control).await else { return };
+                    if apply_kill(now, seq, &mut client, &mut server).await
+                        || server.write_all(&up[..n]).await.is_err()
+                    {
+                        return;
+                    }
+                }
             },
             read = server.read(&mut down) => match read {
                 Ok(0) | Err(_) => return,
-                Ok(n) => if client.write_all(&down[..n]).await.is_err() { return },
+                Ok(n) => {
+                    let Some(now) = settled(seq, &mut control).await else { return };
+                    if apply_kill(now, seq, &mut client, &mut server).await
+                        || client.write_all(&down[..n]).await.is_err()
+                    {
+                        return;
+                    }
+                }
             },
             changed = control.changed() => if changed.is_err() { return },
         }
     }
+}
+
+/// Waits while stalled (unless this connection is to be cut or reset); `None` when the
+/// proxy is gone.
+async fn settled(seq: u64, control: &mut watch::Receiver<Control>) -> Option<Control> {
+    loop {
+        let now = *control.borrow_and_update();
+        if !now.stalled || now.cut_before > seq || now.reset_before > seq {
+            return Some(now);
+        }
+        control.changed().await.ok()?;
+    }
+}
+
+/// Cuts or resets the connection if told to; `true` when it is closed.
+async fn apply_kill(
+    now: Control,
+    seq: u64,
+    client: &mut TcpStream,
+    server: &mut TcpStream,
+) -> bool {
+    if now.reset_before > seq {
+        let _ = client.set_zero_linger();
+        let _ = server.set_zero_linger();
+        return true;
+    }
+    if now.cut_before > seq {
+        let _ = client.shutdown().await;
+        let _ = server.shutdown().await;
+        return true;
+    }
+    false
 }
