@@ -286,6 +286,15 @@ pub struct InputConfig {
     /// Longest wait between reconnection attempts (backoff doubles up to this). Default `60s`.
     #[serde(with = "duration_str")]
     pub max_backoff: Duration,
+    /// How often each connected router is sent a liveness command
+    /// (`/system/resource/print =.proplist=uptime`, also the reboot check). Default `5s`.
+    #[serde(with = "duration_str")]
+    pub liveness_interval: Duration,
+    /// How long the liveness command may go unanswered before the link is declared dead
+    /// and reconnected. Default `10s`: a stalled link is noticed within
+    /// `liveness_interval + liveness_timeout`.
+    #[serde(with = "duration_str")]
+    pub liveness_timeout: Duration,
     /// Only log rows whose `topics` equal one of these, exactly as the router prints them
     /// (`firewall,info`, `system,error,critical`): a server-side query on the API log
     /// follow. Default empty: every row.
@@ -312,6 +321,8 @@ impl Default for InputConfig {
             resource: true,
             resource_interval: Duration::from_secs(2),
             max_backoff: Duration::from_secs(60),
+            liveness_interval: Duration::from_secs(5),
+            liveness_timeout: Duration::from_secs(10),
             log_topics: Vec::new(),
         }
     }
@@ -942,6 +953,8 @@ impl Config {
             ("input.connection_interval", self.input.connection_interval),
             ("input.resource_interval", self.input.resource_interval),
             ("input.max_backoff", self.input.max_backoff),
+            ("input.liveness_interval", self.input.liveness_interval),
+            ("input.liveness_timeout", self.input.liveness_timeout),
         ] {
             if d < Duration::from_millis(10) {
                 return Err(bad(key.into(), "must be at least 10ms".into()));

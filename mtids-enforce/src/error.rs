@@ -85,11 +85,12 @@ pub enum EnforceError {
     #[error("no router group named `{0}` in the fleet; check the group names in the configuration")]
     UnknownGroup(String),
 
-    /// A router's queue was full (the router is down or far behind): the ban was recorded
-    /// as failed with this reason. Raise the queue size or check the router.
+    /// A router's queue was full (the router is far behind): the ban stays pending in the
+    /// ledger and is applied by a reconcile once the router has caught up.
     #[error(
-        "router {router} is {queued} bans behind (queue full): ban of {target} recorded as \
-         failed; check the router or raise `FleetConfig::queue`"
+        "router {router} is {queued} bans behind (queue full): ban of {target} kept pending \
+         in the ledger, applied once the router catches up; check the router or raise \
+         `FleetConfig::queue`"
     )]
     QueueFull {
         /// The router's name.
@@ -108,6 +109,11 @@ pub enum EnforceError {
         /// The last connection error.
         reason: String,
     },
+
+    /// The fleet runs without a ledger (dry run, input only): it sends no ban and
+    /// changes no address list.
+    #[error("the fleet enforces nothing on router {0} (no ban ledger: dry run or input only)")]
+    NotEnforcing(String),
 
     /// The fleet's task for this router has stopped (the fleet is shutting down).
     #[error("the fleet's task for router {0} has stopped")]

@@ -1,55 +1,74 @@
-//! [`Fleet`]: bans applied to one router, a group, or all, each router on a task of its
-//! own so that a slow or unreachable router never holds up the others.
+//! [`Fleet`]: the one engine that runs routers. Bans go to one router, a group, or all,
+//! each router on a task and a connection of its own, so that a slow or unreachable
+//! router never holds up the others.
 //!
-//! Per router: one connection, a bounded queue of work, a task that connects (with
-//! exponential backoff), reconciles (which re-applies what the ledger says is missing),
-//! then applies queued bans in batches, every batch in flight at once. Nothing accepted is
-//! lost: a ban is recorded in the ledger as soon as the task takes it; if the connection
-//! drops before the router confirms it, it stays pending and the reconcile after the
-//! reconnect applies it. A ban refused because the queue is full is recorded as failed,
-//! with that reason.
+//! Per router, a task:
+//! - connects, with exponential backoff and jitter between attempts; the backoff starts
+//!   over after a healthy session (reconciled and answering at least one liveness check);
+//! - reconciles (which re-applies what the ledger says is missing), then applies queued
+//!   bans in batches, every batch in flight at once;
+//! - runs the router's [`RouterInput`] hook (log follow, polls) on the same connection,
+//!   alongside; the hook failing ends the session;
+//! - sends a cheap liveness command (`/system/resource/print =.proplist=uptime`) every
+//!   [`FleetConfig::liveness_interval`] with a deadline of
+//!   [`FleetConfig::liveness_timeout`]: a stalled link (socket open, no bytes) is dropped
+//!   and reconnected; the same uptime tells a reboot, after which the bans are re-applied.
+//!
+//! Nothing accepted is lost: [`Fleet::order`] records the ban in the ledger (pending)
+//! before it is queued. Whatever the connection does next (connecting, backing off, lost
+//! mid-batch), the ban stays pending and is applied once the router is back, and its
+//! outcome is reported as a [`FleetEvent`]. A ban is never answered "failed" because the
+//! link is down: [`FleetEvent::Failed`] means the router refused it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use async_trait::async_trait;
 use mtids_detect::IpPrefix;
-use routeros_proto::net::{Client, ClientConfig};
-use tokio::sync::{mpsc, oneshot, watch};
+use routeros_proto::Command;
+use routeros_proto::net::{Client, ClientConfig, Error as NetError};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::routeros::{lock, record_bans};
 use crate::{
-    Ban, BanLedger, Clock, EnforceError, Enforcer, ReconcileReport, RouterOsConfig,
-    RouterOsEnforcer,
+    Ban, BanId, BanLedger, Blocked, Clock, EnforceError, Enforcer, ReconcileReport, RouterOsConfig,
+    RouterOsEnforcer, parse_routeros_duration,
 };
 
 /// How the fleet runs its routers.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct FleetConfig {
-    /// Work items waiting per router before new bans are refused (and recorded as failed).
+    /// Work items waiting per router before new bans are not queued (they stay pending in
+    /// the ledger and a reconcile applies them once the router has caught up).
     pub queue: usize,
     /// Most bans sent as one batch (all in flight at once).
     pub batch: usize,
-    /// First wait after a failed connection; doubles up to `backoff_max`.
+    /// First wait after a failed connection; doubles (with jitter) up to `backoff_max`.
     pub backoff_min: Duration,
     /// Longest wait between connection attempts.
     pub backoff_max: Duration,
-    /// How often a connected router's uptime is checked for a reboot.
-    pub reboot_check: Duration,
+    /// How often a connected router is sent the liveness command (which is also the
+    /// reboot check).
+    pub liveness_interval: Duration,
+    /// How long the liveness command may take before the link is declared dead.
+    pub liveness_timeout: Duration,
 }
 
 impl Default for FleetConfig {
-    /// 10,000 queued per router, batches of 1,000, backoff 200 ms to 30 s, a reboot check
-    /// every 30 s.
+    /// 10,000 queued per router, batches of 1,000, backoff 200 ms to 30 s, a liveness
+    /// check every 5 s answered within 10 s (a dead link is noticed within 15 s).
     fn default() -> Self {
         FleetConfig {
             queue: 10_000,
             batch: 1_000,
             backoff_min: Duration::from_millis(200),
             backoff_max: Duration::from_secs(30),
-            reboot_check: Duration::from_secs(30),
+            liveness_interval: Duration::from_secs(5),
+            liveness_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -70,16 +89,75 @@ impl FleetConfig {
         self
     }
 
-    /// Sets how often uptime is checked for a reboot.
+    /// Sets how often the liveness command is sent and how long it may take.
     #[must_use]
-    pub fn reboot_check(mut self, every: Duration) -> Self {
-        self.reboot_check = every;
+    pub fn liveness(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.liveness_interval = interval.max(Duration::from_millis(1));
+        self.liveness_timeout = timeout.max(Duration::from_millis(1));
         self
     }
 }
 
-/// One router of the fleet: how to reach it, how to enforce on it, its groups.
-#[derive(Clone, Debug)]
+/// The wait before reconnection attempt `attempt` (0 for the first after a healthy
+/// session): `min * 2^attempt`, capped at `max`, then a random 50-100 % of that, so that
+/// many routers lost together do not all come back in the same instant.
+pub fn backoff_delay(attempt: u32, min: Duration, max: Duration) -> Duration {
+    let full = min
+        .checked_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX))
+        .unwrap_or(max)
+        .min(max);
+    // Jitter from the clock's low bits: enough to spread reconnects of many routers.
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    full.mul_f64(0.5 + f64::from(nanos % 1000) / 2000.0)
+}
+
+/// One connected session of a router, handed to its [`RouterInput`] hook.
+#[derive(Debug)]
+pub struct Session {
+    client: Client,
+    router: String,
+    connection: u64,
+}
+
+impl Session {
+    /// The logged-in connection (shared with the engine's ban commands).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The router's name.
+    pub fn router(&self) -> &str {
+        &self.router
+    }
+
+    /// Which connection of this router it is: 1 for the first, then one more per
+    /// reconnect.
+    pub fn connection(&self) -> u64 {
+        self.connection
+    }
+}
+
+/// The input side of a router (log follow, table polls), run by the engine on every
+/// connected session alongside its ban-serving loop, on the same connection.
+#[async_trait]
+pub trait RouterInput: Send + Sync {
+    /// Runs for one session. `Err(reason)` ends the session as lost (the engine
+    /// reconnects with backoff); `Ok(())` means the input is done, and the engine goes on
+    /// serving bans on the connection.
+    async fn run(&self, session: &Session) -> Result<(), String>;
+
+    /// How a failed connection attempt is described in [`FleetEvent::Lost`] (for
+    /// example naming the configuration key that fixes it).
+    fn describe_connect_error(&self, error: &NetError) -> String {
+        error.to_string()
+    }
+}
+
+/// One router of the fleet: how to reach it, how to enforce on it, its groups, its input.
+#[derive(Clone)]
+#[non_exhaustive]
 pub struct FleetRouter {
     /// How to connect (the password never shows in `Debug`).
     pub client: ClientConfig,
@@ -87,6 +165,45 @@ pub struct FleetRouter {
     pub enforce: RouterOsConfig,
     /// The groups it belongs to (`edge`, `branch-offices`, ...).
     pub groups: Vec<String>,
+    /// The input hook run on each session, if any.
+    pub input: Option<Arc<dyn RouterInput>>,
+}
+
+impl FleetRouter {
+    /// A router in no group, with no input hook.
+    pub fn new(client: ClientConfig, enforce: RouterOsConfig) -> Self {
+        FleetRouter {
+            client,
+            enforce,
+            groups: Vec::new(),
+            input: None,
+        }
+    }
+
+    /// Sets the groups it belongs to.
+    #[must_use]
+    pub fn groups<S: Into<String>>(mut self, groups: impl IntoIterator<Item = S>) -> Self {
+        self.groups = groups.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Runs `input` on every session of this router.
+    #[must_use]
+    pub fn input(mut self, input: Arc<dyn RouterInput>) -> Self {
+        self.input = Some(input);
+        self
+    }
+}
+
+impl std::fmt::Debug for FleetRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetRouter")
+            .field("client", &self.client)
+            .field("enforce", &self.enforce)
+            .field("groups", &self.groups)
+            .field("input", &self.input.is_some())
+            .finish()
+    }
 }
 
 /// One result per router of a fleet operation, by router name.
@@ -101,6 +218,120 @@ pub enum Scope {
     Group(String),
     /// Every router.
     All,
+}
+
+/// A ban to apply, with what the caller wants back in the [`FleetEvent`]s.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct BanOrder {
+    /// The ban.
+    pub ban: Ban,
+    /// The caller's tag, repeated in every event about this order (0 by default).
+    pub tag: u64,
+    /// Where latency is measured from (by default, when the order was made).
+    pub since: Instant,
+    /// Also remove the target's tracked connections once the ban is on the router.
+    pub drop_connections: bool,
+}
+
+impl BanOrder {
+    /// An order for `ban`, tag 0, latency from now, connections kept.
+    pub fn new(ban: Ban) -> Self {
+        BanOrder {
+            ban,
+            tag: 0,
+            since: Instant::now(),
+            drop_connections: false,
+        }
+    }
+
+    /// Sets the tag.
+    #[must_use]
+    pub fn tag(mut self, tag: u64) -> Self {
+        self.tag = tag;
+        self
+    }
+
+    /// Measures latency from `since` (for example the arrival of the deciding event).
+    #[must_use]
+    pub fn since(mut self, since: Instant) -> Self {
+        self.since = since;
+        self
+    }
+
+    /// Removes the target's connections after the ban.
+    #[must_use]
+    pub fn drop_connections(mut self, drop: bool) -> Self {
+        self.drop_connections = drop;
+        self
+    }
+}
+
+/// What the engine reports as it works (sent to [`FleetBuilder::events`]).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum FleetEvent {
+    /// Logged in to a router.
+    Connected {
+        /// The router's name.
+        router: String,
+        /// Which connection (1 for the first).
+        connection: u64,
+    },
+    /// A reconcile ran (after a connect, a reboot, or a queue overflow).
+    Reconciled {
+        /// The router's name.
+        router: String,
+        /// What it found and did.
+        report: ReconcileReport,
+    },
+    /// A connection attempt failed or a session was lost (the link stalled, closed, was
+    /// reset, or the input hook failed); the next attempt is in `retry_in`.
+    Lost {
+        /// The router's name.
+        router: String,
+        /// Why.
+        reason: String,
+        /// The backoff before the next attempt.
+        retry_in: Duration,
+    },
+    /// A ban is on the router (sent now, or re-applied by the reconcile after a
+    /// reconnect when it was accepted while the link was down).
+    Applied {
+        /// The router's name.
+        router: String,
+        /// The order's tag.
+        tag: u64,
+        /// The ban.
+        ban: Ban,
+        /// What the router did.
+        blocked: Blocked,
+        /// From the order's `since` to the router's answer.
+        latency: Duration,
+    },
+    /// The router refused the ban (not a link loss: those are retried). The ledger has it
+    /// as failed, with the reason.
+    Failed {
+        /// The router's name.
+        router: String,
+        /// The order's tag.
+        tag: u64,
+        /// The ban.
+        ban: Ban,
+        /// Why.
+        error: String,
+    },
+    /// The target's connections were removed after its ban ([`BanOrder::drop_connections`]).
+    ConnectionsDropped {
+        /// The router's name.
+        router: String,
+        /// The order's tag.
+        tag: u64,
+        /// The ban's target.
+        target: IpPrefix,
+        /// How many were removed, or why it failed.
+        result: Result<usize, String>,
+    },
 }
 
 /// Where one router's task stands.
@@ -119,8 +350,16 @@ pub struct RouterStatus {
     pub last_reconcile: Option<ReconcileReport>,
 }
 
+/// A ban accepted for one router, recorded in the ledger (`id`; `None` when the ledger
+/// could not record it, then the enforcer records it when it is sent).
+#[derive(Clone, Debug)]
+struct Queued {
+    order: BanOrder,
+    id: Option<BanId>,
+}
+
 enum Job {
-    Block(Ban),
+    Block(Queued),
     Unblock(IpPrefix, oneshot::Sender<Result<bool, EnforceError>>),
     DropConnections(IpPrefix, oneshot::Sender<Result<usize, EnforceError>>),
     /// Answered once everything queued before it is done.
@@ -129,22 +368,124 @@ enum Job {
 
 struct RouterHandle {
     groups: Vec<String>,
-    /// The router's enforcement settings (the lists a refused ban is recorded on).
+    /// The router's enforcement settings (the lists a ban is recorded on).
     enforce: RouterOsConfig,
     jobs: mpsc::Sender<Job>,
     status: watch::Receiver<RouterStatus>,
-    task: JoinHandle<()>,
+    /// Set when a ban could not be queued: the task reconciles once its queue is empty.
+    overflow: Arc<AtomicBool>,
 }
 
-/// Enforcement on many routers, each on its own task and connection.
+/// How a [`Fleet`] is started: [`Fleet::builder`], then the options, then
+/// [`FleetBuilder::start`].
+pub struct FleetBuilder {
+    config: FleetConfig,
+    ledger: Option<Arc<Mutex<BanLedger>>>,
+    clock: Clock,
+    events: Option<mpsc::UnboundedSender<FleetEvent>>,
+}
+
+impl std::fmt::Debug for FleetBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetBuilder")
+            .field("config", &self.config)
+            .field("ledger", &self.ledger.is_some())
+            .field("events", &self.events.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FleetBuilder {
+    /// Sets how the routers are run.
+    #[must_use]
+    pub fn config(mut self, config: FleetConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Enforces, recording in `ledger`. Without a ledger the fleet only connects and runs
+    /// the input hooks (dry run): nothing is sent, bans are refused with
+    /// [`EnforceError::NotEnforcing`].
+    #[must_use]
+    pub fn ledger(mut self, ledger: Arc<Mutex<BanLedger>>) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
+
+    /// Takes ban times from `clock` instead of the system clock.
+    #[must_use]
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sends every [`FleetEvent`] to `events`.
+    #[must_use]
+    pub fn events(mut self, events: mpsc::UnboundedSender<FleetEvent>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// Starts a task per router (each connects at once, in the background). Must be
+    /// called inside a tokio runtime.
+    pub fn start(self, routers: Vec<FleetRouter>) -> Fleet {
+        let (stop, stopped) = watch::channel(false);
+        let mut handles = BTreeMap::new();
+        let mut tasks = Vec::new();
+        for router in routers {
+            let (jobs, inbox) = mpsc::channel(self.config.queue.max(1));
+            let (status_tx, status) = watch::channel(RouterStatus::default());
+            let overflow = Arc::new(AtomicBool::new(false));
+            let name = router.enforce.router.clone();
+            handles.insert(
+                name,
+                RouterHandle {
+                    groups: router.groups.clone(),
+                    enforce: router.enforce.clone(),
+                    jobs,
+                    status,
+                    overflow: Arc::clone(&overflow),
+                },
+            );
+            tasks.push(tokio::spawn(
+                RouterTask {
+                    router,
+                    ledger: self.ledger.clone(),
+                    config: self.config.clone(),
+                    clock: self.clock.clone(),
+                    inbox,
+                    status: status_tx,
+                    events: self.events.clone(),
+                    stop: stopped.clone(),
+                    overflow,
+                    held: VecDeque::new(),
+                    sending: Vec::new(),
+                }
+                .run(),
+            ));
+        }
+        Fleet {
+            routers: handles,
+            ledger: self.ledger,
+            config: self.config,
+            clock: self.clock,
+            stop,
+            tasks: Mutex::new(tasks),
+        }
+    }
+}
+
+/// Enforcement (and input) on many routers, each on its own task and connection.
 ///
-/// Must be started inside a tokio runtime. Dropping it (or [`Fleet::shutdown`]) stops the
-/// tasks after the work already queued.
+/// Must be started inside a tokio runtime. [`Fleet::shutdown`] (or dropping it) stops the
+/// tasks; bans still queued stay pending in the ledger.
 pub struct Fleet {
     routers: BTreeMap<String, RouterHandle>,
-    ledger: Arc<Mutex<BanLedger>>,
+    ledger: Option<Arc<Mutex<BanLedger>>>,
     config: FleetConfig,
     clock: Clock,
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -157,13 +498,25 @@ impl std::fmt::Debug for Fleet {
 }
 
 impl Fleet {
-    /// Starts a task per router (each connects at once, in the background).
+    /// A builder with the default configuration, no ledger (dry run), the system clock
+    /// and no event receiver.
+    pub fn builder() -> FleetBuilder {
+        FleetBuilder {
+            config: FleetConfig::default(),
+            ledger: None,
+            clock: Arc::new(SystemTime::now),
+            events: None,
+        }
+    }
+
+    /// Starts a task per router, enforcing with `ledger` (each connects at once, in the
+    /// background).
     pub fn start(
         routers: Vec<FleetRouter>,
         ledger: Arc<Mutex<BanLedger>>,
         config: FleetConfig,
     ) -> Self {
-        Self::start_with_clock(routers, ledger, config, Arc::new(SystemTime::now))
+        Self::builder().config(config).ledger(ledger).start(routers)
     }
 
     /// As [`Fleet::start`], with ban times from `clock`.
@@ -173,41 +526,11 @@ impl Fleet {
         config: FleetConfig,
         clock: Clock,
     ) -> Self {
-        let mut handles = BTreeMap::new();
-        for router in routers {
-            let (jobs, inbox) = mpsc::channel(config.queue.max(1));
-            let (status_tx, status) = watch::channel(RouterStatus::default());
-            let name = router.enforce.router.clone();
-            let enforce = router.enforce.clone();
-            let groups = router.groups.clone();
-            let task = tokio::spawn(
-                RouterTask {
-                    router,
-                    ledger: ledger.clone(),
-                    config: config.clone(),
-                    clock: clock.clone(),
-                    inbox,
-                    status: status_tx,
-                }
-                .run(),
-            );
-            handles.insert(
-                name,
-                RouterHandle {
-                    groups,
-                    enforce,
-                    jobs,
-                    status,
-                    task,
-                },
-            );
-        }
-        Fleet {
-            routers: handles,
-            ledger,
-            config,
-            clock,
-        }
+        Self::builder()
+            .config(config)
+            .ledger(ledger)
+            .clock(clock)
+            .start(routers)
     }
 
     /// The routers a scope names.
@@ -235,29 +558,64 @@ impl Fleet {
         }
     }
 
-    /// Queues `ban` for every router of `scope`, without waiting for any router. Per
-    /// router: `Ok` once queued; [`EnforceError::QueueFull`] (also recorded in the ledger
-    /// as a failed ban) when that router is too far behind.
+    /// [`Fleet::order`] of `ban` with the default order options.
     ///
     /// # Errors
-    /// An unknown router or group.
+    /// As [`Fleet::order`].
     pub fn apply(&self, scope: &Scope, ban: &Ban) -> Result<PerRouter<()>, EnforceError> {
+        self.order(scope, &BanOrder::new(ban.clone()))
+    }
+
+    /// Records `order`'s ban in the ledger (pending) for every router of `scope`, then
+    /// queues it, without waiting for any router. Its outcome comes as a
+    /// [`FleetEvent::Applied`] or [`FleetEvent::Failed`] once the router has it, however
+    /// long the router is away. Per router: `Ok` once queued;
+    /// [`EnforceError::QueueFull`] when that router is too far behind (the ban stays
+    /// pending and is applied by a reconcile once the queue has drained, without an
+    /// event).
+    ///
+    /// # Errors
+    /// An unknown router or group; [`EnforceError::NotEnforcing`] without a ledger.
+    pub fn order(&self, scope: &Scope, order: &BanOrder) -> Result<PerRouter<()>, EnforceError> {
         let names = self.resolve(scope)?;
+        let Some(ledger) = &self.ledger else {
+            return Err(EnforceError::NotEnforcing(names.join(", ")));
+        };
+        let now = (self.clock)();
         let mut out = Vec::with_capacity(names.len());
         for name in names {
             let Some(handle) = self.routers.get(&name) else {
                 continue;
             };
-            let result = match handle.jobs.try_send(Job::Block(ban.clone())) {
+            let recorded = record_bans(
+                ledger,
+                &handle.enforce,
+                std::slice::from_ref(&order.ban),
+                now,
+            );
+            let mut queued = order.clone();
+            let id = match recorded {
+                Ok(ids) => ids.first().map(|&(id, duration)| {
+                    // A repeat ban extended the one recorded: the router gets the
+                    // longest expiry, as the ledger says.
+                    queued.ban.duration = duration;
+                    id
+                }),
+                Err(e) => {
+                    tracing::error!(router = %name, "cannot record a ban before queueing it: {e}");
+                    None
+                }
+            };
+            let job = Job::Block(Queued { order: queued, id });
+            let result = match handle.jobs.try_send(job) {
                 Ok(()) => Ok(()),
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    let error = EnforceError::QueueFull {
+                    handle.overflow.store(true, Ordering::Relaxed);
+                    Err(EnforceError::QueueFull {
                         router: name.clone(),
-                        target: ban.target,
+                        target: order.ban.target,
                         queued: self.config.queue,
-                    };
-                    self.record_failed(&handle.enforce, ban, &error);
-                    Err(error)
+                    })
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {
                     Err(EnforceError::Stopped(name.clone()))
@@ -266,22 +624,6 @@ impl Fleet {
             out.push((name, result));
         }
         Ok(out)
-    }
-
-    fn record_failed(&self, config: &RouterOsConfig, ban: &Ban, error: &EnforceError) {
-        let router = config.router.as_str();
-        let now = (self.clock)();
-        let recorded = record_bans(&self.ledger, config, std::slice::from_ref(ban), now);
-        let result = recorded.and_then(|ids| {
-            let mut ledger = lock(&self.ledger);
-            for id in ids {
-                ledger.mark_failed(id, &error.to_string(), now)?;
-            }
-            Ok(())
-        });
-        if let Err(e) = result {
-            tracing::error!(router, "cannot record a refused ban: {e}");
-        }
     }
 
     /// Removes `target` from every router of `scope`; waits for each router's answer.
@@ -337,7 +679,7 @@ impl Fleet {
     }
 
     /// Waits until `router` has handled everything queued for it so far (applied, or
-    /// left pending in the ledger for the next reconcile).
+    /// held pending in the ledger until the router is back).
     ///
     /// # Errors
     /// An unknown router, or its task has stopped.
@@ -366,13 +708,11 @@ impl Fleet {
         self.routers.get(router).map(|h| h.status.clone())
     }
 
-    /// Stops every router's task after the work already queued, and waits for them.
-    pub async fn shutdown(self) {
-        let mut tasks = Vec::new();
-        for (_, handle) in self.routers {
-            drop(handle.jobs);
-            tasks.push(handle.task);
-        }
+    /// Stops every router's task (closing its connection) and waits for them. Bans still
+    /// queued stay pending in the ledger, for the next start.
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let tasks = std::mem::take(&mut *lock(&self.tasks));
         for task in tasks {
             let _ = task.await;
         }
@@ -382,19 +722,36 @@ impl Fleet {
 /// The task that owns one router's connection.
 struct RouterTask {
     router: FleetRouter,
-    ledger: Arc<Mutex<BanLedger>>,
+    ledger: Option<Arc<Mutex<BanLedger>>>,
     config: FleetConfig,
     clock: Clock,
     inbox: mpsc::Receiver<Job>,
     status: watch::Sender<RouterStatus>,
+    events: Option<mpsc::UnboundedSender<FleetEvent>>,
+    stop: watch::Receiver<bool>,
+    overflow: Arc<AtomicBool>,
+    /// Bans accepted while the router could not take them (pending in the ledger): their
+    /// outcome is reported after the reconcile of the next session.
+    held: VecDeque<Queued>,
+    /// The batch in flight, held again if the session ends before it is answered.
+    sending: Vec<Queued>,
 }
 
-/// Why the serving loop ended.
+/// Why a session ended.
 enum Ended {
-    /// The fleet dropped its handle: stop.
+    /// The fleet stops.
     Stop,
     /// The connection was lost: reconnect.
     Lost(String),
+}
+
+/// The liveness command: the cheapest print there is, whose uptime also tells a reboot.
+/// An uptime lower than the last one seen means the router restarted, and every
+/// address-list entry with a timeout (a dynamic entry) is gone (ROUTEROS.md, the table of
+/// API commands: "entries with a timeout are dynamic: a router reboot erases them"; "an
+/// uptime that went down means the router rebooted").
+fn liveness_command() -> Command {
+    Command::new("/system/resource/print").proplist(["uptime"])
 }
 
 impl RouterTask {
@@ -402,85 +759,202 @@ impl RouterTask {
         &self.router.enforce.router
     }
 
+    fn emit(&self, event: FleetEvent) {
+        if let Some(events) = &self.events {
+            let _ = events.send(event); // Nobody listening any more is fine.
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        *self.stop.borrow() || self.stop.has_changed().is_err()
+    }
+
     async fn run(mut self) {
-        let mut backoff = self.config.backoff_min;
+        let mut attempt: u32 = 0;
         let mut last_uptime = None;
+        let mut connections = 0;
+        let mut stop = self.stop.clone();
         loop {
-            let error = match Client::connect(&self.router.client).await {
+            if self.stopping() {
+                return;
+            }
+            let connected = tokio::select! {
+                r = Client::connect(&self.router.client) => r,
+                _ = stop.changed() => return,
+            };
+            let reason = match connected {
                 Ok(client) => {
-                    let enforcer = RouterOsEnforcer::new(
-                        client.clone(),
-                        self.router.enforce.clone(),
-                        self.ledger.clone(),
-                    )
-                    .with_clock(self.clock.clone())
-                    .with_last_uptime(last_uptime);
-                    match enforcer.reconcile().await {
-                        Ok(report) => {
-                            backoff = self.config.backoff_min;
-                            tracing::info!(
-                                router = self.name(),
-                                ?report,
-                                "connected and reconciled"
-                            );
-                            self.status.send_modify(|s| {
-                                s.connected = true;
-                                s.connections += 1;
-                                s.applied += report.reapplied as u64;
-                                s.last_error = None;
-                                s.last_reconcile = Some(report);
-                            });
-                            let ended = self.serve(&enforcer).await;
-                            last_uptime = enforcer.last_uptime();
-                            client.close().await;
-                            match ended {
-                                Ended::Stop => return,
-                                Ended::Lost(why) => why,
-                            }
+                    connections += 1;
+                    tracing::info!(router = self.name(), connections, "connected");
+                    self.status.send_modify(|s| s.connections = connections);
+                    self.emit(FleetEvent::Connected {
+                        router: self.name().to_owned(),
+                        connection: connections,
+                    });
+                    let (ended, healthy) =
+                        self.session(&client, connections, &mut last_uptime).await;
+                    self.status.send_modify(|s| s.connected = false);
+                    // The batch in flight when the session ended is pending: held again.
+                    let unanswered = std::mem::take(&mut self.sending);
+                    self.held.extend(unanswered);
+                    if healthy {
+                        attempt = 0;
+                    }
+                    match ended {
+                        Ended::Stop => {
+                            close(&client).await;
+                            return;
                         }
-                        Err(e) => {
-                            client.close().await;
-                            e.to_string()
+                        Ended::Lost(why) => {
+                            // Reported before the close, which may wait on a dead link.
+                            let retry_in = self.lost(&why, &mut attempt);
+                            close(&client).await;
+                            if !self.wait_disconnected(retry_in, &why).await {
+                                return;
+                            }
+                            continue;
                         }
                     }
                 }
-                Err(e) => e.to_string(),
+                Err(e) => match &self.router.input {
+                    Some(input) => input.describe_connect_error(&e),
+                    None => e.to_string(),
+                },
             };
-            tracing::warn!(
-                router = self.name(),
-                "router connection: {error}; retrying in {backoff:?}"
-            );
-            self.status.send_modify(|s| {
-                s.connected = false;
-                s.last_error = Some(error.clone());
-            });
-            if !self.wait_disconnected(backoff, &error).await {
+            let retry_in = self.lost(&reason, &mut attempt);
+            if !self.wait_disconnected(retry_in, &reason).await {
                 return;
             }
-            backoff = backoff.saturating_mul(2).min(self.config.backoff_max);
         }
     }
 
-    /// Waits `backoff` while disconnected, recording bans that arrive meanwhile as
-    /// pending (the reconcile after the reconnect applies them). `false`: stop.
-    async fn wait_disconnected(&mut self, backoff: Duration, error: &str) -> bool {
+    /// Reports a failed attempt or a lost session; returns the backoff before the next.
+    fn lost(&self, reason: &str, attempt: &mut u32) -> Duration {
+        let retry_in = backoff_delay(*attempt, self.config.backoff_min, self.config.backoff_max);
+        *attempt = attempt.saturating_add(1);
+        tracing::warn!(
+            router = self.name(),
+            error = %reason,
+            retry_in_ms = u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX),
+            "router connection lost"
+        );
+        self.status.send_modify(|s| {
+            s.connected = false;
+            s.last_error = Some(reason.to_owned());
+        });
+        self.emit(FleetEvent::Lost {
+            router: self.name().to_owned(),
+            reason: reason.to_owned(),
+            retry_in,
+        });
+        retry_in
+    }
+
+    /// Waits `backoff` while disconnected, holding bans that arrive meanwhile (recorded
+    /// pending; the reconcile after the reconnect applies them). `false`: stop.
+    async fn wait_disconnected(&mut self, backoff: Duration, reason: &str) -> bool {
         let sleep = tokio::time::sleep(backoff);
         tokio::pin!(sleep);
+        let mut stop = self.stop.clone();
         loop {
             tokio::select! {
                 () = &mut sleep => return true,
+                _ = stop.changed() => return false,
                 job = self.inbox.recv() => {
                     let Some(job) = job else { return false };
-                    self.answer_while_lost(job, error);
+                    self.answer_while_lost(job, reason);
                 }
             }
         }
     }
 
-    async fn serve(&mut self, enforcer: &RouterOsEnforcer) -> Ended {
-        let mut check = tokio::time::interval(self.config.reboot_check);
-        check.tick().await;
+    /// One logged-in session: the input hook, the liveness check and the ban-serving
+    /// loop side by side, so a batch or a print waiting on a dead link never delays the
+    /// liveness check. Returns why it ended and whether it was healthy (reconciled and
+    /// answered a liveness check), which resets the backoff.
+    async fn session(
+        &mut self,
+        client: &Client,
+        connection: u64,
+        last_uptime: &mut Option<Duration>,
+    ) -> (Ended, bool) {
+        let session = Session {
+            client: client.clone(),
+            router: self.name().to_owned(),
+            connection,
+        };
+        let input = self.router.input.clone();
+        let hook = async {
+            match &input {
+                Some(input) => match input.run(&session).await {
+                    Ok(()) => std::future::pending().await,
+                    Err(reason) => reason,
+                },
+                None => std::future::pending().await,
+            }
+        };
+        let enforcer = self.ledger.as_ref().map(|ledger| {
+            RouterOsEnforcer::new(
+                client.clone(),
+                self.router.enforce.clone(),
+                Arc::clone(ledger),
+            )
+            .with_clock(self.clock.clone())
+            .with_last_uptime(*last_uptime)
+        });
+        let probe = Liveness {
+            client,
+            router: self.name().to_owned(),
+            interval: self.config.liveness_interval,
+            timeout: self.config.liveness_timeout,
+            // Without a ledger there is nothing to reconcile.
+            reconciled: AtomicBool::new(enforcer.is_none()),
+            healthy: AtomicBool::new(false),
+            rebooted: Notify::new(),
+            uptime: Mutex::new(None),
+        };
+        let mut stop = self.stop.clone();
+        let ended = tokio::select! {
+            reason = hook => Ended::Lost(reason),
+            reason = probe.run() => Ended::Lost(reason),
+            ended = self.serve(enforcer.as_ref(), &probe) => ended,
+            _ = stop.changed() => Ended::Stop,
+        };
+        let seen = *lock(&probe.uptime);
+        *last_uptime = seen
+            .or_else(|| enforcer.as_ref().and_then(RouterOsEnforcer::last_uptime))
+            .or(*last_uptime);
+        (ended, probe.healthy.load(Ordering::Relaxed))
+    }
+
+    /// Reconciles, then serves the queue (and the reconciles a reboot asks for) until the
+    /// session ends.
+    async fn serve(&mut self, enforcer: Option<&RouterOsEnforcer>, probe: &Liveness<'_>) -> Ended {
+        if let Some(enforcer) = enforcer {
+            let report = match enforcer.reconcile().await {
+                Ok(report) => report,
+                Err(e) => return Ended::Lost(format!("reconcile: {e}")),
+            };
+            self.reconciled(&report);
+            probe.reconciled.store(true, Ordering::Relaxed);
+            if let Some(lost) = self.settle_held(enforcer, &report).await {
+                return Ended::Lost(lost);
+            }
+        }
+        self.status.send_modify(|s| {
+            s.connected = true;
+            s.last_error = None;
+        });
         loop {
+            if let Some(enforcer) = enforcer
+                && self.inbox.is_empty()
+                && self.overflow.swap(false, Ordering::Relaxed)
+            {
+                // Bans that found the queue full are pending in the ledger: apply them.
+                if let Some(lost) = self.reconcile(enforcer, "after a full queue").await {
+                    return Ended::Lost(lost);
+                }
+            }
             tokio::select! {
                 job = self.inbox.recv() => {
                     let Some(job) = job else { return Ended::Stop };
@@ -488,37 +962,241 @@ impl RouterTask {
                         return Ended::Lost(lost);
                     }
                 }
-                _ = check.tick() => {
-                    if enforcer.client().is_closed() {
-                        return Ended::Lost("the connection closed".to_owned());
-                    }
-                    match enforcer.check_reboot().await {
-                        Ok(Some(report)) => {
-                            tracing::warn!(router = self.name(), ?report, "router rebooted: bans re-applied");
-                            self.status.send_modify(|s| {
-                                s.applied += report.reapplied as u64;
-                                s.last_reconcile = Some(report);
-                            });
-                        }
-                        Ok(None) => {}
-                        Err(e) if e.is_connection() => return Ended::Lost(e.to_string()),
-                        Err(e) => tracing::warn!(router = self.name(), "reboot check: {e}"),
+                () = probe.rebooted.notified() => {
+                    tracing::warn!(router = self.name(), "router rebooted: re-applying bans");
+                    if let Some(enforcer) = enforcer
+                        && let Some(lost) = self.reconcile(enforcer, "after a reboot").await
+                    {
+                        return Ended::Lost(lost);
                     }
                 }
             }
         }
     }
 
+    /// A reconcile in the middle of a session; `Some(reason)` when the link was lost.
+    async fn reconcile(&self, enforcer: &RouterOsEnforcer, why: &str) -> Option<String> {
+        match enforcer.reconcile().await {
+            Ok(report) => {
+                self.reconciled(&report);
+                None
+            }
+            Err(e) if e.is_connection() => Some(e.to_string()),
+            Err(e) => {
+                tracing::warn!(router = self.name(), "reconcile {why}: {e}");
+                None
+            }
+        }
+    }
+
+    fn reconciled(&self, report: &ReconcileReport) {
+        if report.reapplied > 0 || report.rebooted || !report.failed.is_empty() {
+            tracing::info!(router = self.name(), ?report, "reconciled");
+        }
+        self.status.send_modify(|s| {
+            s.applied += report.reapplied as u64;
+            s.last_reconcile = Some(report.clone());
+        });
+        self.emit(FleetEvent::Reconciled {
+            router: self.name().to_owned(),
+            report: report.clone(),
+        });
+    }
+
+    /// After a reconcile: the bans held while the router was away were re-applied by it
+    /// (they were pending in the ledger); report each one's outcome. Any the reconcile
+    /// did not cover are sent now. `Some(reason)` when the connection was lost.
+    async fn settle_held(
+        &mut self,
+        enforcer: &RouterOsEnforcer,
+        report: &ReconcileReport,
+    ) -> Option<String> {
+        if self.held.is_empty() {
+            return None;
+        }
+        let listed: HashMap<IpPrefix, String> = enforcer
+            .enforced()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| (e.target, e.id))
+            .collect();
+        let failed: HashMap<IpPrefix, &String> =
+            report.failed.iter().map(|(t, why)| (*t, why)).collect();
+        let mut resend = Vec::new();
+        let mut settled = Vec::new();
+        for queued in std::mem::take(&mut self.held) {
+            let target = queued.order.ban.target;
+            if let Some(why) = failed.get(&target) {
+                self.emit(FleetEvent::Failed {
+                    router: self.name().to_owned(),
+                    tag: queued.order.tag,
+                    ban: queued.order.ban,
+                    error: (*why).clone(),
+                });
+            } else if let Some(id) = listed.get(&target) {
+                let blocked = if report.missing.contains(&target) {
+                    Blocked::Added { id: id.clone() }
+                } else {
+                    Blocked::Updated { id: id.clone() }
+                };
+                settled.push((queued, blocked));
+            } else {
+                resend.push(queued);
+            }
+        }
+        let mut lost = None;
+        for (queued, blocked) in settled {
+            if let Some(why) = self.applied(enforcer, queued, blocked).await {
+                lost.get_or_insert(why);
+            }
+        }
+        if lost.is_some() {
+            self.held.extend(resend);
+            return lost;
+        }
+        if resend.is_empty() {
+            None
+        } else {
+            self.send_batch(enforcer, resend).await
+        }
+    }
+
+    /// Reports one ban on the router, then removes its target's connections if asked.
+    /// `Some(reason)` when the connection was lost doing that.
+    async fn applied(
+        &self,
+        enforcer: &RouterOsEnforcer,
+        queued: Queued,
+        blocked: Blocked,
+    ) -> Option<String> {
+        let order = queued.order;
+        let target = order.ban.target;
+        self.emit(FleetEvent::Applied {
+            router: self.name().to_owned(),
+            tag: order.tag,
+            latency: order.since.elapsed(),
+            ban: order.ban,
+            blocked,
+        });
+        if !order.drop_connections {
+            return None;
+        }
+        let result = enforcer.drop_connections(target).await;
+        let lost = lost_reason(&result);
+        self.emit(FleetEvent::ConnectionsDropped {
+            router: self.name().to_owned(),
+            tag: order.tag,
+            target,
+            result: result.map_err(|e| e.to_string()),
+        });
+        lost
+    }
+
+    /// Sends one batch, all in flight at once, and reports each outcome. Bans whose
+    /// command was lost with the connection are held for the next session.
+    async fn send_batch(
+        &mut self,
+        enforcer: &RouterOsEnforcer,
+        batch: Vec<Queued>,
+    ) -> Option<String> {
+        self.sending = batch;
+        let recorded: Vec<(BanId, &Ban)> = self
+            .sending
+            .iter()
+            .filter_map(|q| q.id.map(|id| (id, &q.order.ban)))
+            .collect();
+        let mut results = enforcer.block_recorded(&recorded).await.into_iter();
+        let unrecorded: Vec<Ban> = self
+            .sending
+            .iter()
+            .filter(|q| q.id.is_none())
+            .map(|q| q.order.ban.clone())
+            .collect();
+        let mut late = if unrecorded.is_empty() {
+            Vec::new()
+        } else {
+            enforcer.block_all(&unrecorded).await
+        }
+        .into_iter();
+        let batch = std::mem::take(&mut self.sending);
+        let mut lost = None;
+        let mut applied = 0;
+        for queued in batch {
+            let result = if queued.id.is_some() {
+                results.next()
+            } else {
+                late.next()
+            };
+            let result =
+                result.unwrap_or_else(|| Err(EnforceError::Stopped(self.name().to_owned())));
+            match result {
+                Ok(blocked) => {
+                    applied += 1;
+                    if lost.is_some() {
+                        // Reported; its connections are removed on no dead link.
+                        self.emit(FleetEvent::Applied {
+                            router: self.name().to_owned(),
+                            tag: queued.order.tag,
+                            latency: queued.order.since.elapsed(),
+                            ban: queued.order.ban,
+                            blocked,
+                        });
+                    } else if let Some(why) = self.applied(enforcer, queued, blocked).await {
+                        lost = Some(why);
+                    }
+                }
+                Err(e) if e.is_connection() => {
+                    lost.get_or_insert_with(|| e.to_string());
+                    self.hold(queued);
+                }
+                Err(e) => {
+                    tracing::warn!(router = self.name(), "ban refused: {e}");
+                    let error = e.to_string();
+                    self.status
+                        .send_modify(|s| s.last_error = Some(error.clone()));
+                    self.emit(FleetEvent::Failed {
+                        router: self.name().to_owned(),
+                        tag: queued.order.tag,
+                        ban: queued.order.ban,
+                        error,
+                    });
+                }
+            }
+        }
+        self.status.send_modify(|s| s.applied += applied);
+        lost
+    }
+
+    /// Keeps a ban accepted while the router cannot take it, for the next session (at
+    /// most `queue` of them: beyond, the ban stays pending in the ledger and the
+    /// reconcile applies it, without an event).
+    fn hold(&mut self, queued: Queued) {
+        if self.held.len() < self.config.queue {
+            self.held.push_back(queued);
+        } else {
+            tracing::warn!(
+                router = self.name(),
+                target = %queued.order.ban.target,
+                "too many bans held for a router away: this one is applied from the ledger on reconnect, unreported"
+            );
+        }
+    }
+
     /// Handles one job (a block takes the bans queued behind it into the same batch).
     /// `Some(reason)` when the connection was lost.
-    async fn handle(&mut self, enforcer: &RouterOsEnforcer, job: Job) -> Option<String> {
+    async fn handle(&mut self, enforcer: Option<&RouterOsEnforcer>, job: Job) -> Option<String> {
+        let Some(enforcer) = enforcer else {
+            self.answer_without_ledger(job);
+            return None;
+        };
         match job {
             Job::Block(first) => {
                 let mut bans = vec![first];
                 let mut after = None;
                 while bans.len() < self.config.batch {
                     match self.inbox.try_recv() {
-                        Ok(Job::Block(ban)) => bans.push(ban),
+                        Ok(Job::Block(queued)) => bans.push(queued),
                         Ok(other) => {
                             after = Some(other);
                             break;
@@ -526,31 +1204,14 @@ impl RouterTask {
                         Err(_) => break,
                     }
                 }
-                let results = enforcer.block_all(&bans).await;
-                let mut lost = None;
-                let mut applied = 0;
-                for result in &results {
-                    match result {
-                        Ok(_) => applied += 1,
-                        Err(e) if e.is_connection() => {
-                            lost.get_or_insert_with(|| e.to_string());
-                        }
-                        Err(e) => {
-                            tracing::warn!(router = self.name(), "ban failed: {e}");
-                            self.status
-                                .send_modify(|s| s.last_error = Some(e.to_string()));
-                        }
-                    }
-                }
-                self.status.send_modify(|s| s.applied += applied);
-                if lost.is_some() {
+                if let Some(lost) = self.send_batch(enforcer, bans).await {
                     if let Some(job) = after {
-                        self.answer_while_lost(job, "connection lost");
+                        self.answer_while_lost(job, &lost);
                     }
-                    return lost;
+                    return Some(lost);
                 }
                 match after {
-                    Some(job) => Box::pin(self.handle(enforcer, job)).await,
+                    Some(job) => Box::pin(self.handle(Some(enforcer), job)).await,
                     None => None,
                 }
             }
@@ -573,20 +1234,15 @@ impl RouterTask {
         }
     }
 
-    /// A job that cannot reach the router (lost for `reason`): a ban is recorded as
-    /// pending for the reconcile after the reconnect; everything else is answered now.
-    fn answer_while_lost(&self, job: Job, reason: &str) {
+    /// A job that cannot reach the router (lost for `reason`): a ban is held (it is
+    /// pending in the ledger already); everything else is answered now.
+    fn answer_while_lost(&mut self, job: Job, reason: &str) {
         let unavailable = || EnforceError::Unavailable {
             router: self.name().to_owned(),
             reason: reason.to_owned(),
         };
         match job {
-            Job::Block(ban) => {
-                let now = (self.clock)();
-                if let Err(e) = record_bans(&self.ledger, &self.router.enforce, &[ban], now) {
-                    tracing::error!(router = self.name(), "cannot record a ban: {e}");
-                }
-            }
+            Job::Block(queued) => self.hold(queued),
             Job::Unblock(_, tx) => {
                 let _ = tx.send(Err(unavailable()));
             }
@@ -598,11 +1254,114 @@ impl RouterTask {
             }
         }
     }
+
+    /// Without a ledger nothing is enforced (no block job can be queued then).
+    fn answer_without_ledger(&self, job: Job) {
+        let refused = || EnforceError::NotEnforcing(self.name().to_owned());
+        match job {
+            Job::Block(_) => {}
+            Job::Unblock(_, tx) => {
+                let _ = tx.send(Err(refused()));
+            }
+            Job::DropConnections(_, tx) => {
+                let _ = tx.send(Err(refused()));
+            }
+            Job::Flush(tx) => {
+                let _ = tx.send(());
+            }
+        }
+    }
+}
+
+/// The liveness check of one session.
+struct Liveness<'a> {
+    client: &'a Client,
+    router: String,
+    interval: Duration,
+    timeout: Duration,
+    /// Set once the session's first reconcile is done.
+    reconciled: AtomicBool,
+    /// Set by a liveness answer after the reconcile: the session was healthy.
+    healthy: AtomicBool,
+    /// Told when the uptime went down (the router rebooted).
+    rebooted: Notify,
+    /// The last uptime the router reported in this session.
+    uptime: Mutex<Option<Duration>>,
+}
+
+impl Liveness<'_> {
+    /// Sends the liveness command every `interval`, each with a deadline of `timeout`;
+    /// returns why the link is dead. A lower uptime than before means a reboot.
+    async fn run(&self) -> String {
+        let mut every = tokio::time::interval(self.interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            let answer = tokio::time::timeout(
+                self.timeout,
+                self.client
+                    .call_with_timeout(liveness_command(), Some(self.timeout)),
+            )
+            .await;
+            let uptime = match answer {
+                Err(_) | Ok(Err(NetError::Timeout { .. })) => {
+                    return format!(
+                        "no answer to the liveness check within {:?}: link stalled",
+                        self.timeout
+                    );
+                }
+                // The router answered, if only to refuse: the link is alive.
+                Ok(Err(NetError::Trap { .. })) => None,
+                Ok(Err(e)) => return format!("liveness check: {e}"),
+                Ok(Ok(response)) => response
+                    .rows
+                    .first()
+                    .and_then(|r| r.get_str("uptime"))
+                    .and_then(|u| parse_routeros_duration(&u)),
+            };
+            if self.reconciled.load(Ordering::Relaxed) {
+                self.healthy.store(true, Ordering::Relaxed);
+            }
+            let Some(uptime) = uptime else { continue };
+            let before = lock(&self.uptime).replace(uptime);
+            if before.is_some_and(|before| uptime < before) {
+                tracing::warn!(router = %self.router, "the router's uptime went down: it rebooted");
+                self.rebooted.notify_one();
+            }
+        }
+    }
+}
+
+/// Closes a session without waiting long on a dead link.
+async fn close(client: &Client) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), client.close()).await;
 }
 
 fn lost_reason<T>(result: &Result<T, EnforceError>) -> Option<String> {
     match result {
         Err(e) if e.is_connection() => Some(e.to_string()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let min = Duration::from_millis(100);
+        let max = Duration::from_secs(10);
+        for attempt in 0..40 {
+            let d = backoff_delay(attempt, min, max);
+            let full = min
+                .checked_mul(1u32 << attempt.min(20))
+                .unwrap_or(max)
+                .min(max);
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+        }
+        assert!(backoff_delay(30, min, max) <= max);
+        assert!(backoff_delay(0, min, max) <= min);
     }
 }

@@ -10,8 +10,11 @@
 //!   its state (pending, applied, failed, expired, removed), so bans survive a daemon
 //!   restart and are re-applied with their remaining time after a reconnect or a router
 //!   reboot (entries with a timeout are dynamic: a reboot erases them).
-//! - [`Fleet`] applies bans to one router, a group or all, each router on a task and a
-//!   connection of its own, so a slow or unreachable router never delays the others.
+//! - [`Fleet`] is the engine that runs routers: each on a task and a connection of its
+//!   own (so a slow or unreachable router never delays the others), reconnecting with
+//!   backoff, checking liveness and reboots, applying bans to one router, a group or all
+//!   (recorded first, applied whenever the router is back), running a [`RouterInput`]
+//!   hook (log follow, polls) on each session and reporting [`FleetEvent`]s.
 //!
 //! Adds are optimistic (no `print` first; the `already have such entry` trap is answered
 //! with a `set` of a longer timeout and the new comment), every command of a batch is in
@@ -41,6 +44,57 @@
 //! );
 //! enforcer.block(&ban).await?;
 //! enforcer.drop_connections(ban.target).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A fleet: each router on its own task, with an input hook on each session and the
+//! outcomes as events.
+//!
+//! ```no_run
+//! use std::sync::{Arc, Mutex};
+//! use std::time::Duration;
+//! use mtids_enforce::{
+//!     Ban, BanLedger, BanOrder, Fleet, FleetConfig, FleetEvent, FleetRouter, RouterInput,
+//!     RouterOsConfig, Scope, Session,
+//! };
+//! use routeros_proto::net::ClientConfig;
+//!
+//! struct FollowLog;
+//!
+//! #[async_trait::async_trait]
+//! impl RouterInput for FollowLog {
+//!     async fn run(&self, session: &Session) -> Result<(), String> {
+//!         // Read from `session.client()` until the connection fails.
+//!         # let _ = session;
+//!         Err("log follow ended".to_owned())
+//!     }
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let ledger = Arc::new(Mutex::new(BanLedger::open("/var/lib/mtids/bans.db")?));
+//! let (events, mut outcomes) = tokio::sync::mpsc::unbounded_channel();
+//! let gw = FleetRouter::new(
+//!     ClientConfig::new("192.0.2.1", "mtids", "secret"),
+//!     RouterOsConfig::new("gw"),
+//! )
+//! .groups(["edge"])
+//! .input(Arc::new(FollowLog));
+//! let fleet = Fleet::builder()
+//!     .config(FleetConfig::default().liveness(Duration::from_secs(5), Duration::from_secs(10)))
+//!     .ledger(ledger)
+//!     .events(events)
+//!     .start(vec![gw]);
+//! let ban = Ban::new("198.51.100.7".parse()?, Some(Duration::from_secs(3600)), "brute_force", "");
+//! // Recorded in the ledger now; applied whenever `gw` is connected.
+//! fleet.order(&Scope::Group("edge".into()), &BanOrder::new(ban).tag(1))?;
+//! while let Some(event) = outcomes.recv().await {
+//!     if let FleetEvent::Applied { router, tag: 1, latency, .. } = event {
+//!         println!("on {router} after {latency:?}");
+//!         break;
+//!     }
+//! }
+//! fleet.shutdown().await;
 //! # Ok(())
 //! # }
 //! ```
@@ -105,7 +159,10 @@ pub use dry_run::{DryRunAction, DryRunEnforcer};
 pub use enforcer::MockEnforcer;
 pub use enforcer::{Blocked, Enforced, Enforcer, ReconcileReport};
 pub use error::EnforceError;
-pub use fleet::{Fleet, FleetConfig, FleetRouter, PerRouter, RouterStatus, Scope};
+pub use fleet::{
+    BanOrder, Fleet, FleetBuilder, FleetConfig, FleetEvent, FleetRouter, PerRouter, RouterInput,
+    RouterStatus, Scope, Session, backoff_delay,
+};
 pub use ledger::{
     BanEvent, BanId, BanLedger, BanRecord, BanState, LedgerError, LedgerHealth, LogPosition,
     MAX_BACKLOG, NewBan, RETRY_EVERY, Recorded,

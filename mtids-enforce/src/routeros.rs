@@ -460,7 +460,7 @@ impl RouterOsEnforcer {
         bans: &[Ban],
         now: SystemTime,
     ) -> Result<Vec<(BanId, Option<Duration>)>, EnforceError> {
-        record_bans_effective(&self.ledger, &self.config, bans, now)
+        record_bans(&self.ledger, &self.config, bans, now)
     }
 
     /// Reads the router's uptime and, if it went down since the last reconcile (the
@@ -542,6 +542,20 @@ impl RouterOsEnforcer {
             "the router holds mtids bans the ledger did not know: recorded them"
         );
         applied.len()
+    }
+
+    /// Sends bans already recorded in the ledger (by [`crate::Fleet`], when it accepted
+    /// them), all in flight at once, and marks them applied or failed; one result per
+    /// ban, in order. A connection failure leaves the ban pending.
+    pub(crate) async fn block_recorded(
+        &self,
+        bans: &[(BanId, &Ban)],
+    ) -> Vec<Result<Blocked, EnforceError>> {
+        let items = bans
+            .iter()
+            .map(|(id, b)| (*id, b.target, b.duration, b.comment()))
+            .collect();
+        self.send_all(items).await
     }
 
     /// Sends every `(target, duration, comment)` at once and marks the ledger bans
@@ -675,23 +689,11 @@ impl RouterOsEnforcer {
     }
 }
 
-/// Records `bans` in the ledger (one transaction), all pending.
+/// Records `bans` in the ledger (one transaction), all pending, with each ban's
+/// effective duration: a ban that extended one already recorded lasts as long as the
+/// ledger now says (the longest expiry wins), so the router gets that, not the shorter
+/// new decision.
 pub(crate) fn record_bans(
-    ledger: &Mutex<BanLedger>,
-    config: &RouterOsConfig,
-    bans: &[Ban],
-    now: SystemTime,
-) -> Result<Vec<BanId>, EnforceError> {
-    Ok(record_bans_effective(ledger, config, bans, now)?
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect())
-}
-
-/// As [`record_bans`], with each ban's effective duration: a ban that extended one
-/// already recorded lasts as long as the ledger now says (the longest expiry wins), so
-/// the router gets that, not the shorter new decision.
-pub(crate) fn record_bans_effective(
     ledger: &Mutex<BanLedger>,
     config: &RouterOsConfig,
     bans: &[Ban],

@@ -13,19 +13,18 @@ use mtids_enforce::{
 fn member(sim: &Sim, name: &str, groups: &[&str]) -> FleetRouter {
     let mut enforce = RouterOsConfig::new(name);
     enforce.command_timeout = Duration::from_millis(500);
-    FleetRouter {
-        client: sim
-            .client_config("admin", "")
+    FleetRouter::new(
+        sim.client_config("admin", "")
             .connect_timeout(Duration::from_millis(500)),
         enforce,
-        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-    }
+    )
+    .groups(groups.iter().copied())
 }
 
 fn config() -> FleetConfig {
     FleetConfig::default()
         .backoff(Duration::from_millis(50), Duration::from_millis(400))
-        .reboot_check(Duration::from_millis(100))
+        .liveness(Duration::from_millis(100), Duration::from_millis(400))
 }
 
 async fn until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
@@ -173,7 +172,7 @@ async fn scopes_name_routers_and_groups_and_unknown_names_are_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_ban_refused_by_a_full_queue_is_recorded_as_failed_with_the_reason() {
+async fn a_ban_that_finds_the_queue_full_stays_pending_and_is_applied_after() {
     let sim = Sim::start().await;
     let dir = tempfile::tempdir().unwrap();
     let ledger = ledger(&dir);
@@ -186,7 +185,7 @@ async fn a_ban_refused_by_a_full_queue_is_recorded_as_failed_with_the_reason() {
     sim.router.set_stall(true);
     let gw = Scope::Router("gw".into());
     // The task takes the first and waits on the stalled router; the second fills the
-    // queue; the third is refused.
+    // queue; the third finds it full.
     fleet.apply(&gw, &ban("198.51.100.1", 600)).unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let second = fleet.apply(&gw, &ban("198.51.100.2", 600)).unwrap();
@@ -196,23 +195,26 @@ async fn a_ban_refused_by_a_full_queue_is_recorded_as_failed_with_the_reason() {
         panic!("{third:?}")
     };
     assert!(matches!(err, EnforceError::QueueFull { .. }), "{err:?}");
+    assert!(err.to_string().contains("kept pending"), "{err}");
+    // Recorded before anything else: pending, not failed.
     let history = ledger.lock().unwrap().history("198.51.100.3").unwrap();
     assert_eq!(history.len(), 1);
-    assert_eq!(history[0].state, BanState::Failed);
-    assert!(
-        history[0]
-            .last_error
-            .as_deref()
-            .unwrap()
-            .contains("queue full")
-    );
+    assert_eq!(history[0].state, BanState::Pending);
 
-    // The two accepted ones are not lost: applied once the router answers again.
+    // None is lost: all three applied once the router answers again.
     sim.router.set_stall(false);
-    until("accepted bans applied", Duration::from_secs(10), || {
-        sim.router.is_listed(LIST, "198.51.100.1") && sim.router.is_listed(LIST, "198.51.100.2")
+    until("all bans applied", Duration::from_secs(10), || {
+        ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+            .iter()
+            .all(|ip| sim.router.is_listed(LIST, ip))
     })
     .await;
-    assert!(!sim.router.is_listed(LIST, "198.51.100.3"));
+    until("all marked applied", Duration::from_secs(5), || {
+        ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+            .iter()
+            .all(|ip| ledger.lock().unwrap().history(ip).unwrap()[0].state == BanState::Applied)
+    })
+    .await;
+    assert_eq!(sim.entries(LIST).len(), 3);
     fleet.shutdown().await;
 }

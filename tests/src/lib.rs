@@ -3,6 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fault_proxy;
+
+pub use fault_proxy::FaultProxy;
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -158,6 +162,19 @@ pub fn fail_logins(router: &Router, ip: &str, user: &str, n: usize) {
     let ip: IpAddr = ip.parse().unwrap();
     for _ in 0..n {
         router.log_login_failure(user, ip, routeros_sim::Service::Ssh);
+    }
+}
+
+/// Sends `n` SSH login failures for `user` from `ip` to the daemon's syslog UDP listener
+/// at `to`, as RouterOS' remote logging action sends them (BSD syslog, facility 10).
+pub async fn syslog_login_failures(to: SocketAddr, ip: &str, user: &str, n: usize) {
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for i in 0..n {
+        let line = format!(
+            "<86>Dec  7 01:00:{:02} gw system,error,critical login failure for user {user} from {ip} via ssh",
+            i % 60
+        );
+        udp.send_to(line.as_bytes(), to).await.unwrap();
     }
 }
 

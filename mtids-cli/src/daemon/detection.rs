@@ -10,9 +10,10 @@ use mtids_detect::{
     Decision, DetectionEngine, Event, Finding, FindingKind, InterfaceAddress, IpPrefix, Outcome,
     Suppression, Timestamp,
 };
-use tokio::sync::{mpsc, oneshot};
+use mtids_enforce::{BanOrder, Fleet};
+use tokio::sync::mpsc;
 
-use super::enforce::{BlockOutcome, BlockRequest};
+use super::enforce::{self, Tracker};
 use super::{Report, Shared, Stats, system_time, timestamp};
 
 /// What router tasks send to the detection task.
@@ -66,7 +67,7 @@ pub(crate) async fn run_detection(
     shared: Arc<Shared>,
     mut engine: DetectionEngine,
     mut inputs: mpsc::Receiver<Input>,
-    blockers: BTreeMap<String, mpsc::UnboundedSender<BlockRequest>>,
+    enforcement: Enforcement,
 ) {
     restore_bans(&shared, &mut engine);
     let mut ledger_sync = super::ledger_sync::LedgerSync::new(&shared);
@@ -111,13 +112,13 @@ pub(crate) async fn run_detection(
                 observed = Instant::now();
             }
             _ = ledger_tick.tick(), if shared.ledger.is_some() => {
-                ledger_sync.tick(&shared, &mut engine, &blockers);
+                ledger_sync.tick(&shared, &mut engine, &enforcement.fleet);
                 continue;
             }
             _ = shutdown.changed() => break,
         }
         for outcome in outcomes.drain(..) {
-            handle_outcome(&shared, &blockers, &mut dry_run_bans, outcome, observed);
+            handle_outcome(&shared, &enforcement, &mut dry_run_bans, outcome, observed);
         }
     }
 }
@@ -167,9 +168,15 @@ fn restore_bans(shared: &Shared, engine: &mut DetectionEngine) {
     }
 }
 
+/// Where ban decisions go: the routers' engine, and the alerts waiting for its answers.
+pub(crate) struct Enforcement {
+    pub(crate) fleet: Arc<Fleet>,
+    pub(crate) tracker: Arc<Tracker>,
+}
+
 fn handle_outcome(
     shared: &Arc<Shared>,
-    blockers: &BTreeMap<String, mpsc::UnboundedSender<BlockRequest>>,
+    enforcement: &Enforcement,
     dry_run_bans: &mut DryRunBans,
     outcome: Outcome,
     observed: Instant,
@@ -190,7 +197,7 @@ fn handle_outcome(
                 ));
                 dry_run_bans.insert(shared, decision.target, until);
             }
-            ban(shared, blockers, decision, observed);
+            ban(shared, enforcement, decision, observed);
         }
         Outcome::Suppressed(s) => {
             tracing::info!(
@@ -213,27 +220,10 @@ fn handle_outcome(
     }
 }
 
-fn ban(
-    shared: &Arc<Shared>,
-    blockers: &BTreeMap<String, mpsc::UnboundedSender<BlockRequest>>,
-    decision: Decision,
-    observed: Instant,
-) {
+fn ban(shared: &Arc<Shared>, enforcement: &Enforcement, decision: Decision, observed: Instant) {
     Stats::bump(&shared.stats.bans);
     let target = decision.target.to_string();
     let detector = decision.finding.detector;
-    if !shared.dry_run() {
-        record_decision(shared, &decision);
-    }
-    // `address`, not `target`: JSON logs put the event's module under `target`.
-    tracing::warn!(
-        address = %target,
-        detector,
-        duration_secs = decision.duration.as_secs(),
-        reason = %decision.reason,
-        dry_run = shared.dry_run(),
-        "ban"
-    );
     let routers: Vec<String> = shared
         .config
         .routers
@@ -241,6 +231,7 @@ fn ban(
         .map(|r| r.name.clone())
         .collect();
     if shared.dry_run() {
+        log_ban(shared, &decision);
         for router in &routers {
             shared.report(Report::Blocked {
                 router: router.clone(),
@@ -268,79 +259,52 @@ fn ban(
         detector,
         decision.reason.clone(),
     );
-    let mut replies = Vec::new();
-    for router in &routers {
-        let Some(blocker) = blockers.get(router) else {
-            continue;
-        };
-        let (tx, rx) = oneshot::channel();
-        let request = BlockRequest {
-            ban: ban.clone(),
-            remove_connections,
-            observed,
-            reply: tx,
-        };
-        if blocker.send(request).is_ok() {
-            replies.push((router.clone(), rx));
-        }
-    }
-    // Alert once every router answered (or after a deadline), naming where it landed.
-    let shared = Arc::clone(shared);
-    tokio::spawn(async move {
-        let mut applied = Vec::new();
-        for (router, rx) in replies {
-            if let Ok(Ok(BlockOutcome::Applied { .. })) =
-                tokio::time::timeout(Duration::from_secs(10), rx).await
-            {
-                applied.push(router);
-            } else {
-                shared.metrics.block_failed(&router);
-            }
-        }
-        let enforced = !applied.is_empty();
-        let mut alert = alert_for(
-            &decision.finding,
-            Action::Blocked {
-                duration: Some(decision.duration),
-                routers: applied,
-            },
-            decision.reason.clone(),
-        );
-        if enforced {
-            alert = alert.with_enforced_at(shared.now());
-        }
-        shared.alerts.submit(alert);
-    });
+    // Recorded in the ledger before anything else, then applied by each router's engine
+    // whenever that router is connected; the alert waits for the answers.
+    let reason = decision.reason.clone();
+    let tag = enforcement.tracker.track(
+        decision.finding,
+        decision.duration,
+        decision.reason,
+        &routers,
+    );
+    let order = BanOrder::new(ban)
+        .tag(tag)
+        .since(observed)
+        .drop_connections(remove_connections);
+    enforce::order(shared, &enforcement.fleet, &enforcement.tracker, &order);
+    // Logged once the fleet has recorded it for every router: a daemon killed right
+    // after (`kill -9` mid-burst) finds every decision it logged pending in the ledger,
+    // and the next start's reconcile applies it.
+    log_ban_text(shared, &target, detector, order.ban.duration, &reason);
 }
 
-/// Records the decision, pending, for every router before it is logged as decided: a
-/// daemon killed right after (`kill -9` mid-burst) re-applies it at the next start's
-/// reconcile. The router task's own record then finds and extends this one. A ledger
-/// that cannot be written keeps it in memory (see `mtids_enforce::BanLedger`).
-fn record_decision(shared: &Shared, decision: &Decision) {
-    let text = crate::bans::target_text(&decision.target);
-    let lists = &shared.config.enforcement;
-    let list = if decision.target.addr().is_ipv4() {
-        &lists.address_list
-    } else {
-        &lists.address_list_v6
-    };
-    let created = shared.now();
-    let bans: Vec<mtids_enforce::NewBan<'_>> = shared
-        .config
-        .routers
-        .iter()
-        .map(|r| mtids_enforce::NewBan {
-            router: &r.name,
-            list,
-            target: &text,
-            reason: &decision.reason,
-            detector: decision.finding.detector,
-            created,
-            duration: Some(decision.duration),
-        })
-        .collect();
-    let _ = shared.with_ledger("recording a decision", |l| l.record_all(&bans));
+fn log_ban(shared: &Shared, decision: &Decision) {
+    log_ban_text(
+        shared,
+        &decision.target.to_string(),
+        decision.finding.detector,
+        Some(decision.duration),
+        &decision.reason,
+    );
+}
+
+fn log_ban_text(
+    shared: &Shared,
+    target: &str,
+    detector: &str,
+    duration: Option<Duration>,
+    reason: &str,
+) {
+    // `address`, not `target`: JSON logs put the event's module under `target`.
+    tracing::warn!(
+        address = %target,
+        detector,
+        duration_secs = duration.map_or(0, |d| d.as_secs()),
+        %reason,
+        dry_run = shared.dry_run(),
+        "ban"
+    );
 }
 
 /// The alert crate's threat for a finding kind.

@@ -3,7 +3,6 @@
 //! replay writes kept in memory, raise the alarm while it cannot be written, and learn
 //! of `mtids bans add` / `remove` made by another process.
 
-use std::collections::BTreeMap;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,10 +10,8 @@ use std::time::Duration;
 
 use mtids_alert::{Action, Alert, Severity, Threat};
 use mtids_detect::{DetectionEngine, IpPrefix, Timestamp};
-use mtids_enforce::{BanLedger, BanState};
-use tokio::sync::{mpsc, oneshot};
+use mtids_enforce::{BanLedger, BanOrder, BanState, Fleet, Scope};
 
-use super::enforce::BlockRequest;
 use super::{Shared, timestamp};
 use crate::config::{Config, OnCorrupt};
 use crate::error::CliError;
@@ -142,7 +139,7 @@ impl LedgerSync {
         &mut self,
         shared: &Arc<Shared>,
         engine: &mut DetectionEngine,
-        blockers: &BTreeMap<String, mpsc::UnboundedSender<BlockRequest>>,
+        fleet: &Fleet,
     ) {
         let cursor = self.cursor;
         let Some((health, changes)) = shared.with_ledger("looking for changes", |l| {
@@ -199,7 +196,7 @@ impl LedgerSync {
                 if ban.state == BanState::Pending {
                     // Not on the router yet (`--ledger-only`, or the command could not
                     // reach it): the daemon puts it there.
-                    send_manual(shared, blockers, &ban, target, now_sys);
+                    send_manual(shared, fleet, &ban, target, now_sys);
                 }
             } else if ban.state == BanState::Removed {
                 policy.lift_ban(&target);
@@ -211,7 +208,7 @@ impl LedgerSync {
 
 fn send_manual(
     shared: &Shared,
-    blockers: &BTreeMap<String, mpsc::UnboundedSender<BlockRequest>>,
+    fleet: &Fleet,
     ban: &mtids_enforce::BanRecord,
     target: IpPrefix,
     now: std::time::SystemTime,
@@ -219,20 +216,15 @@ fn send_manual(
     if shared.dry_run() {
         return;
     }
-    let Some(blocker) = blockers.get(&ban.router) else {
-        return;
-    };
-    let (reply, _ignored) = oneshot::channel();
-    let request = BlockRequest {
-        ban: mtids_enforce::Ban::new(
-            target,
-            ban.remaining(now),
-            ban.detector.clone(),
-            ban.reason.clone(),
-        ),
-        remove_connections: false,
-        observed: std::time::Instant::now(),
-        reply,
-    };
-    let _ = blocker.send(request);
+    let order = BanOrder::new(mtids_enforce::Ban::new(
+        target,
+        ban.remaining(now),
+        ban.detector.clone(),
+        ban.reason.clone(),
+    ));
+    // Recording it again finds the pending row and extends it (same expiry): the engine
+    // then applies it like any other ban, whenever the router is connected.
+    if let Err(e) = fleet.order(&Scope::Router(ban.router.clone()), &order) {
+        tracing::warn!(address = %ban.target, router = %ban.router, error = %e, "a ban made outside the daemon could not be ordered");
+    }
 }

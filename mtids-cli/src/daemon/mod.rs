@@ -1,10 +1,14 @@
-//! The daemon behind `mtids run` and `mtids simulate`: one task per router (connect, read,
-//! block), one detection task (the [`DetectionEngine`], the ledger, the alerts).
+//! The daemon behind `mtids run` and `mtids simulate`: the routers run by mtids-enforce's
+//! [`Fleet`] engine (one task and connection per router: backoff, liveness, reconcile,
+//! bans; the daemon's input hook follows the log and polls on the same connection), one
+//! detection task (the [`DetectionEngine`], the policy, the alerts), and one task turning
+//! the engine's events into metrics, reports and alerts.
 //!
 //! ```text
-//!  router task ──events──▶ detection task ──block requests──▶ router task ──▶ router
-//!  (log follow,            (engine, policy,                   (address-list add,
-//!   polls, backoff)         ledger, alerts)                    connection remove)
+//!  router engine ──events──▶ detection task ──ban orders──▶ router engine ──▶ router
+//!  (input hook: log follow,  (engine, policy,              (ledger first, address-list
+//!   polls)                    alerts)                        add, connection remove)
+//!        └──────────── fleet events ──▶ outcome task (metrics, reports, alerts)
 //! ```
 //!
 //! Time comes from a [`Clock`] so `mtids simulate` can run the daemon on the simulated
@@ -17,7 +21,7 @@ mod log_follow;
 mod router;
 mod syslog;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,15 +29,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mtids_alert::{Dispatcher, Notifier};
 use mtids_detect::{DetectionEngine, Outcome, Timestamp};
-use mtids_enforce::BanLedger;
+use mtids_enforce::{BanLedger, Fleet, FleetConfig, FleetRouter, RouterOsConfig};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::error::CliError;
 use crate::metrics::{EventCounters, Metrics, MetricsServer};
-
-pub use enforce::BlockOutcome;
 
 /// Where the daemon reads the time: the system clock, or a simulated router's.
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
@@ -94,8 +96,10 @@ pub enum Report {
         /// Dry run: nothing was sent.
         dry_run: bool,
     },
-    /// A ban could not be applied to a router (it stays pending in the ledger and is
-    /// applied on the next reconnect).
+    /// A router refused a ban (its `!trap`, or the ban covers the router's own address),
+    /// or could not queue it (too far behind: it stays pending in the ledger and a
+    /// reconcile applies it). A router that is merely away never causes this: its bans
+    /// are applied, and reported [`Report::Blocked`], once it is back.
     BlockFailed {
         /// The router's name.
         router: String,
@@ -258,10 +262,14 @@ pub struct Daemon {
     metrics_addr: Option<SocketAddr>,
     metrics_server: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
     stop: watch::Sender<bool>,
-    routers: Vec<JoinHandle<()>>,
+    /// The syslog listeners.
+    listeners: Vec<JoinHandle<()>>,
     detection: JoinHandle<()>,
     /// Held while the daemon runs: one daemon per ledger.
     _ledger_lock: Option<ledger_sync::LedgerLock>,
+    fleet: Arc<Fleet>,
+    /// Turns the fleet's events into metrics, reports and alerts.
+    outcomes: JoinHandle<()>,
 }
 
 impl Daemon {
@@ -358,25 +366,56 @@ impl Daemon {
         });
 
         let (events_tx, events_rx) = mpsc::channel(16_384);
-        let mut blockers = BTreeMap::new();
-        let mut routers = Vec::new();
+        let (fleet_events, fleet_events_rx) = mpsc::unbounded_channel();
+        let input = &shared.config.input;
+        let fleet_config = FleetConfig::default()
+            .backoff(Duration::from_millis(200), input.max_backoff)
+            .liveness(input.liveness_interval, input.liveness_timeout);
+        let mut fleet = Fleet::builder()
+            .config(fleet_config)
+            .clock(Arc::clone(&shared.clock))
+            .events(fleet_events);
+        if let Some(ledger) = &shared.ledger {
+            fleet = fleet.ledger(Arc::clone(ledger));
+        }
+        let mut members = Vec::with_capacity(shared.config.routers.len());
         for (index, router) in shared.config.routers.iter().enumerate() {
-            let (block_tx, block_rx) = mpsc::unbounded_channel();
-            blockers.insert(router.name.clone(), block_tx);
-            routers.push(tokio::spawn(router::run_router(
+            let client = router::client_config(router).map_err(|(key, reason)| {
+                CliError::config(
+                    "configuration",
+                    format!("routers.{}.{key}", router.name),
+                    reason,
+                )
+            })?;
+            let lists = &shared.config.enforcement;
+            let enforce = RouterOsConfig::new(router.name.clone())
+                .list(lists.address_list.clone())
+                .list_v6(lists.address_list_v6.clone());
+            let session = router::RouterSession::new(
                 Arc::clone(&shared),
                 index,
                 detection::EventSender::new(index, events_tx.clone()),
-                block_rx,
-            )));
+            );
+            members.push(FleetRouter::new(client, enforce).input(Arc::new(session)));
         }
-        syslog::spawn(&shared, syslog_listeners, &events_tx, &mut routers);
+        let fleet = Arc::new(fleet.start(members));
+        let tracker = Arc::new(enforce::Tracker::default());
+        let outcomes = tokio::spawn(enforce::run_events(
+            Arc::clone(&shared),
+            Arc::clone(&tracker),
+            fleet_events_rx,
+        ));
+        let mut listeners = Vec::new();
+        syslog::spawn(&shared, syslog_listeners, &events_tx, &mut listeners);
         drop(events_tx);
         let detection = tokio::spawn(detection::run_detection(
             Arc::clone(&shared),
             engine,
             events_rx,
-            blockers,
+            detection::Enforcement {
+                fleet: Arc::clone(&fleet),
+                tracker,
+            },
         ));
         Ok(Daemon {
             shared,
@@ -386,9 +425,11 @@ impl Daemon {
             metrics_addr,
             metrics_server,
             stop,
-            routers,
+            listeners,
             detection,
             _ledger_lock: ledger_lock,
+            fleet,
+            outcomes,
         })
     }
 
@@ -433,10 +474,19 @@ impl Daemon {
     /// ledger.
     pub async fn shutdown(self, within: Duration) {
         let _ = self.stop.send(true);
-        for task in self.routers {
+        for task in self.listeners {
             let _ = task.await;
         }
         let _ = self.detection.await;
+        // Bans still queued stay pending in the ledger for the next start.
+        self.fleet.shutdown().await;
+        drop(self.fleet);
+        if tokio::time::timeout(Duration::from_secs(2), self.outcomes)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the router event task did not stop within 2 s");
+        }
         let outcome = self.shared.alerts.shutdown(within).await;
         if outcome.undelivered > 0 {
             tracing::warn!(
@@ -459,38 +509,9 @@ impl Daemon {
     }
 }
 
-/// Exponential backoff with jitter: `base * 2^attempt`, capped, then a random 50-100 %.
-pub(crate) fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
-    let exp = base
-        .checked_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX))
-        .unwrap_or(cap)
-        .min(cap);
-    // Jitter from the clock's low bits: enough to spread reconnects of many routers.
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let fraction = 0.5 + f64::from(nanos % 1000) / 2000.0;
-    exp.mul_f64(fraction)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_is_capped_and_jittered() {
-        let base = Duration::from_millis(100);
-        let cap = Duration::from_secs(10);
-        for attempt in 0..40 {
-            let d = backoff(attempt, base, cap);
-            let full = base
-                .checked_mul(1u32 << attempt.min(20))
-                .unwrap_or(cap)
-                .min(cap);
-            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
-        }
-        assert!(backoff(30, base, cap) <= cap);
-    }
 
     #[test]
     fn timestamps_round_trip() {

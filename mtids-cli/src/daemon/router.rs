@@ -1,95 +1,82 @@
-//! One router: connect with backoff, read its own addresses, follow its log, poll its
-//! connection table and resources, and apply the bans the detection task sends.
+//! The input side of one router, run by the engine (mtids-enforce's `Fleet`, which also
+//! connects with backoff, checks liveness and applies bans) on each session: read its own
+//! addresses, follow its log, poll its connection table and resources.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use mtids_detect::{InterfaceAddress, parse_connection_row, parse_resource_row};
+use mtids_enforce::{RouterInput, Session};
 use routeros_proto::net::{Client, ClientConfig, Error as ApiError, Fingerprint, TlsConfig};
 use routeros_proto::{Command, Query, Reply};
-use tokio::sync::mpsc;
 
 use super::detection::{EventSender, Input};
 use super::log_follow::{LogCursor, follow_log};
-use mtids_enforce::{Enforcer, RouterOsConfig, RouterOsEnforcer};
-
-use super::enforce::{self, BlockOutcome, BlockRequest};
-use super::{Report, Shared, Stats, backoff, timestamp};
+use super::{Shared, Stats, timestamp};
 use crate::config::RouterConfig;
 
-pub(crate) async fn run_router(
+/// The input side of one router, run by the engine (mtids-enforce's `Fleet`) on each of
+/// its sessions: own addresses to detection, then the log follow and the polls.
+pub(crate) struct RouterSession {
     shared: Arc<Shared>,
     index: usize,
+    name: String,
     events: EventSender,
-    mut blocks: mpsc::UnboundedReceiver<BlockRequest>,
-) {
-    let Some(config) = shared.config.routers.get(index).cloned() else {
-        return;
-    };
-    let mut shutdown = shared.shutdown.clone();
-    let mut cursor = LogCursor::default();
-    // The router's uptime at the last resource poll, to notice a reboot across reconnects.
-    let mut last_uptime: Option<Duration> = None;
-    let mut attempt: u32 = 0;
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        let error = match connect(&config).await {
-            Ok(client) => {
-                attempt = 0;
-                Stats::bump(&shared.stats.connects);
-                tracing::info!(router = %config.name, "connected");
-                shared.metrics.router_connected(&config.name, true);
-                shared.report(Report::Connected {
-                    router: config.name.clone(),
-                });
-                let result = tokio::select! {
-                    r = session(&shared, index, &config, &client, &events, &mut blocks, &mut cursor, &mut last_uptime) => r,
-                    _ = shutdown.changed() => Ok(()),
-                };
-                client.close().await;
-                shared.metrics.router_connected(&config.name, false);
-                match result {
-                    Ok(()) => break,
-                    Err(e) => e,
-                }
-            }
-            Err(e) => e,
-        };
-        if *shutdown.borrow() {
-            break;
-        }
-        let retry_in = backoff(
-            attempt,
-            Duration::from_millis(200),
-            shared.config.input.max_backoff,
-        );
-        attempt = attempt.saturating_add(1);
-        tracing::warn!(router = %config.name, %error, retry_in_ms = retry_in.as_millis() as u64, "router connection lost");
-        shared.report(Report::Disconnected {
-            router: config.name.clone(),
-            error: error.clone(),
-            retry_in,
-        });
-        // Bans decided meanwhile fail now (the ledger keeps them pending); reconcile
-        // applies them after the reconnect.
-        let sleep = tokio::time::sleep(retry_in);
-        tokio::pin!(sleep);
-        loop {
-            tokio::select! {
-                () = &mut sleep => break,
-                _ = shutdown.changed() => break,
-                Some(request) = blocks.recv() => {
-                    let _ = request.reply.send(BlockOutcome::Failed { error: format!("router not connected: {error}") });
-                }
-            }
+    /// Where the log follow stopped, kept across sessions (one session at a time).
+    cursor: tokio::sync::Mutex<LogCursor>,
+}
+
+impl RouterSession {
+    pub(crate) fn new(shared: Arc<Shared>, index: usize, events: EventSender) -> Self {
+        let name = shared
+            .config
+            .routers
+            .get(index)
+            .map(|r| r.name.clone())
+            .unwrap_or_default();
+        RouterSession {
+            shared,
+            index,
+            name,
+            events,
+            cursor: tokio::sync::Mutex::new(LogCursor::default()),
         }
     }
 }
 
-async fn connect(config: &RouterConfig) -> Result<Client, String> {
+#[async_trait]
+impl RouterInput for RouterSession {
+    async fn run(&self, session: &Session) -> Result<(), String> {
+        let mut cursor = self.cursor.lock().await;
+        input_session(
+            &self.shared,
+            self.index,
+            &self.name,
+            session.client(),
+            &self.events,
+            &mut cursor,
+        )
+        .await
+    }
+
+    fn describe_connect_error(&self, error: &ApiError) -> String {
+        // Certificate errors are fixed in the configuration: name the key.
+        let key = match error {
+            ApiError::FingerprintMismatch { .. } => Some("tls.fingerprint"),
+            ApiError::CertificateRejected { .. } => Some("tls.ca_file"),
+            _ => None,
+        };
+        match key {
+            Some(key) => format!("{error} (`{key}` of router `{}`)", self.name),
+            None => error.to_string(),
+        }
+    }
+}
+
+/// How to reach `config`'s router; a TLS setting that cannot be used names its key.
+pub(crate) fn client_config(config: &RouterConfig) -> Result<ClientConfig, (String, String)> {
     let mut client_config =
         ClientConfig::new(&config.host, &config.user, config.password().expose())
             .port(config.effective_port())
@@ -97,44 +84,36 @@ async fn connect(config: &RouterConfig) -> Result<Client, String> {
             .command_timeout(Some(Duration::from_secs(30)));
     if let Some(tls) = &config.tls {
         let mut tls_config = match (&tls.ca_file, &tls.fingerprint) {
-            (Some(ca), _) => TlsConfig::with_ca_file(ca).map_err(|e| e.to_string())?,
-            (None, Some(fp)) => {
-                TlsConfig::with_fingerprint(fp.parse::<Fingerprint>().map_err(|e| e.to_string())?)
+            (Some(ca), _) => TlsConfig::with_ca_file(ca)
+                .map_err(|e| ("tls.ca_file".to_owned(), e.to_string()))?,
+            (None, Some(fp)) => TlsConfig::with_fingerprint(
+                fp.parse::<Fingerprint>()
+                    .map_err(|e| ("tls.fingerprint".to_owned(), e.to_string()))?,
+            ),
+            (None, None) => {
+                return Err((
+                    "tls".to_owned(),
+                    "tls needs ca_file or fingerprint".to_owned(),
+                ));
             }
-            (None, None) => return Err("tls needs ca_file or fingerprint".to_owned()),
         };
         if let Some(name) = &tls.server_name {
             tls_config = tls_config.server_name(name.clone());
         }
         client_config = client_config.tls(tls_config);
     }
-    Client::connect(&client_config).await.map_err(|e| {
-        // Certificate errors are fixed in the configuration: name the key.
-        let key = match &e {
-            ApiError::FingerprintMismatch { .. } => Some("tls.fingerprint"),
-            ApiError::CertificateRejected { .. } => Some("tls.ca_file"),
-            _ => None,
-        };
-        match key {
-            Some(key) => format!("{e} (`{key}` of router `{}`)", config.name),
-            None => e.to_string(),
-        }
-    })
+    Ok(client_config)
 }
 
-/// One logged-in session; returns `Err` with the reason when the connection fails.
-#[allow(clippy::too_many_arguments)]
-async fn session(
+/// One session's input; returns `Err` with the reason when the connection fails.
+async fn input_session(
     shared: &Arc<Shared>,
     index: usize,
-    config: &RouterConfig,
+    name: &str,
     client: &Client,
     events: &EventSender,
-    blocks: &mut mpsc::UnboundedReceiver<BlockRequest>,
     cursor: &mut LogCursor,
-    last_uptime: &mut Option<Duration>,
 ) -> Result<(), String> {
-    let name = config.name.clone();
     // Own addresses first: the guard must know them before any event.
     let addresses = client
         .call(Command::new("/ip/address/print").proplist(["address", "interface"]))
@@ -165,22 +144,6 @@ async fn session(
         .await
         .map_err(|_| "daemon stopping".to_owned())?;
 
-    let enforcer = match &shared.ledger {
-        Some(ledger) if !shared.dry_run() => {
-            let lists = &shared.config.enforcement;
-            let enforce = RouterOsConfig::new(name.clone())
-                .list(lists.address_list.clone())
-                .list_v6(lists.address_list_v6.clone());
-            let clock = Arc::clone(&shared.clock);
-            let enforcer = RouterOsEnforcer::new(client.clone(), enforce, Arc::clone(ledger))
-                .with_clock(clock)
-                .with_last_uptime(*last_uptime);
-            reconcile(shared, &name, &enforcer).await?;
-            Some(Arc::new(enforcer))
-        }
-        _ => None,
-    };
-
     let input = &shared.config.input;
     let log = async {
         if input.api_log {
@@ -191,73 +154,23 @@ async fn session(
     };
     let connections = async {
         if input.connections {
-            poll_connections(shared, &name, client, events).await
+            poll_connections(shared, name, client, events).await
         } else {
             std::future::pending().await
         }
     };
     let resources = async {
         if input.resource {
-            poll_resources(
-                shared,
-                &name,
-                client,
-                events,
-                enforcer.as_deref(),
-                last_uptime,
-            )
-            .await
+            poll_resources(shared, client, events).await
         } else {
             std::future::pending().await
         }
-    };
-    let enforcement = async {
-        while let Some(request) = blocks.recv().await {
-            if client.is_closed() {
-                let _ = request.reply.send(BlockOutcome::Failed {
-                    error: "router connection lost".to_owned(),
-                });
-                return Err("connection closed".to_owned());
-            }
-            let Some(enforcer) = &enforcer else {
-                let _ = request.reply.send(BlockOutcome::Failed {
-                    error: "no enforcer (dry run or no ledger)".to_owned(),
-                });
-                continue;
-            };
-            tokio::spawn(enforce::apply(
-                Arc::clone(shared),
-                name.clone(),
-                Arc::clone(enforcer),
-                request,
-            ));
-        }
-        Ok::<(), String>(())
     };
     tokio::select! {
         r = log => r,
         r = connections => r,
         r = resources => r,
-        r = enforcement => r,
     }
-}
-
-/// Rebuilds the enforcer's cache and re-applies the ledger's active bans missing from the
-/// router.
-async fn reconcile(
-    shared: &Shared,
-    router: &str,
-    enforcer: &RouterOsEnforcer,
-) -> Result<(), String> {
-    let report = enforcer.reconcile().await.map_err(|e| e.to_string())?;
-    if report.reapplied > 0 {
-        shared.stats.blocks_restored.fetch_add(
-            report.reapplied as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        tracing::info!(%router, reapplied = report.reapplied, "re-applied bans missing from the router");
-    }
-    Ok(())
 }
 
 /// `name` equal to any of `values`, or-ed on the router (`?name=a ?name=b ?#|`); `None`
@@ -373,13 +286,12 @@ async fn send_connection_rows(
     Ok(())
 }
 
+/// Polls `/system/resource` for the CPU detectors. (The reboot check is the engine's
+/// liveness command.)
 async fn poll_resources(
     shared: &Arc<Shared>,
-    router: &str,
     client: &Client,
     events: &EventSender,
-    enforcer: Option<&RouterOsEnforcer>,
-    last_uptime: &mut Option<Duration>,
 ) -> Result<(), String> {
     let mut interval = tokio::time::interval(shared.config.input.resource_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -395,15 +307,6 @@ async fn poll_resources(
             let fields = text_fields(row);
             match parse_resource_row(fields.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))) {
                 Ok(sample) => {
-                    if let (Some(before), Some(now)) = (*last_uptime, sample.uptime)
-                        && now < before
-                    {
-                        tracing::warn!(%router, "router rebooted: re-applying bans");
-                        if let Some(enforcer) = enforcer {
-                            reconcile(shared, router, enforcer).await?;
-                        }
-                    }
-                    *last_uptime = sample.uptime.or(*last_uptime);
                     send(
                         shared,
                         events,
