@@ -18,6 +18,8 @@ fn args() -> CheckArgs {
     CheckArgs {
         router: None,
         log_prefix: "MTIDS_NEW".into(),
+        syslog_format: None,
+        syslog_protocol: None,
     }
 }
 
