@@ -324,10 +324,11 @@ pub fn steps(args: &SetupArgs, config: &Config) -> Result<Vec<Step>, CliError> {
     steps_for(args, config, script_version(args)?)
 }
 
-/// `--wan`: `in-interface=NAME`, or `in-interface-list=` for `WAN` (the interface list
-/// the default configuration of current routers creates and matches its input rules with:
-/// `in-interface-list=!LAN`, NAT with `out-interface-list=WAN`; MikroTik manual, "First
-/// Time Configuration" / default configuration) and `list:NAME`.
+/// `--wan`: `in-interface=NAME`, or `in-interface-list=` for `WAN` and `list:NAME`. `WAN`
+/// is the interface list the default configuration of current routers puts the uplink in
+/// and matches with (`defconf: drop all from WAN not DSTNATed ... in-interface-list=WAN`,
+/// `out-interface-list=WAN` masquerade; `/system default-configuration print`, quoted at
+/// <https://tangentsoft.com/mikrotik/wiki?name=Default%20Router%20Configuration>).
 fn wan_match(wan: &str) -> (&'static str, &str) {
     match wan.strip_prefix("list:") {
         Some(list) => ("in-interface-list", list),
