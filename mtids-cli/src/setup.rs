@@ -97,6 +97,22 @@ pub struct SetupArgs {
     pub admin_user: String,
 }
 
+impl SetupArgs {
+    /// Parses the arguments that follow `mtids setup` (for programs and tests that drive
+    /// setup without the command line).
+    pub fn parse_args<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<SetupArgs, CliError> {
+        use clap::Parser as _;
+        let argv = ["mtids", "setup"].into_iter().chain(args);
+        match crate::cli::Cli::try_parse_from(argv) {
+            Ok(cli) => match cli.command {
+                crate::cli::Command::Setup(a) => Ok(a),
+                _ => Err(CliError::Usage("not a setup command".to_owned())),
+            },
+            Err(e) => Err(CliError::Usage(e.to_string())),
+        }
+    }
+}
+
 /// `remote-log-format` of the remote logging action (RouterOS 7.18+; ROUTEROS.md
 /// section 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
