@@ -12,7 +12,7 @@
 //! UDP sends one datagram per message; TCP and TLS keep one connection per action and
 //! send the bytes bare (only CEF has a delimiter: MikroTik says TCP and TLS work only
 //! with CEF). With TLS the router is the client; `check-certificate=yes` verifies the
-//! receiver against the certificates given to [`Router::trust_certificate`].
+//! receiver against the certificates given to [`Router::trust_certificate`](crate::Router::trust_certificate).
 //!
 //! Each action has a bounded queue drained by its own thread (the router core stays
 //! synchronous and needs no runtime): when the queue is full or the receiver is away the
@@ -35,6 +35,9 @@ use crate::model::menus;
 
 /// Messages waiting per action; more are dropped (and counted).
 const QUEUE: usize = 1_024;
+/// Remote actions with a sender thread at most; messages for more are dropped (and not
+/// counted: an API client could otherwise make a thread per action it adds).
+const MAX_WORKERS: usize = 64;
 /// How long a TCP connect or write may take before the message is dropped.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -94,6 +97,9 @@ impl Forwarder {
         }
         let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         for msg in messages {
+            if !workers.contains_key(&msg.action) && workers.len() >= MAX_WORKERS {
+                continue;
+            }
             let worker = workers
                 .entry(msg.action.clone())
                 .or_insert_with(|| spawn_worker(self.trusted.clone()));
@@ -128,13 +134,11 @@ fn spawn_worker(trusted: Arc<Mutex<Vec<CertificateDer<'static>>>>) -> Worker {
     let (tx, rx) = sync_channel(QUEUE);
     let counters = Arc::new(Counters::default());
     let c = counters.clone();
-    // The thread ends when the router (holding the sender) is dropped.
-    let spawned = std::thread::Builder::new()
+    // The thread ends when the router (holding the sender) is dropped. Without a thread
+    // the receiver is gone, and every message counts as dropped.
+    let _ = std::thread::Builder::new()
         .name("sim-remote-log".to_owned())
         .spawn(move || run_worker(&rx, &c, &trusted));
-    if spawned.is_err() {
-        // No thread: every message is dropped (the receiver half is gone, sends fail).
-    }
     Worker { tx, counters }
 }
 
@@ -595,11 +599,53 @@ fn cef_line(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     fn at(secs: u64, millis: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_millis(secs * 1_000 + millis)
+    }
+
+    fn outgoing(action: &str) -> Outgoing {
+        Outgoing {
+            action: action.to_owned(),
+            dest: "127.0.0.1:9".parse().unwrap(),
+            source: None,
+            protocol: Protocol::Udp,
+            check_certificate: false,
+            payload: b"x".to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts() {
+        let forwarder = Forwarder::default();
+        // A worker whose sender thread never drains its queue.
+        let (tx, _rx) = sync_channel(QUEUE);
+        let counters = Arc::new(Counters::default());
+        forwarder.workers.lock().unwrap().insert(
+            "stuck".to_owned(),
+            Worker {
+                tx,
+                counters: counters.clone(),
+            },
+        );
+        forwarder.dispatch((0..QUEUE + 5).map(|_| outgoing("stuck")).collect());
+        let stats = forwarder.stats("stuck").unwrap();
+        assert_eq!((stats.sent, stats.dropped), (0, 5));
+    }
+
+    #[test]
+    fn the_number_of_sender_threads_is_bounded() {
+        let forwarder = Forwarder::default();
+        forwarder.dispatch(
+            (0..MAX_WORKERS + 3)
+                .map(|i| outgoing(&format!("a{i}")))
+                .collect(),
+        );
+        assert_eq!(forwarder.workers.lock().unwrap().len(), MAX_WORKERS);
+        assert!(forwarder.stats(&format!("a{}", MAX_WORKERS + 1)).is_none());
     }
 
     #[test]
