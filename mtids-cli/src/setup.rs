@@ -6,6 +6,12 @@
 //! the WAN interface, drop rules for the block lists in both directions, and optionally
 //! a remote syslog action.
 //!
+//! The remote logging action depends on the router's version: RouterOS 7.18 replaced
+//! `bsd-syslog` with `remote-log-format` and `remote-protocol`, and refuses `bsd-syslog`
+//! since (ROUTEROS.md section 5). `--apply` reads the version first
+//! (`/system/resource/print`); the printed script is for 7.18 and later unless
+//! `--router-version` names another.
+//!
 //! Policies: the group gets `api` (log in through the API), `read` (`/log/print`, the
 //! connection table, `/system/resource`, `/ip/address`, address-list prints) and `write`
 //! (address-list add/set/remove, connection remove). Nothing else: no `policy`, `sensitive`,
@@ -183,13 +189,14 @@ impl RouterVersion {
     pub fn parse(text: &str) -> Option<RouterVersion> {
         let number = text.split_whitespace().next()?;
         let mut parts = number.split('.');
-        let major = parts.next()?.parse().ok()?;
-        let minor = parts.next().map_or(Some(0), |p| p.parse().ok())?;
-        // Pre-releases print `7.21beta2`, `7.21rc1`: the digits before the letters.
-        let patch = match parts.next() {
-            None => 0,
-            Some(p) => p.parse().ok()?,
+        // Pre-releases print `7.21beta2`, `7.21rc1`: the digits before the letters count.
+        let digits = |p: &str| -> Option<u16> {
+            let end = p.find(|c: char| !c.is_ascii_digit()).unwrap_or(p.len());
+            p[..end].parse().ok()
         };
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next().map_or(Some(0), digits)?;
+        let patch = parts.next().map_or(Some(0), digits)?;
         if parts.next().is_some() {
             return None;
         }
@@ -975,4 +982,56 @@ pub async fn execute(config: &Config, args: &SetupArgs) -> Result<(), CliError> 
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_as_routers_print_them() {
+        let v = |t: &str| RouterVersion::parse(t);
+        assert_eq!(v("7.20.4 (stable)").unwrap().to_string(), "7.20.4");
+        assert_eq!(v("7.18").unwrap(), RouterVersion::REMOTE_LOG_FORMAT);
+        assert_eq!(v("7.21beta2 (testing)").unwrap().minor, 21);
+        assert_eq!(v("7.19rc1").unwrap().to_string(), "7.19.0");
+        assert!(v("7.18").unwrap().has_remote_log_format());
+        assert!(!v("7.17.2").unwrap().has_remote_log_format());
+        assert!(!v("6.49.10 (long-term)").unwrap().has_remote_log_format());
+        assert_eq!(v("seven"), None);
+        assert_eq!(v(""), None);
+        assert_eq!(v("7.1.2.3"), None);
+    }
+
+    #[test]
+    fn syslog_properties_by_version() {
+        let new = RouterVersion::REMOTE_LOG_FORMAT;
+        let old = RouterVersion::parse("7.17").unwrap();
+        assert_eq!(
+            syslog_properties(new, None, None).unwrap(),
+            [("remote-log-format", "cef"), ("remote-protocol", "tcp")]
+        );
+        assert_eq!(
+            syslog_properties(new, Some(SyslogFormat::Default), None).unwrap(),
+            [("remote-log-format", "default"), ("remote-protocol", "udp")]
+        );
+        assert_eq!(
+            syslog_properties(new, None, Some(SyslogProtocol::Udp)).unwrap(),
+            [("remote-log-format", "cef"), ("remote-protocol", "udp")]
+        );
+        assert!(
+            syslog_properties(new, Some(SyslogFormat::Syslog), Some(SyslogProtocol::Tls)).is_err()
+        );
+        assert_eq!(
+            syslog_properties(old, None, None).unwrap(),
+            [("bsd-syslog", "yes")]
+        );
+        assert_eq!(
+            syslog_properties(old, Some(SyslogFormat::Default), Some(SyslogProtocol::Udp)).unwrap(),
+            [("bsd-syslog", "no")]
+        );
+        assert!(syslog_properties(old, Some(SyslogFormat::Cef), None).is_err());
+        assert!(syslog_properties(old, None, Some(SyslogProtocol::Tcp)).is_err());
+    }
 }
