@@ -8,6 +8,12 @@
 //! chain input, the drop rules in both directions, and the address lists, for IPv4 and
 //! IPv6 (each on its configured list). A menu the router does not have (an old version,
 //! or no IPv6) is reported as "cannot verify", never as passed.
+//!
+//! Remote logging: the router's version is read first (`/system/resource`); when mtids
+//! listens for syslog (`input.syslog_*`) or the router has the `mtids` logging action,
+//! the action is verified in the form of that version (7.18+: `remote-log-format` and
+//! `remote-protocol`, only CEF over TCP or TLS; older: `bsd-syslog=yes`), and the rules
+//! that send it the `firewall`, `account` and `critical` topics.
 
 use std::fmt;
 use std::io::Write;
@@ -18,6 +24,7 @@ use routeros_proto::net::{Client, ClientConfig, Error as ApiError, Fingerprint, 
 
 use crate::CliError;
 use crate::config::{Config, RouterConfig};
+use crate::setup::{RouterVersion, SyslogFormat, SyslogProtocol};
 
 /// The arguments of `mtids check`.
 #[derive(Debug, Clone, clap::Args)]
@@ -28,6 +35,14 @@ pub struct CheckArgs {
     /// The log prefix the new-connection log rules use (as given to `mtids setup`).
     #[arg(long, default_value = "MTIDS_NEW", value_name = "PREFIX")]
     pub log_prefix: String,
+    /// The `remote-log-format` the `mtids` logging action must have (as given to
+    /// `mtids setup --syslog-format`); without it any working form passes.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub syslog_format: Option<SyslogFormat>,
+    /// The `remote-protocol` the `mtids` logging action must have (as given to
+    /// `mtids setup --syslog-protocol`).
+    #[arg(long, value_enum, value_name = "PROTOCOL")]
+    pub syslog_protocol: Option<SyslogProtocol>,
 }
 
 /// The result of one check item.
@@ -421,8 +436,178 @@ pub async fn check_router(router: &RouterConfig, args: &CheckArgs, config: &Conf
         fix_group,
     )
     .await;
+    check_remote_logging(&mut c, &client, args, config).await;
     client.close().await;
     c.items
+}
+
+/// The topics `mtids setup --syslog` sends to the `mtids` action.
+const SYSLOG_TOPICS: [&str; 3] = ["firewall", "account", "critical"];
+
+/// The router's version, then the `mtids` remote logging action in that version's form,
+/// and its rules.
+async fn check_remote_logging(
+    c: &mut Checker<'_>,
+    client: &Client,
+    args: &CheckArgs,
+    config: &Config,
+) {
+    let fix_version = "give mtids a user with the `read` policy (mtids setup)";
+    let version = match client
+        .call(Command::new("/system/resource/print").proplist(["version"]))
+        .await
+    {
+        Ok(r) => {
+            let text = r
+                .rows
+                .first()
+                .and_then(|row| row.get_str("version").map(|v| v.into_owned()))
+                .unwrap_or_default();
+            match RouterVersion::parse(&text) {
+                Some(v) => {
+                    c.push("router version", Status::Passed, text, None);
+                    v
+                }
+                None => {
+                    c.push(
+                        "router version",
+                        Status::Unknown,
+                        format!("`{text}` is not a RouterOS version"),
+                        None,
+                    );
+                    return;
+                }
+            }
+        }
+        Err(e) => {
+            c.api_error("router version", &e, fix_version);
+            return;
+        }
+    };
+    let listens = config.input.syslog_udp.is_some() || config.input.syslog_tcp.is_some();
+    let mut fix = format!("mtids setup --syslog IP:PORT --router-version {version}");
+    if let Some(f) = args.syslog_format {
+        fix.push_str(&format!(" --syslog-format {}", f.as_str()));
+    }
+    if let Some(p) = args.syslog_protocol {
+        fix.push_str(&format!(" --syslog-protocol {}", p.as_str()));
+    }
+    let what = "remote logging";
+    let action = match client
+        .call(Command::new("/system/logging/action/print").word("?name=mtids"))
+        .await
+    {
+        Ok(r) => r.rows.into_iter().next(),
+        Err(e) => {
+            c.api_error(what, &e, &fix);
+            return;
+        }
+    };
+    let Some(action) = action else {
+        if listens {
+            c.push(
+                what,
+                Status::Failed,
+                "mtids listens for syslog (input.syslog_*) but the router has no logging action `mtids`",
+                Some(&fix),
+            );
+        }
+        return;
+    };
+    let get = |k: &str| {
+        action
+            .get_str(k)
+            .map(|v| v.into_owned())
+            .unwrap_or_default()
+    };
+    let mut problems = Vec::new();
+    if get("target") != "remote" {
+        problems.push(format!("target={} (not remote)", get("target")));
+    }
+    let detail = if version.has_remote_log_format() {
+        let format = get("remote-log-format");
+        let protocol = get("remote-protocol");
+        if action.get_str("bsd-syslog").is_some() {
+            problems.push("bsd-syslog is set (removed in 7.18)".to_owned());
+        }
+        if format != "cef" && protocol != "udp" {
+            // ROUTEROS.md section 5: only CEF has a delimiter; TCP and TLS need it.
+            problems.push(format!(
+                "remote-log-format={format} over {protocol}: only cef can be split on a stream"
+            ));
+        }
+        if let Some(f) = args.syslog_format.filter(|f| f.as_str() != format) {
+            problems.push(format!("remote-log-format={format}, not {}", f.as_str()));
+        }
+        if let Some(p) = args.syslog_protocol.filter(|p| p.as_str() != protocol) {
+            problems.push(format!("remote-protocol={protocol}, not {}", p.as_str()));
+        }
+        let listener = match protocol.as_str() {
+            "udp" => Some(("input.syslog_udp", config.input.syslog_udp.is_some())),
+            "tcp" => Some(("input.syslog_tcp", config.input.syslog_tcp.is_some())),
+            _ => None,
+        };
+        if let Some((key, false)) = listener.filter(|_| listens) {
+            problems.push(format!("sends over {protocol} but mtids has no {key}"));
+        }
+        format!(
+            "to {}:{}, remote-log-format={format} remote-protocol={protocol}",
+            get("remote"),
+            get("remote-port")
+        )
+    } else {
+        let bsd = get("bsd-syslog") == "true";
+        let wanted = args.syslog_format.unwrap_or(SyslogFormat::Syslog);
+        if bsd != (wanted == SyslogFormat::Syslog) {
+            problems.push(format!(
+                "bsd-syslog={}, not what --syslog-format {} needs",
+                get("bsd-syslog"),
+                wanted.as_str()
+            ));
+        }
+        format!(
+            "to {}:{}, bsd-syslog={}",
+            get("remote"),
+            get("remote-port"),
+            get("bsd-syslog")
+        )
+    };
+    match client
+        .call(
+            Command::new("/system/logging/print")
+                .proplist(["topics", "disabled"])
+                .word("?action=mtids"),
+        )
+        .await
+    {
+        Ok(r) => {
+            let sent: Vec<String> = r
+                .rows
+                .iter()
+                .filter(|row| row.get_str("disabled").as_deref() != Some("true"))
+                .filter_map(|row| row.get_str("topics").map(|t| t.into_owned()))
+                .collect();
+            let missing: Vec<&str> = SYSLOG_TOPICS
+                .into_iter()
+                .filter(|t| !sent.iter().any(|s| s == t))
+                .collect();
+            if !missing.is_empty() {
+                problems.push(format!(
+                    "no enabled /system logging rule sends {} to it",
+                    missing.join(",")
+                ));
+            }
+        }
+        Err(e) => {
+            c.api_error(what, &e, &fix);
+            return;
+        }
+    }
+    if problems.is_empty() {
+        c.push(what, Status::Passed, detail, None);
+    } else {
+        c.push(what, Status::Failed, problems.join("; "), Some(&fix));
+    }
 }
 
 /// The IPv6 drop rules and address list, on the IPv6 list's own name. A router without

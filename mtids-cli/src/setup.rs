@@ -6,6 +6,12 @@
 //! the WAN interface, drop rules for the block lists in both directions, and optionally
 //! a remote syslog action.
 //!
+//! The remote logging action depends on the router's version: RouterOS 7.18 replaced
+//! `bsd-syslog` with `remote-log-format` and `remote-protocol`, and refuses `bsd-syslog`
+//! since (ROUTEROS.md section 5). `--apply` reads the version first
+//! (`/system/resource/print`); the printed script is for 7.18 and later unless
+//! `--router-version` names another.
+//!
 //! Policies: the group gets `api` (log in through the API), `read` (`/log/print`, the
 //! connection table, `/system/resource`, `/ip/address`, address-list prints) and `write`
 //! (address-list add/set/remove, connection remove). Nothing else: no `policy`, `sensitive`,
@@ -34,8 +40,10 @@ use crate::config::{Config, RouterConfig};
 #[derive(Debug, Clone, clap::Args)]
 pub struct SetupArgs {
     /// The WAN interface whose new connections are logged (port scans are read from
-    /// these log lines).
-    #[arg(long, default_value = "ether1", value_name = "INTERFACE")]
+    /// these log lines), or an interface list: `WAN` (the list the default configuration
+    /// of current routers puts the uplink in) or `list:NAME` match with
+    /// `in-interface-list=`.
+    #[arg(long, default_value = "ether1", value_name = "INTERFACE|WAN|list:NAME")]
     pub wan: String,
     /// Name of the RouterOS user mtids logs in as (default: the first router's `user`).
     #[arg(long, value_name = "NAME")]
@@ -57,9 +65,25 @@ pub struct SetupArgs {
     #[arg(long, default_value = "mtids-api", value_name = "NAME")]
     pub certificate: String,
     /// Send firewall and login log lines to this syslog receiver (`HOST` or `HOST:PORT`,
-    /// mtids' `input.syslog_udp`).
+    /// port 5514 when not given): mtids' `input.syslog_tcp` for CEF over TCP (the
+    /// default), `input.syslog_udp` for UDP.
     #[arg(long, value_name = "HOST[:PORT]")]
     pub syslog: Option<String>,
+    /// With `--syslog` on RouterOS 7.18+: `remote-log-format`. Default `cef`: it keeps the
+    /// topics and has a delimiter, so it can go over TCP. Before 7.18: `syslog` (the
+    /// default there, `bsd-syslog=yes`) or `default` only.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub syslog_format: Option<SyslogFormat>,
+    /// With `--syslog` on RouterOS 7.18+: `remote-protocol`. Default `tcp` for `cef`
+    /// (reliable: no log line lost to a full socket buffer during an attack), `udp` for
+    /// `syslog` and `default` (without a delimiter they cannot be split over a stream).
+    #[arg(long, value_enum, value_name = "PROTOCOL")]
+    pub syslog_protocol: Option<SyslogProtocol>,
+    /// The RouterOS version the printed script is for (`/system resource print`); the
+    /// remote logging properties changed in 7.18. Default: 7.18 or later. With `--apply`
+    /// the router's own version is used.
+    #[arg(long, value_name = "VERSION")]
+    pub router_version: Option<String>,
     /// Also write the IPv6 rules.
     #[arg(long)]
     pub ipv6: bool,
@@ -77,6 +101,195 @@ pub struct SetupArgs {
     /// With `--apply`: the administrator who may create users and rules.
     #[arg(long, default_value = "admin", value_name = "NAME")]
     pub admin_user: String,
+}
+
+impl SetupArgs {
+    /// Parses the arguments that follow `mtids setup` (for programs and tests that drive
+    /// setup without the command line).
+    pub fn parse_args<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<SetupArgs, CliError> {
+        use clap::Parser as _;
+        let argv = ["mtids", "setup"].into_iter().chain(args);
+        match crate::cli::Cli::try_parse_from(argv) {
+            Ok(cli) => match cli.command {
+                crate::cli::Command::Setup(a) => Ok(a),
+                _ => Err(CliError::Usage("not a setup command".to_owned())),
+            },
+            Err(e) => Err(CliError::Usage(e.to_string())),
+        }
+    }
+}
+
+/// `remote-log-format` of the remote logging action (RouterOS 7.18+; ROUTEROS.md
+/// section 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SyslogFormat {
+    /// `TOPICS MESSAGE`, nothing else.
+    Default,
+    /// `<PRI>Mmm dd hh:mm:ss IDENTITY MESSAGE`, no topics (`bsd-syslog=yes` before 7.18).
+    Syslog,
+    /// ArcSight CEF, one event per delimiter (`\r\n`): topics, and for logins `src=`.
+    Cef,
+}
+
+impl SyslogFormat {
+    /// The RouterOS value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyslogFormat::Default => "default",
+            SyslogFormat::Syslog => "syslog",
+            SyslogFormat::Cef => "cef",
+        }
+    }
+}
+
+/// `remote-protocol` of the remote logging action (RouterOS 7.18+).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SyslogProtocol {
+    /// One datagram per message.
+    Udp,
+    /// One connection; only CEF can be split again (by its delimiter).
+    Tcp,
+    /// TCP with TLS, the router as client.
+    Tls,
+}
+
+impl SyslogProtocol {
+    /// The RouterOS value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyslogProtocol::Udp => "udp",
+            SyslogProtocol::Tcp => "tcp",
+            SyslogProtocol::Tls => "tls",
+        }
+    }
+}
+
+/// A RouterOS version as `/system/resource` prints it (`7.20.4 (stable)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RouterVersion {
+    /// Major (6, 7).
+    pub major: u16,
+    /// Minor.
+    pub minor: u16,
+    /// Patch (0 when absent).
+    pub patch: u16,
+}
+
+impl RouterVersion {
+    /// 7.18: logging actions get `remote-log-format` and `remote-protocol` and lose
+    /// `bsd-syslog` (setting it fails there; ROUTEROS.md section 5, ansible
+    /// `community.routeros` `plugins/module_utils/_api_data.py`, `system logging action`).
+    pub const REMOTE_LOG_FORMAT: RouterVersion = RouterVersion {
+        major: 7,
+        minor: 18,
+        patch: 0,
+    };
+
+    /// Parses `7.18`, `7.20.4` or `7.20.4 (stable)`.
+    pub fn parse(text: &str) -> Option<RouterVersion> {
+        let number = text.split_whitespace().next()?;
+        let mut parts = number.split('.');
+        // Pre-releases print `7.21beta2`, `7.21rc1`: the digits before the letters count.
+        let digits = |p: &str| -> Option<u16> {
+            let end = p.find(|c: char| !c.is_ascii_digit()).unwrap_or(p.len());
+            p[..end].parse().ok()
+        };
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next().map_or(Some(0), digits)?;
+        let patch = parts.next().map_or(Some(0), digits)?;
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(RouterVersion {
+            major,
+            minor,
+            patch,
+        })
+    }
+
+    /// Whether logging actions have `remote-log-format` (7.18 and later).
+    pub fn has_remote_log_format(self) -> bool {
+        self >= Self::REMOTE_LOG_FORMAT
+    }
+}
+
+impl std::fmt::Display for RouterVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// The version `--router-version` names, or 7.18 (the current form) without it.
+pub fn script_version(args: &SetupArgs) -> Result<RouterVersion, CliError> {
+    match &args.router_version {
+        None => Ok(RouterVersion::REMOTE_LOG_FORMAT),
+        Some(v) => RouterVersion::parse(v).ok_or_else(|| {
+            CliError::Usage(format!(
+                "--router-version: `{v}` is not a RouterOS version such as 7.20.4"
+            ))
+        }),
+    }
+}
+
+/// Reads the router's version (`/system/resource/print`, `version`).
+pub async fn read_version(client: &Client) -> Result<RouterVersion, CliError> {
+    let reply = client
+        .call(Command::new("/system/resource/print").proplist(["version"]))
+        .await
+        .map_err(|e| CliError::Usage(format!("reading the RouterOS version: {e}")))?;
+    let text = reply
+        .rows
+        .first()
+        .and_then(|r| r.get_str("version").map(|v| v.into_owned()))
+        .unwrap_or_default();
+    RouterVersion::parse(&text).ok_or_else(|| {
+        CliError::Usage(format!(
+            "the router's /system/resource version `{text}` is not a RouterOS version"
+        ))
+    })
+}
+
+/// The remote logging properties for `version` (besides `target`, `remote`,
+/// `remote-port`): `remote-log-format` and `remote-protocol` on 7.18+, `bsd-syslog`
+/// before. Errors name the flag that cannot work.
+pub fn syslog_properties(
+    version: RouterVersion,
+    format: Option<SyslogFormat>,
+    protocol: Option<SyslogProtocol>,
+) -> Result<Vec<(&'static str, &'static str)>, CliError> {
+    if !version.has_remote_log_format() {
+        if protocol.is_some_and(|p| p != SyslogProtocol::Udp) {
+            return Err(CliError::Usage(format!(
+                "--syslog-protocol: RouterOS {version} logs remotely over UDP only (TCP and TLS came with 7.18)"
+            )));
+        }
+        return match format.unwrap_or(SyslogFormat::Syslog) {
+            SyslogFormat::Syslog => Ok(vec![("bsd-syslog", "yes")]),
+            SyslogFormat::Default => Ok(vec![("bsd-syslog", "no")]),
+            SyslogFormat::Cef => Err(CliError::Usage(format!(
+                "--syslog-format cef: RouterOS {version} has no CEF (7.18 and later)"
+            ))),
+        };
+    }
+    let format = format.unwrap_or(SyslogFormat::Cef);
+    let protocol = protocol.unwrap_or(if format == SyslogFormat::Cef {
+        SyslogProtocol::Tcp
+    } else {
+        SyslogProtocol::Udp
+    });
+    if format != SyslogFormat::Cef && protocol != SyslogProtocol::Udp {
+        // No framing: over a stream the messages cannot be split again, and MikroTik's
+        // manual says TCP and TLS work only with CEF (ROUTEROS.md section 5).
+        return Err(CliError::Usage(format!(
+            "--syslog-protocol {}: only `cef` can go over TCP or TLS (`{}` has no delimiter); use udp or --syslog-format cef",
+            protocol.as_str(),
+            format.as_str()
+        )));
+    }
+    Ok(vec![
+        ("remote-log-format", format.as_str()),
+        ("remote-protocol", protocol.as_str()),
+    ])
 }
 
 /// One idempotent configuration step: an item under `menu`, identified by `find`, created
@@ -104,6 +317,9 @@ pub enum StepKind {
     Set,
     /// `add`, then `sign` the certificate (when missing).
     AddCertificate,
+    /// `add` when nothing matches `find`, else `set` what differs (the remote logging
+    /// action, whose format and protocol may change between runs).
+    AddOrSet,
 }
 
 fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -125,10 +341,34 @@ fn add(title: &str, menu: &str, find: &[(&str, &str)], extra: &[(&str, &str)]) -
     }
 }
 
-/// The steps for `args` and the configuration (address-list names, user).
+/// The steps for `args` and the configuration (address-list names, user), for the
+/// RouterOS version `--router-version` names (7.18 and later without it).
 pub fn steps(args: &SetupArgs, config: &Config) -> Result<Vec<Step>, CliError> {
+    steps_for(args, config, script_version(args)?)
+}
+
+/// `--wan`: `in-interface=NAME`, or `in-interface-list=` for `WAN` and `list:NAME`. `WAN`
+/// is the interface list the default configuration of current routers puts the uplink in
+/// and matches with (`defconf: drop all from WAN not DSTNATed ... in-interface-list=WAN`,
+/// `out-interface-list=WAN` masquerade; `/system default-configuration print`, quoted at
+/// <https://tangentsoft.com/mikrotik/wiki?name=Default%20Router%20Configuration>).
+fn wan_match(wan: &str) -> (&'static str, &str) {
+    match wan.strip_prefix("list:") {
+        Some(list) => ("in-interface-list", list),
+        None if wan == "WAN" => ("in-interface-list", wan),
+        None => ("in-interface", wan),
+    }
+}
+
+/// The steps for `args` and the configuration on a router running `version`.
+pub fn steps_for(
+    args: &SetupArgs,
+    config: &Config,
+    version: RouterVersion,
+) -> Result<Vec<Step>, CliError> {
+    let (wan_prop, wan) = wan_match(&args.wan);
     for (what, value) in [
-        ("--wan", args.wan.as_str()),
+        ("--wan", wan),
         ("--group", args.group.as_str()),
         ("--log-prefix", args.log_prefix.as_str()),
         ("--admin-user", args.admin_user.as_str()),
@@ -230,7 +470,7 @@ pub fn steps(args: &SetupArgs, config: &Config) -> Result<Vec<Step>, CliError> {
             &[("comment", &comment)],
             &[
                 ("chain", chain),
-                ("in-interface", &args.wan),
+                (wan_prop, wan),
                 ("connection-state", "new"),
                 ("action", "log"),
                 ("log-prefix", &args.log_prefix),
@@ -284,17 +524,35 @@ pub fn steps(args: &SetupArgs, config: &Config) -> Result<Vec<Step>, CliError> {
                 "--syslog: `{target}` is not IP[:PORT] (RouterOS needs an address, not a name)"
             )));
         }
-        s.push(add(
-            "remote syslog action towards mtids (BSD syslog, as mtids' syslog listener expects)",
+        let form = syslog_properties(version, args.syslog_format, args.syslog_protocol)?;
+        let mut extra = vec![
+            ("target", "remote"),
+            ("remote", host.as_str()),
+            ("remote-port", port.as_str()),
+        ];
+        extra.extend(form.iter().copied());
+        let title = if version.has_remote_log_format() {
+            let described = form
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            format!(
+                "remote logging action towards mtids, RouterOS 7.18+ form ({described}; no bsd-syslog, which 7.18 removed); older routers: --router-version"
+            )
+        } else {
+            format!(
+                "remote logging action towards mtids, RouterOS {version} form (bsd-syslog; remote-log-format came with 7.18)"
+            )
+        };
+        let mut action = add(
+            &title,
             "/system logging action",
             &[("name", "mtids")],
-            &[
-                ("target", "remote"),
-                ("remote", &host),
-                ("remote-port", &port),
-                ("bsd-syslog", "yes"),
-            ],
-        ));
+            &extra,
+        );
+        action.kind = StepKind::AddOrSet;
+        s.push(action);
         for topics in ["firewall", "account", "critical"] {
             s.push(add(
                 &format!("send `{topics}` log lines to mtids"),
@@ -389,6 +647,20 @@ pub fn render_script(steps: &[Step]) -> String {
             StepKind::Set => {
                 let _ = writeln!(out, "set [find where {cond}] {}", props(&step.attrs));
             }
+            StepKind::AddOrSet => {
+                let set: Vec<(String, String)> = step
+                    .attrs
+                    .iter()
+                    .filter(|a| !step.find.contains(a))
+                    .cloned()
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    ":if ([:len [find where {cond}]] = 0) do={{ add {} }} else={{ set [find where {cond}] {} }}",
+                    props(&step.attrs),
+                    props(&set)
+                );
+            }
         }
     }
     out
@@ -464,7 +736,9 @@ async fn apply_one(
     let menu = api_menu(&step.menu);
     let mut proplist = vec![".id".to_owned()];
     match step.kind {
-        StepKind::Set => proplist.extend(step.attrs.iter().map(|(k, _)| k.clone())),
+        StepKind::Set | StepKind::AddOrSet => {
+            proplist.extend(step.attrs.iter().map(|(k, _)| k.clone()));
+        }
         StepKind::AddCertificate => proplist.push("fingerprint".to_owned()),
         StepKind::Add => proplist.push("disabled".to_owned()),
     }
@@ -476,7 +750,7 @@ async fn apply_one(
     let row = found.rows.first();
     let id = row.and_then(|r| r.id()).map(|c| c.into_owned());
     match (&step.kind, id) {
-        (StepKind::Set, Some(id)) => {
+        (StepKind::Set | StepKind::AddOrSet, Some(id)) => {
             let differs: Vec<&(String, String)> = step
                 .attrs
                 .iter()
@@ -555,32 +829,85 @@ async fn apply_one(
     }
 }
 
-/// `mtids setup --apply` after the confirmation: logs in to `router` as `--admin-user`
-/// with `admin_password` and applies `steps`. The user mtids logs in as (the router's
-/// `user`) is created with the password mtids is configured with, when it has one.
-pub async fn apply_to_router(
+/// Logs in to `router` as `--admin-user` with `admin_password` and reads its RouterOS
+/// version (the steps depend on it: remote logging changed in 7.18).
+pub async fn connect_admin(
+    router: &RouterConfig,
+    args: &SetupArgs,
+    admin_password: &str,
+) -> Result<(Client, RouterVersion), CliError> {
+    let client = crate::check::connect(router, Some((&args.admin_user, admin_password))).await?;
+    match read_version(&client).await {
+        Ok(version) => Ok((client, version)),
+        Err(e) => {
+            client.close().await;
+            Err(e)
+        }
+    }
+}
+
+/// Applies `steps` through an administrator's `client`. The user mtids logs in as (the
+/// router's `user`) is created with the password mtids is configured with, when it has
+/// one.
+pub async fn apply_as_admin(
+    client: &Client,
     router: &RouterConfig,
     args: &SetupArgs,
     steps: &[Step],
-    admin_password: &str,
-) -> Result<Vec<(Step, Applied)>, CliError> {
-    let client = crate::check::connect(router, Some((&args.admin_user, admin_password))).await?;
+) -> Vec<(Step, Applied)> {
     let user_password = router.password();
     let user_password = (args.user.as_ref().is_none_or(|u| *u == router.user)
         && !user_password.expose().is_empty())
     .then(|| user_password.expose());
-    let results = apply(&client, steps, user_password).await;
+    apply(client, steps, user_password).await
+}
+
+/// `mtids setup --apply` after the confirmation: logs in to `router` as `--admin-user`,
+/// reads its version, and applies the steps for that version. Returns the version and
+/// each step's outcome.
+pub async fn apply_to_router(
+    router: &RouterConfig,
+    args: &SetupArgs,
+    config: &Config,
+    admin_password: &str,
+) -> Result<(RouterVersion, Vec<(Step, Applied)>), CliError> {
+    let (client, version) = connect_admin(router, args, admin_password).await?;
+    let steps = match steps_for(args, config, version) {
+        Ok(s) => s,
+        Err(e) => {
+            client.close().await;
+            return Err(e);
+        }
+    };
+    let results = apply_as_admin(&client, router, args, &steps).await;
     client.close().await;
-    Ok(results)
+    Ok((version, results))
+}
+
+/// The script's first comment: which RouterOS version it is written for.
+fn version_comment(args: &SetupArgs, version: RouterVersion) -> String {
+    match &args.router_version {
+        Some(_) => format!("# Written for RouterOS {version} (--router-version).\n"),
+        None => "# Written for RouterOS 7.18 and later (remote-log-format, remote-protocol). For an older\n\
+                 # router, give its version: mtids setup --router-version 7.17 ... (bsd-syslog=yes).\n"
+            .to_owned(),
+    }
 }
 
 /// `mtids setup` as the binary runs it.
 pub async fn execute(config: &Config, args: &SetupArgs) -> Result<(), CliError> {
-    let steps = steps(args, config)?;
     if !args.apply {
-        print!("{}", render_script(&steps));
+        let version = script_version(args)?;
+        let steps = steps_for(args, config, version)?;
+        print!(
+            "{}{}",
+            version_comment(args, version),
+            render_script(&steps)
+        );
         return Ok(());
     }
+    // Fail on bad flags before asking for anything.
+    steps(args, config)?;
     let router = match &args.router {
         Some(name) => config
             .routers
@@ -600,9 +927,18 @@ pub async fn execute(config: &Config, args: &SetupArgs) -> Result<(), CliError> 
             "--apply: set MTIDS_SETUP_PASSWORD to the password of --admin-user".to_owned(),
         )
     })?;
+    let (client, version) = connect_admin(router, args, &password).await?;
+    let steps = match steps_for(args, config, version) {
+        Ok(s) => s,
+        Err(e) => {
+            client.close().await;
+            return Err(e);
+        }
+    };
     if !args.yes {
         eprint!(
-            "{}\nApply these {} steps to router `{}` ({}) as `{}`? [y/N] ",
+            "# Router `{}` runs RouterOS {version}.\n{}\nApply these {} steps to router `{}` ({}) as `{}`? [y/N] ",
+            router.name,
             render_script(&steps),
             steps.len(),
             router.name,
@@ -610,18 +946,21 @@ pub async fn execute(config: &Config, args: &SetupArgs) -> Result<(), CliError> 
             args.admin_user
         );
         let mut answer = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut answer)
-            .map_err(|e| CliError::Io {
+        let read = std::io::stdin().lock().read_line(&mut answer);
+        if let Err(e) = read {
+            client.close().await;
+            return Err(CliError::Io {
                 context: "reading the confirmation".to_owned(),
                 source: e,
-            })?;
+            });
+        }
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            client.close().await;
             return Err(CliError::Usage("not applied: not confirmed".to_owned()));
         }
     }
-    let results = apply_to_router(router, args, &steps, &password).await?;
+    let results = apply_as_admin(&client, router, args, &steps).await;
+    client.close().await;
     let mut failed = 0;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -643,4 +982,56 @@ pub async fn execute(config: &Config, args: &SetupArgs) -> Result<(), CliError> 
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_as_routers_print_them() {
+        let v = |t: &str| RouterVersion::parse(t);
+        assert_eq!(v("7.20.4 (stable)").unwrap().to_string(), "7.20.4");
+        assert_eq!(v("7.18").unwrap(), RouterVersion::REMOTE_LOG_FORMAT);
+        assert_eq!(v("7.21beta2 (testing)").unwrap().minor, 21);
+        assert_eq!(v("7.19rc1").unwrap().to_string(), "7.19.0");
+        assert!(v("7.18").unwrap().has_remote_log_format());
+        assert!(!v("7.17.2").unwrap().has_remote_log_format());
+        assert!(!v("6.49.10 (long-term)").unwrap().has_remote_log_format());
+        assert_eq!(v("seven"), None);
+        assert_eq!(v(""), None);
+        assert_eq!(v("7.1.2.3"), None);
+    }
+
+    #[test]
+    fn syslog_properties_by_version() {
+        let new = RouterVersion::REMOTE_LOG_FORMAT;
+        let old = RouterVersion::parse("7.17").unwrap();
+        assert_eq!(
+            syslog_properties(new, None, None).unwrap(),
+            [("remote-log-format", "cef"), ("remote-protocol", "tcp")]
+        );
+        assert_eq!(
+            syslog_properties(new, Some(SyslogFormat::Default), None).unwrap(),
+            [("remote-log-format", "default"), ("remote-protocol", "udp")]
+        );
+        assert_eq!(
+            syslog_properties(new, None, Some(SyslogProtocol::Udp)).unwrap(),
+            [("remote-log-format", "cef"), ("remote-protocol", "udp")]
+        );
+        assert!(
+            syslog_properties(new, Some(SyslogFormat::Syslog), Some(SyslogProtocol::Tls)).is_err()
+        );
+        assert_eq!(
+            syslog_properties(old, None, None).unwrap(),
+            [("bsd-syslog", "yes")]
+        );
+        assert_eq!(
+            syslog_properties(old, Some(SyslogFormat::Default), Some(SyslogProtocol::Udp)).unwrap(),
+            [("bsd-syslog", "no")]
+        );
+        assert!(syslog_properties(old, Some(SyslogFormat::Cef), None).is_err());
+        assert!(syslog_properties(old, None, Some(SyslogProtocol::Tcp)).is_err());
+    }
 }

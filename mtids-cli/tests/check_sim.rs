@@ -18,6 +18,8 @@ fn args() -> CheckArgs {
     CheckArgs {
         router: None,
         log_prefix: "MTIDS_NEW".into(),
+        syslog_format: None,
+        syslog_protocol: None,
     }
 }
 
@@ -213,5 +215,75 @@ async fn the_ipv6_items_use_the_ipv6_list_name() {
         assert_eq!(i.status, Status::Failed, "{what}: {text}");
         assert!(i.fix.as_deref().unwrap().contains("--ipv6"), "{text}");
     }
+    server.shutdown().await;
+}
+
+/// mtids listens for syslog: a router without the `mtids` logging action fails that item;
+/// one that sends CEF over TCP while mtids listens on UDP only fails it too; the router's
+/// version is read either way.
+#[tokio::test]
+async fn remote_logging_is_checked_when_mtids_listens_for_syslog() {
+    let (router, server) = sim(&[("ids", "pw", minimal())]).await;
+    let port = server.local_addr().port();
+    let cfg = config(
+        port,
+        "ids",
+        "pw",
+        "[input]\nsyslog_udp = \"127.0.0.1:5514\"\n",
+    );
+    let items = check::check(&cfg, &args()).await.unwrap();
+    let text = check::render(&items);
+    assert_eq!(item(&items, "router version").detail, "7.20.4 (stable)");
+    let logging = item(&items, "remote logging");
+    assert_eq!(logging.status, Status::Failed, "{text}");
+    assert!(
+        logging.detail.contains("no logging action `mtids`"),
+        "{text}"
+    );
+    assert!(
+        logging
+            .fix
+            .as_deref()
+            .unwrap()
+            .contains("mtids setup --syslog IP:PORT --router-version 7.20.4"),
+        "{text}"
+    );
+
+    // CEF over TCP, as setup writes by default, but mtids only has a UDP listener; and
+    // no rule sends anything to the action.
+    router.add_user(User::new("admin", "admin-pw", Policies::FULL));
+    let admin = routeros_proto::net::Client::connect(
+        &routeros_proto::net::ClientConfig::new("127.0.0.1", "admin", "admin-pw").port(port),
+    )
+    .await
+    .unwrap();
+    admin
+        .call(
+            routeros_proto::Command::new("/system/logging/action/add")
+                .attr("name", "mtids")
+                .attr("target", "remote")
+                .attr("remote", "127.0.0.1")
+                .attr("remote-port", "5514")
+                .attr("remote-log-format", "cef")
+                .attr("remote-protocol", "tcp"),
+        )
+        .await
+        .unwrap();
+    admin.close().await;
+    let items = check::check(&cfg, &args()).await.unwrap();
+    let logging = item(&items, "remote logging");
+    assert_eq!(logging.status, Status::Failed, "{logging:?}");
+    assert!(
+        logging
+            .detail
+            .contains("sends over tcp but mtids has no input.syslog_tcp"),
+        "{logging:?}"
+    );
+    assert!(
+        logging
+            .detail
+            .contains("no enabled /system logging rule sends firewall,account,critical"),
+        "{logging:?}"
+    );
     server.shutdown().await;
 }

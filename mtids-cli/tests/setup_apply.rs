@@ -13,7 +13,8 @@ use mtids_cli::setup::{self, Applied, SetupArgs};
 use routeros_proto::Command as Api;
 use routeros_proto::net::{Client, ClientConfig};
 use routeros_sim::{
-    Policies, Router, RouterConfig, SelfSignedCertificate, Server, ServerConfig, TlsIdentity, User,
+    Policies, Router, RouterConfig, RouterOsVersion, SelfSignedCertificate, Server, ServerConfig,
+    TlsIdentity, User,
 };
 
 const ADMIN_PW: &str = "admin-pw";
@@ -40,6 +41,8 @@ fn check_args() -> CheckArgs {
     CheckArgs {
         router: None,
         log_prefix: "MTIDS_NEW".into(),
+        syslog_format: None,
+        syslog_protocol: None,
     }
 }
 
@@ -52,8 +55,16 @@ struct Sim {
 }
 
 impl Sim {
+    /// The simulator's default version: a current 7.20.
     async fn start() -> Sim {
-        let router = Router::new(RouterConfig::default());
+        Sim::start_version(RouterConfig::default().version).await
+    }
+
+    async fn start_version(version: RouterOsVersion) -> Sim {
+        let router = Router::new(RouterConfig {
+            version,
+            ..RouterConfig::default()
+        });
         router.add_user(User::new("admin", ADMIN_PW, Policies::FULL));
         let plain = Server::bind(
             router.clone(),
@@ -104,12 +115,16 @@ impl Sim {
     }
 
     async fn apply(&self) -> Vec<(setup::Step, Applied)> {
+        self.apply_with(&[]).await
+    }
+
+    async fn apply_with(&self, extra: &[&str]) -> Vec<(setup::Step, Applied)> {
         let config = self.config(None);
-        let args = setup_args(&[]);
-        let steps = setup::steps(&args, &config).unwrap();
-        setup::apply_to_router(&config.routers[0], &args, &steps, ADMIN_PW)
+        let args = setup_args(extra);
+        setup::apply_to_router(&config.routers[0], &args, &config, ADMIN_PW)
             .await
             .unwrap()
+            .1
     }
 
     /// `mtids check` as the created user, over API-SSL pinned to the certificate setup
@@ -205,9 +220,18 @@ async fn setup_then_check_passes_every_item_and_a_second_apply_changes_nothing()
         "drop rule from blocked",
         "drop rule to blocked",
         "address list",
+        "router version",
+        "remote logging",
     ] {
         item(&items, what);
     }
+    assert_eq!(item(&items, "router version").detail, "7.20.4 (stable)");
+    assert!(
+        item(&items, "remote logging")
+            .detail
+            .contains("remote-log-format=cef remote-protocol=tcp"),
+        "{text}"
+    );
     assert!(
         item(&items, "login")
             .detail
@@ -239,10 +263,16 @@ async fn setup_then_check_passes_every_item_and_a_second_apply_changes_nothing()
         action.rows[0].get_str("remote-port").as_deref(),
         Some("5514")
     );
+    // RouterOS 7.18+: CEF over TCP by default, and never `bsd-syslog` (removed in 7.18).
     assert_eq!(
-        action.rows[0].get_str("bsd-syslog").as_deref(),
-        Some("true")
+        action.rows[0].get_str("remote-log-format").as_deref(),
+        Some("cef")
     );
+    assert_eq!(
+        action.rows[0].get_str("remote-protocol").as_deref(),
+        Some("tcp")
+    );
+    assert_eq!(action.rows[0].get_str("bsd-syslog"), None);
     let rules = admin
         .call(Api::new("/system/logging/print").word("?action=mtids"))
         .await
@@ -432,7 +462,16 @@ async fn the_binary_applies_then_reports_everything_present() {
                 .current_dir(env!("CARGO_TARGET_TMPDIR"))
                 .arg("--config")
                 .arg(&path)
-                .args(["setup", "--apply", "--yes", "--router", "gw"])
+                .args([
+                    "setup",
+                    "--apply",
+                    "--yes",
+                    "--router",
+                    "gw",
+                    "--syslog",
+                    "127.0.0.1:5514",
+                    "--ipv6",
+                ])
                 .env("MTIDS_SETUP_PASSWORD", ADMIN_PW)
                 .env("SETUP_TEST_IDS_PW", IDS_PW)
                 .output()
@@ -448,9 +487,209 @@ async fn the_binary_applies_then_reports_everything_present() {
     assert!(!stdout.contains(IDS_PW) && !stderr.contains(IDS_PW));
     assert!(!stdout.contains(ADMIN_PW) && !stderr.contains(ADMIN_PW));
 
-    let out = run(path).await.unwrap();
+    assert!(
+        stdout.contains("RouterOS 7.18+ form (remote-log-format=cef remote-protocol=tcp"),
+        "{stdout}"
+    );
+
+    let out = run(path.clone()).await.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.lines().all(|l| l.starts_with("present")), "{stdout}");
+
+    // `mtids check` as the user setup made: nothing fails, remote logging in 7.18+ form.
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mtids"))
+            .env_remove("MTIDS_CONFIG")
+            .current_dir(env!("CARGO_TARGET_TMPDIR"))
+            .arg("--config")
+            .arg(&path)
+            .args([
+                "check",
+                "--syslog-format",
+                "cef",
+                "--syslog-protocol",
+                "tcp",
+            ])
+            .env("SETUP_TEST_IDS_PW", IDS_PW)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+    assert!(
+        stdout.contains("PASS  [gw] router version           7.20.4 (stable)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("PASS  [gw] remote logging           to 127.0.0.1:5514, remote-log-format=cef remote-protocol=tcp"),
+        "{stdout}"
+    );
+    sim.shutdown().await;
+}
+
+/// RouterOS 7.17: the pre-7.18 menu, so setup writes `bsd-syslog=yes`, and check verifies
+/// that form.
+#[tokio::test]
+async fn on_7_17_setup_uses_bsd_syslog_and_check_passes() {
+    let sim = Sim::start_version(RouterOsVersion::new(7, 17, 2)).await;
+    let first = sim.apply().await;
+    for (step, outcome) in &first {
+        assert_eq!(*outcome, Applied::Changed, "{} ({})", step.title, step.menu);
+    }
+    let admin = sim.admin().await;
+    let action = admin
+        .call(Api::new("/system/logging/action/print").word("?name=mtids"))
+        .await
+        .unwrap();
+    assert_eq!(
+        action.rows[0].get_str("bsd-syslog").as_deref(),
+        Some("true")
+    );
+    assert_eq!(action.rows[0].get_str("remote-log-format"), None);
+    let items = sim.check().await;
+    let text = check::render(&items);
+    for i in &items {
+        assert_eq!(i.status, Status::Passed, "{}: {text}", i.what);
+    }
+    assert!(
+        item(&items, "remote logging")
+            .detail
+            .contains("bsd-syslog=true"),
+        "{text}"
+    );
+    // CEF and TCP do not exist there: refused before anything is sent.
+    let config = sim.config(None);
+    let err = setup::apply_to_router(
+        &config.routers[0],
+        &setup_args(&["--syslog-format", "cef"]),
+        &config,
+        ADMIN_PW,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("--syslog-format cef"), "{err}");
+    admin.close().await;
+    sim.shutdown().await;
+}
+
+/// A 7.18+ router refuses `bsd-syslog` the way it refuses any property its menu lacks;
+/// setup reports the step with the router's words (what the old setup ran into).
+#[tokio::test]
+async fn a_7_20_router_rejects_bsd_syslog_with_its_error() {
+    let sim = Sim::start().await;
+    let config = sim.config(None);
+    let legacy = setup::steps_for(
+        &setup_args(&[]),
+        &config,
+        setup::RouterVersion::parse("7.17").unwrap(),
+    )
+    .unwrap();
+    let admin = sim.admin().await;
+    let results = setup::apply(&admin, &legacy, None).await;
+    let (_, outcome) = results
+        .iter()
+        .find(|(s, _)| s.menu == "/system logging action")
+        .unwrap();
+    match outcome {
+        Applied::Failed(why) => assert!(why.contains("unknown parameter bsd-syslog"), "{why}"),
+        other => panic!("bsd-syslog accepted on 7.20: {other:?}"),
+    }
+    admin.close().await;
+    sim.shutdown().await;
+}
+
+/// UDP with `syslog`, then a second run with CEF over TLS changes the action in place;
+/// check flags a format other than the one asked for.
+#[tokio::test]
+async fn changing_the_syslog_form_sets_the_action_and_check_verifies_it() {
+    let sim = Sim::start().await;
+    sim.apply_with(&["--syslog-format", "syslog"]).await;
+    let admin = sim.admin().await;
+    let printed =
+        |r: &routeros_proto::net::Response, k: &str| r.rows[0].get_str(k).map(|v| v.into_owned());
+    let action = admin
+        .call(Api::new("/system/logging/action/print").word("?name=mtids"))
+        .await
+        .unwrap();
+    assert_eq!(
+        printed(&action, "remote-log-format").as_deref(),
+        Some("syslog")
+    );
+    assert_eq!(printed(&action, "remote-protocol").as_deref(), Some("udp"));
+
+    let second = sim
+        .apply_with(&["--syslog-format", "cef", "--syslog-protocol", "tls"])
+        .await;
+    let (_, outcome) = second
+        .iter()
+        .find(|(s, _)| s.menu == "/system logging action")
+        .unwrap();
+    assert_eq!(*outcome, Applied::Changed);
+    let action = admin
+        .call(Api::new("/system/logging/action/print").word("?name=mtids"))
+        .await
+        .unwrap();
+    assert_eq!(
+        printed(&action, "remote-log-format").as_deref(),
+        Some("cef")
+    );
+    assert_eq!(printed(&action, "remote-protocol").as_deref(), Some("tls"));
+
+    // Asked for syslog over UDP, the router has CEF over TLS: that item fails.
+    let mut args = check_args();
+    args.syslog_format = Some(setup::SyslogFormat::Syslog);
+    let cert = admin
+        .call(
+            Api::new("/certificate/print")
+                .proplist(["fingerprint"])
+                .word("?name=mtids-api"),
+        )
+        .await
+        .unwrap();
+    let fp = cert.rows[0].get_str("fingerprint").unwrap().into_owned();
+    let items = check::check(&sim.config(Some(&fp)), &args).await.unwrap();
+    let logging = item(&items, "remote logging");
+    assert_eq!(logging.status, Status::Failed, "{logging:?}");
+    assert!(
+        logging.detail.contains("remote-log-format=cef, not syslog"),
+        "{logging:?}"
+    );
+    assert!(
+        logging
+            .fix
+            .as_deref()
+            .unwrap()
+            .contains("--syslog-format syslog")
+    );
+    admin.close().await;
+    sim.shutdown().await;
+}
+
+/// `--wan WAN`: the interface list of the default configuration, matched with
+/// `in-interface-list`.
+#[tokio::test]
+async fn wan_list_makes_in_interface_list_rules() {
+    let sim = Sim::start().await;
+    sim.apply_with(&["--wan", "WAN"]).await;
+    let admin = sim.admin().await;
+    let rules = admin
+        .call(
+            Api::new("/ip/firewall/filter/print")
+                .word("?action=log")
+                .proplist(["chain", "in-interface", "in-interface-list"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rules.rows.len(), 2);
+    for r in &rules.rows {
+        assert_eq!(r.get_str("in-interface-list").as_deref(), Some("WAN"));
+        assert_eq!(r.get_str("in-interface"), None);
+    }
+    admin.close().await;
     sim.shutdown().await;
 }

@@ -63,11 +63,109 @@ fn script_guards_every_add_and_covers_what_the_seeds_click_through() {
         "chain=prerouting dst-address-list=blocked4 action=drop",
         "/ipv6 firewall raw",
         "dst-address-list=blocked6 action=drop",
-        "target=remote remote=192.0.2.50 remote-port=5514 bsd-syslog=yes",
+        // RouterOS 7.18+ (the default): CEF over TCP, never bsd-syslog (removed in 7.18).
+        "target=remote remote=192.0.2.50 remote-port=5514 remote-log-format=cef remote-protocol=tcp }",
+        "else={ set [find where name=\"mtids\"] target=remote",
         "add action=mtids topics=firewall",
     ] {
         assert!(script.contains(needle), "missing {needle:?} in\n{script}");
     }
+    assert!(!script.contains("bsd-syslog="), "{script}");
+}
+
+#[test]
+fn router_version_and_syslog_flags_choose_the_logging_form() {
+    let script = |extra: &[&str]| {
+        let mut argv = vec!["--syslog", "192.0.2.50"];
+        argv.extend_from_slice(extra);
+        setup::steps(&args(&argv), &config()).map(|s| setup::render_script(&s))
+    };
+    let old = script(&["--router-version", "7.17.2"]).unwrap();
+    assert!(
+        old.contains("remote=192.0.2.50 remote-port=5514 bsd-syslog=yes"),
+        "{old}"
+    );
+    assert!(!old.contains("remote-log-format="), "{old}");
+    let udp = script(&["--syslog-format", "default"]).unwrap();
+    assert!(
+        udp.contains("remote-log-format=default remote-protocol=udp"),
+        "{udp}"
+    );
+    let tls = script(&["--syslog-protocol", "tls", "--router-version", "7.20.4"]).unwrap();
+    assert!(
+        tls.contains("remote-log-format=cef remote-protocol=tls"),
+        "{tls}"
+    );
+    // No delimiter, no stream; no CEF or TCP before 7.18; a version must parse.
+    for (bad, flag) in [
+        (
+            vec!["--syslog-format", "syslog", "--syslog-protocol", "tcp"],
+            "--syslog-protocol tcp",
+        ),
+        (
+            vec!["--router-version", "7.16", "--syslog-format", "cef"],
+            "--syslog-format cef",
+        ),
+        (
+            vec!["--router-version", "7.16", "--syslog-protocol", "tcp"],
+            "--syslog-protocol",
+        ),
+        (vec!["--router-version", "seven"], "--router-version"),
+    ] {
+        let err = script(&bad).unwrap_err().to_string();
+        assert!(err.contains(flag), "{bad:?}: {err}");
+    }
+}
+
+#[test]
+fn wan_accepts_an_interface_list() {
+    for (wan, want) in [
+        (
+            "WAN",
+            "chain=input in-interface-list=WAN connection-state=new",
+        ),
+        (
+            "list:uplinks",
+            "chain=input in-interface-list=uplinks connection-state=new",
+        ),
+        (
+            "ether1",
+            "chain=input in-interface=ether1 connection-state=new",
+        ),
+    ] {
+        let steps = setup::steps(&args(&["--wan", wan]), &config()).unwrap();
+        let script = setup::render_script(&steps);
+        assert!(script.contains(want), "{wan}: {script}");
+    }
+    assert!(setup::steps(&args(&["--wan", "list:a b"]), &config()).is_err());
+}
+
+/// The binary without `--apply` says which RouterOS version its script is for.
+#[test]
+fn the_printed_script_names_its_router_version() {
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mtids"))
+            .env_remove("MTIDS_CONFIG")
+            .current_dir(env!("CARGO_TARGET_TMPDIR"))
+            .args(["setup", "--syslog", "192.0.2.50"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let current = run(&[]);
+    assert!(
+        current.starts_with("# Written for RouterOS 7.18 and later"),
+        "{current}"
+    );
+    assert!(current.contains("remote-log-format=cef"), "{current}");
+    let old = run(&["--router-version", "7.15.3"]);
+    assert!(
+        old.starts_with("# Written for RouterOS 7.15.3 (--router-version)."),
+        "{old}"
+    );
+    assert!(old.contains("bsd-syslog=yes"), "{old}");
 }
 
 #[test]

@@ -76,7 +76,9 @@ pub use model::connection::{Connection, PortStyle, Protocol};
 pub use model::log::LogEntry;
 pub use model::resource::{OwnAddress, RouterOsVersion};
 pub use model::users::{Policies, Policy, User, challenge_response};
-pub use router::{Control, Follow, LoginMethod, Outcome, Router, RouterConfig, Session};
+pub use router::{
+    Control, Follow, LoginMethod, Outcome, RemoteLogStats, Router, RouterConfig, Session,
+};
 pub use scenario::{AttackKind, GroundTruth, SCENARIOS, Scenario};
 pub use sentence::{Request, Sentence, TrapCategory};
 pub use server::{Server, ServerConfig};

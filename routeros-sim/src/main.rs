@@ -36,8 +36,9 @@ struct Args {
     /// Use the pre-6.43 MD5 challenge login instead of the plain one.
     #[arg(long)]
     legacy_login: bool,
-    /// RouterOS version to emulate; 7.18 and later answer empty prints with `!empty`.
-    #[arg(long = "version", default_value = "7.18", value_parser = parse_version)]
+    /// RouterOS version to emulate; 7.18 and later answer empty prints with `!empty` and
+    /// have `remote-log-format`/`remote-protocol` (no `bsd-syslog`) in logging actions.
+    #[arg(long = "version", default_value = "7.20.4", value_parser = parse_version)]
     version: RouterOsVersion,
     /// The api service's max-sessions.
     #[arg(long, default_value_t = 20)]

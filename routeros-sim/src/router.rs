@@ -22,6 +22,9 @@ use crate::query::Query;
 use crate::sentence::{Request, Sentence, TrapCategory};
 
 mod menus;
+mod remote_log;
+
+pub use remote_log::RemoteLogStats;
 
 /// How `/login` works on the simulated router.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -37,7 +40,9 @@ pub enum LoginMethod {
 /// Settings fixed when the router is created.
 #[derive(Debug, Clone)]
 pub struct RouterConfig {
-    /// The RouterOS version to emulate (decides `!empty` unless `empty_reply` is set).
+    /// The RouterOS version to emulate: decides `!empty` unless `empty_reply` is set, and
+    /// the `/system/logging/action` menu (`bsd-syslog` before 7.18, `remote-log-format`
+    /// and `remote-protocol` from 7.18). Default `7.20.4`.
     pub version: RouterOsVersion,
     /// `board-name` in `/system/resource`.
     pub board_name: String,
@@ -66,11 +71,8 @@ pub struct RouterConfig {
 impl Default for RouterConfig {
     fn default() -> Self {
         Self {
-            version: RouterOsVersion {
-                major: 7,
-                minor: 18,
-                patch: 0,
-            },
+            // A current stable release (`/system/resource` prints `7.20.4 (stable)`).
+            version: RouterOsVersion::new(7, 20, 4),
             board_name: "RB5009UG+S+".to_owned(),
             identity: "MikroTik".to_owned(),
             login: LoginMethod::Plain,
@@ -205,6 +207,28 @@ struct State {
 }
 
 impl State {
+    /// The remote logging messages of a new log entry.
+    fn remote_log(
+        &self,
+        now: SystemTime,
+        topics: &str,
+        message: &[u8],
+    ) -> Vec<remote_log::Outgoing> {
+        let address = self
+            .own
+            .iter()
+            .filter_map(|a| a.address.split('/').next()?.parse::<IpAddr>().ok())
+            .find(IpAddr::is_ipv4)
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+        let origin = remote_log::Origin {
+            identity: &self.config.identity,
+            board: &self.resource.board_name,
+            version: format!("{} (stable)", self.resource.version),
+            address,
+        };
+        self.remote_messages(&origin, now, topics, message)
+    }
+
     fn table(&mut self, family: Family) -> &mut AddressListTable {
         match family {
             Family::V4 => &mut self.v4,
@@ -231,6 +255,8 @@ struct Inner {
     faults: Faults,
     /// Open sessions of the `api` and the `api-ssl` service.
     sessions: [AtomicUsize; 2],
+    /// The queues towards remote logging actions.
+    remote: remote_log::Forwarder,
 }
 
 /// A simulated RouterOS router. Cheap to clone: every clone is the same router.
@@ -290,7 +316,7 @@ impl Router {
     pub fn with_clock(config: RouterConfig, clock: Arc<dyn Clock>) -> Self {
         let now = clock.now();
         let mut state = State {
-            menus: crate::model::menus::defaults(),
+            menus: crate::model::menus::defaults(config.version),
             signed: Vec::new(),
             v4: AddressListTable::new(Family::V4),
             v6: AddressListTable::new(Family::V6),
@@ -338,6 +364,7 @@ impl Router {
                     omit_done_after_empty: AtomicBool::new(false),
                 },
                 sessions: [AtomicUsize::new(0), AtomicUsize::new(0)],
+                remote: remote_log::Forwarder::default(),
             }),
         }
     }
@@ -542,11 +569,31 @@ impl Router {
 
     /// Appends a log entry with `topics` (e.g. `system,info`) and `message`; every
     /// following session receives it.
+    ///
+    /// The entry also goes to every remote logging action a `/system/logging` rule sends
+    /// its topics to (see [`Router::remote_log_stats`]).
     pub fn log(&self, topics: &str, message: impl AsRef<[u8]>) -> u64 {
         let now = self.now();
-        let id = self.state().log.push(now, topics, message.as_ref());
+        let (id, remote) = {
+            let mut s = self.state();
+            let id = s.log.push(now, topics, message.as_ref());
+            (id, s.remote_log(now, topics, message.as_ref()))
+        };
+        self.inner.remote.dispatch(remote);
         self.changed();
         id
+    }
+
+    /// What remote logging action `name` has sent and dropped (`None` before its first
+    /// message).
+    pub fn remote_log_stats(&self, name: &str) -> Option<RemoteLogStats> {
+        self.inner.remote.stats(name)
+    }
+
+    /// Trusts `cert` (DER) as a certificate authority for remote logging over TLS with
+    /// `check-certificate=yes`, as importing it into `/certificate` does on a router.
+    pub fn trust_certificate(&self, cert: rustls::pki_types::CertificateDer<'static>) {
+        self.inner.remote.trust(cert);
     }
 
     /// Appends a firewall rule's log line (topics `firewall,info`).
@@ -817,7 +864,8 @@ impl Router {
                 "no such command prefix",
             )));
         }
-        if let Some(config_menu) = menus::menu(menu) {
+        let version = self.state().config.version;
+        if let Some(config_menu) = menus::menu(menu, version) {
             return finish(self.config_menu_command(config_menu, verb, &policies, request));
         }
         let Some((_, verbs)) = KNOWN_COMMANDS.iter().find(|(m, _)| *m == menu) else {

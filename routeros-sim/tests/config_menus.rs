@@ -325,7 +325,7 @@ async fn a_remote_syslog_action_and_its_rules() {
             "=name=mtids",
             "=target=remote",
             "=remote=127.0.0.1",
-            "=bsd-syslog=yes",
+            "=remote-log-format=syslog",
             "=syslog-facility=local0",
         ])
         .await;
@@ -335,8 +335,10 @@ async fn a_remote_syslog_action_and_its_rules() {
         .await;
     let row = rows(&row)[0];
     assert_eq!(attr(row, "remote-port"), Some("514"));
-    assert_eq!(attr(row, "bsd-syslog"), Some("true"));
+    assert_eq!(attr(row, "remote-log-format"), Some("syslog"));
+    assert_eq!(attr(row, "remote-protocol"), Some("udp"));
     assert_eq!(attr(row, "syslog-facility"), Some("local0"));
+    assert_eq!(attr(row, "bsd-syslog"), None);
 
     let bad = c
         .call(&["/system/logging/add", "=topics=firewall", "=action=nowhere"])

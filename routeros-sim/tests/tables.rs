@@ -349,7 +349,7 @@ async fn resource_and_own_addresses() {
         .await;
     let row = rows(&reply)[0];
     assert_eq!(attr(row, "cpu-load"), Some("93"));
-    assert_eq!(attr(row, "version"), Some("7.18 (stable)"));
+    assert_eq!(attr(row, "version"), Some("7.20.4 (stable)"));
     assert_eq!(attr(row, "board-name"), Some("RB5009UG+S+"));
     assert!(attr(row, "uptime").is_some());
     router

@@ -439,7 +439,9 @@ mod tests {
 
     #[test]
     fn every_menu_prints_its_properties_and_never_a_secret() {
-        for menu in menus::ALL {
+        let versions = [(7, 17, 2), (7, 18, 0), (7, 20, 4)]
+            .map(|(a, b, c)| crate::model::resource::RouterOsVersion::new(a, b, c));
+        for menu in versions.into_iter().flat_map(menus::all) {
             assert_eq!(menu.fields.first(), Some(&".id"), "{}", menu.path);
             for p in menu.props {
                 let printed = menu.fields.contains(&p.name);

@@ -2,6 +2,7 @@
 //! [`ConfigTable`], and the rows a fresh RouterOS 7 has in them.
 
 use super::config::{ConfigTable, Kind, Menu, prop};
+use super::resource::RouterOsVersion;
 use super::users::Policies;
 
 const RW: &[&str] = &[
@@ -275,47 +276,92 @@ const SEVERITIES: &[&str] = &[
     "debug",
 ];
 
-/// `/system/logging/action`.
-pub(crate) static LOGGING_ACTION: Menu = Menu {
-    path: "/system/logging/action",
-    verbs: &["print", "getall", "add", "set", "remove"],
-    props: &[
-        prop("name", Kind::Text, None),
-        prop(
-            "target",
-            Kind::Choice(&["memory", "disk", "echo", "remote", "email"]),
-            None,
-        ),
-        prop("memory-lines", Kind::Number(1, 65_535), None),
-        prop("disk-file-name", Kind::Text, None),
-        prop("remember", Kind::Bool, None),
-        prop("remote", Kind::Text, None),
-        prop("remote-port", Kind::Number(1, 65_535), None),
-        prop("src-address", Kind::Text, None),
-        prop("bsd-syslog", Kind::Bool, None),
-        prop("syslog-facility", Kind::Choice(FACILITIES), None),
-        prop("syslog-severity", Kind::Choice(SEVERITIES), None),
-        prop("default", Kind::ReadOnly, NO),
-    ],
-    required: &["name", "target"],
-    unique: Some(("name", "action")),
-    needs_policy: false,
-    fields: &[
-        ".id",
-        "name",
-        "target",
-        "memory-lines",
-        "disk-file-name",
-        "remember",
-        "remote",
-        "remote-port",
-        "src-address",
-        "bsd-syslog",
-        "syslog-facility",
-        "syslog-severity",
-        "default",
-    ],
-};
+/// The properties every `/system/logging/action` has, whatever the version.
+macro_rules! logging_action_menu {
+    ([$($prop:expr,)*], [$($field:literal,)*]) => {
+        Menu {
+            path: "/system/logging/action",
+            verbs: &["print", "getall", "add", "set", "remove"],
+            props: &[
+                prop("name", Kind::Text, None),
+                prop(
+                    "target",
+                    Kind::Choice(&["memory", "disk", "echo", "remote", "email"]),
+                    None,
+                ),
+                prop("memory-lines", Kind::Number(1, 65_535), None),
+                prop("disk-file-name", Kind::Text, None),
+                prop("remember", Kind::Bool, None),
+                prop("remote", Kind::Text, None),
+                prop("remote-port", Kind::Number(1, 65_535), None),
+                prop("src-address", Kind::Text, None),
+                prop("syslog-facility", Kind::Choice(FACILITIES), None),
+                prop("syslog-severity", Kind::Choice(SEVERITIES), None),
+                prop("syslog-time-format", Kind::Choice(&["bsd-syslog", "iso8601"]), None),
+                $($prop,)*
+                prop("default", Kind::ReadOnly, NO),
+            ],
+            required: &["name", "target"],
+            unique: Some(("name", "action")),
+            needs_policy: false,
+            fields: &[
+                ".id",
+                "name",
+                "target",
+                "memory-lines",
+                "disk-file-name",
+                "remember",
+                "remote",
+                "remote-port",
+                "src-address",
+                "syslog-facility",
+                "syslog-severity",
+                "syslog-time-format",
+                $($field,)*
+                "default",
+            ],
+        }
+    };
+}
+
+/// The 7.18+ remote logging properties (ROUTEROS.md section 5; field list and defaults as
+/// in ansible `community.routeros` `plugins/module_utils/_api_data.py`, path
+/// `system logging action`, whose `versioned_fields` gate `remote-log-format`,
+/// `remote-protocol` and `cef-event-delimiter` at `>= 7.18` and `bsd-syslog` at `< 7.18`).
+/// `tls` and `check-certificate` are in MikroTik's current manual (ROUTEROS.md section 5).
+macro_rules! modern_logging_action_menu {
+    ([$($prop:expr,)*], [$($field:literal,)*]) => {
+        logging_action_menu!(
+            [
+                prop("remote-protocol", Kind::Choice(&["udp", "tcp", "tls"]), None),
+                prop("remote-log-format", Kind::Choice(&["default", "syslog", "cef"]), None),
+                prop("cef-event-delimiter", Kind::Text, None),
+                prop("check-certificate", Kind::Bool, None),
+                $($prop,)*
+            ],
+            [
+                "remote-protocol",
+                "remote-log-format",
+                "cef-event-delimiter",
+                "check-certificate",
+                $($field,)*
+            ]
+        )
+    };
+}
+
+/// `/system/logging/action` before 7.18: remote actions have `bsd-syslog`, UDP only.
+pub(crate) static LOGGING_ACTION_LEGACY: Menu =
+    logging_action_menu!([prop("bsd-syslog", Kind::Bool, None),], ["bsd-syslog",]);
+
+/// `/system/logging/action` from 7.18: `remote-protocol`, `remote-log-format`; no
+/// `bsd-syslog` any more (setting it is an unknown parameter).
+pub(crate) static LOGGING_ACTION: Menu = modern_logging_action_menu!([], []);
+
+/// `/system/logging/action` from 7.19.6, which adds `vrf` (ansible `_api_data.py` gates it
+/// at `>= 7.19.6`).
+pub(crate) static LOGGING_ACTION_VRF: Menu =
+    modern_logging_action_menu!([prop("vrf", Kind::Text, None),], ["vrf",]);
 
 /// `/system/logging`: which topics go to which action.
 pub(crate) static LOGGING: Menu = Menu {
@@ -339,27 +385,41 @@ pub(crate) static LOGGING: Menu = Menu {
     ],
 };
 
-/// Every configuration menu.
-pub(crate) static ALL: [&Menu; 10] = [
-    &USER,
-    &USER_GROUP,
-    &IP_FIREWALL_FILTER,
-    &IP_FIREWALL_RAW,
-    &IPV6_FIREWALL_FILTER,
-    &IPV6_FIREWALL_RAW,
-    &CERTIFICATE,
-    &IP_SERVICE,
-    &LOGGING_ACTION,
-    &LOGGING,
-];
+/// The `/system/logging/action` menu of RouterOS `version`.
+pub(crate) fn logging_action(version: RouterOsVersion) -> &'static Menu {
+    if version < RouterOsVersion::REMOTE_LOG_FORMAT {
+        &LOGGING_ACTION_LEGACY
+    } else if version < RouterOsVersion::LOGGING_VRF {
+        &LOGGING_ACTION
+    } else {
+        &LOGGING_ACTION_VRF
+    }
+}
 
-/// The tables of a fresh RouterOS 7: default groups, services, logging actions and rules
-/// (user `admin` is added by the router).
-pub(crate) fn defaults() -> Vec<ConfigTable> {
-    ALL.iter()
+/// Every configuration menu of RouterOS `version`.
+pub(crate) fn all(version: RouterOsVersion) -> [&'static Menu; 10] {
+    [
+        &USER,
+        &USER_GROUP,
+        &IP_FIREWALL_FILTER,
+        &IP_FIREWALL_RAW,
+        &IPV6_FIREWALL_FILTER,
+        &IPV6_FIREWALL_RAW,
+        &CERTIFICATE,
+        &IP_SERVICE,
+        logging_action(version),
+        &LOGGING,
+    ]
+}
+
+/// The tables of a fresh RouterOS `version`: default groups, services, logging actions
+/// and rules (user `admin` is added by the router).
+pub(crate) fn defaults(version: RouterOsVersion) -> Vec<ConfigTable> {
+    all(version)
+        .into_iter()
         .map(|menu| {
             let mut t = ConfigTable::new(menu);
-            for row in default_rows(menu.path) {
+            for row in default_rows(menu) {
                 t.add_builtin(
                     &row.iter()
                         .map(|(k, v)| (*k, v.as_str()))
@@ -371,11 +431,11 @@ pub(crate) fn defaults() -> Vec<ConfigTable> {
         .collect()
 }
 
-fn default_rows(path: &str) -> Vec<Vec<(&'static str, String)>> {
+fn default_rows(menu: &'static Menu) -> Vec<Vec<(&'static str, String)>> {
     let row = |pairs: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
         pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
     };
-    match path {
+    match menu.path {
         "/user/group" => {
             let read = Policies::FULL
                 .without(super::users::Policy::Ftp)
@@ -437,17 +497,16 @@ fn default_rows(path: &str) -> Vec<Vec<(&'static str, String)>> {
                 ("remember", "true"),
                 ("default", "true"),
             ]),
-            row(&[
-                ("name", "remote"),
-                ("target", "remote"),
-                ("remote", "0.0.0.0"),
-                ("remote-port", "514"),
-                ("src-address", "0.0.0.0"),
-                ("bsd-syslog", "false"),
-                ("syslog-facility", "daemon"),
-                ("syslog-severity", "auto"),
-                ("default", "true"),
-            ]),
+            {
+                let mut remote = row(&[
+                    ("name", "remote"),
+                    ("target", "remote"),
+                    ("remote", "0.0.0.0"),
+                ]);
+                remote.extend(remote_action_defaults(menu).map(|(k, v)| (k, v.to_owned())));
+                remote.push(("default", "true".to_owned()));
+                remote
+            },
         ],
         "/system/logging" => [
             ("info", "memory"),
@@ -471,11 +530,29 @@ fn default_rows(path: &str) -> Vec<Vec<(&'static str, String)>> {
     }
 }
 
-/// Properties a new remote logging action gets when not given, as on a router.
-pub(crate) const REMOTE_ACTION_DEFAULTS: &[(&str, &str)] = &[
+/// Properties a new remote logging action gets when not given, as on a router: defaults
+/// from ansible `community.routeros` `_api_data.py` (`system logging action`) and
+/// ROUTEROS.md section 5. Only those the menu of the router's version has are used.
+const REMOTE_ACTION_DEFAULTS: &[(&str, &str)] = &[
     ("remote-port", "514"),
     ("src-address", "0.0.0.0"),
-    ("bsd-syslog", "false"),
     ("syslog-facility", "daemon"),
     ("syslog-severity", "auto"),
+    ("syslog-time-format", "bsd-syslog"),
+    ("bsd-syslog", "false"),
+    ("remote-protocol", "udp"),
+    ("remote-log-format", "default"),
+    ("cef-event-delimiter", "\r\n"),
+    ("check-certificate", "false"),
+    ("vrf", "main"),
 ];
+
+/// The remote action defaults `menu` (a `/system/logging/action` of some version) has.
+pub(crate) fn remote_action_defaults(
+    menu: &'static Menu,
+) -> impl Iterator<Item = (&'static str, &'static str)> {
+    REMOTE_ACTION_DEFAULTS
+        .iter()
+        .copied()
+        .filter(move |(k, _)| menu.prop(k).is_some())
+}

@@ -18,6 +18,28 @@ pub struct RouterOsVersion {
 }
 
 impl RouterOsVersion {
+    /// 7.18: `/system/logging/action` gets `remote-log-format` and `remote-protocol` and
+    /// loses `bsd-syslog` (ROUTEROS.md section 5; ansible `community.routeros`
+    /// `_api_data.py`, `system logging action`).
+    pub const REMOTE_LOG_FORMAT: Self = Self::new(7, 18, 0);
+    /// 7.19.6: logging actions get `vrf` (ansible `_api_data.py`, `system logging action`).
+    pub const LOGGING_VRF: Self = Self::new(7, 19, 6);
+
+    /// The version `major.minor.patch`.
+    pub const fn new(major: u16, minor: u16, patch: u16) -> Self {
+        Self {
+            major,
+            minor,
+            patch,
+        }
+    }
+
+    /// Whether this version's logging actions have `remote-log-format` and
+    /// `remote-protocol` instead of `bsd-syslog` (7.18 and later).
+    pub fn has_remote_log_format(self) -> bool {
+        self >= Self::REMOTE_LOG_FORMAT
+    }
+
     /// Parses `7.18`, `7.18.2` or `7.18.2 (stable)`.
     pub fn parse(text: &str) -> Option<Self> {
         let number = text.split_whitespace().next()?;

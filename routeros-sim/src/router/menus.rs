@@ -10,14 +10,15 @@ use std::time::{Duration, SystemTime};
 use super::{Router, State};
 use crate::duration::{civil, format_full_time};
 use crate::model::config::{ConfigRow, ConfigTable, Menu};
-use crate::model::menus::{self, REMOTE_ACTION_DEFAULTS};
+use crate::model::menus;
+use crate::model::resource::RouterOsVersion;
 use crate::model::users::{Policies, User};
 use crate::model::{self, PrintOptions, Trap};
 use crate::sentence::{Request, Sentence, TrapCategory};
 
-/// The configuration menu at `path`, if the simulator has it.
-pub(super) fn menu(path: &str) -> Option<&'static Menu> {
-    menus::ALL.iter().copied().find(|m| m.path == path)
+/// The configuration menu at `path` on RouterOS `version`, if the simulator has it.
+pub(super) fn menu(path: &str, version: RouterOsVersion) -> Option<&'static Menu> {
+    menus::all(version).into_iter().find(|m| m.path == path)
 }
 
 /// Whether `ip` is in `prefix` (`192.0.2.0/24`, `2001:db8::/32`, or one address).
@@ -60,7 +61,7 @@ impl State {
         self.menus.iter_mut().find(|t| t.menu().path == path)
     }
 
-    fn menu_rows(&self, path: &str) -> &[ConfigRow] {
+    pub(super) fn menu_rows(&self, path: &str) -> &[ConfigRow] {
         self.menus
             .iter()
             .find(|t| t.menu().path == path)
@@ -248,9 +249,9 @@ impl Router {
                 if menu.path == menus::LOGGING_ACTION.path
                     && request.get("target") == Some(b"remote")
                 {
-                    for (k, v) in REMOTE_ACTION_DEFAULTS {
+                    for (k, v) in menus::remote_action_defaults(menu) {
                         if !request.has(k) {
-                            request = request.attr(*k, *v);
+                            request = request.attr(k, v);
                         }
                     }
                 }
