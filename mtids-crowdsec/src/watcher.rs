@@ -25,9 +25,10 @@ const MAX_EVENTS: usize = 16;
 const MAX_META: usize = 16;
 const MAX_KEY: usize = 64;
 const MAX_VALUE: usize = 512;
-/// Tries for an alert batch the LAPI answers with an error status (not for a LAPI that
-/// cannot be reached: those are retried until it is back, the queue being bounded).
-const MAX_STATUS_ATTEMPTS: u32 = 5;
+/// Tries for an alert batch the LAPI answers with 5xx, 401 (login refused) or 429, about two
+/// minutes with the default backoff. Other 4xx are not retried; a LAPI that cannot be
+/// reached is retried until it is back (the queue being bounded).
+const MAX_STATUS_ATTEMPTS: u32 = 10;
 
 /// How the watcher queues and retries.
 #[derive(Clone, Debug, PartialEq, Eq)]
