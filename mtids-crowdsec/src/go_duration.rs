@@ -199,7 +199,7 @@ mod tests {
     #[test]
     fn go_grammar() {
         assert_eq!(pos("0"), Duration::ZERO);
-        assert_eq!(parse_go_duration("-0").unwrap().negative, false);
+        assert!(!parse_go_duration("-0").unwrap().negative);
         assert_eq!(pos("+5s"), Duration::from_secs(5));
         assert_eq!(pos("1.5h"), Duration::from_secs(5400));
         assert_eq!(pos(".5s"), Duration::from_millis(500));

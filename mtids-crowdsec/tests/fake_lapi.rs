@@ -2,6 +2,9 @@
 //! does not give on demand: null lists, unknown scopes, bad durations, invalid addresses,
 //! garbage, expired tokens and 401s. Loopback only.
 
+// Helpers outside #[test] functions unwrap too: a panic in a test is a failed assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};

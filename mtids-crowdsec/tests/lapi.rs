@@ -6,6 +6,9 @@
 //! uses its own bouncer (the LAPI keeps each bouncer's last pull) and its own addresses.
 //! The tests that stop or restart the LAPI take a write lock; the others a read lock.
 
+// Helpers outside #[test] functions unwrap too: a panic in a test is a failed assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::process::Command;
 use std::sync::OnceLock;

@@ -22,7 +22,11 @@ log() { printf 'lapi.sh: %s\n' "$*" >&2; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
 
-running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+# Our crowdsec is running: the pid file names a live process that is crowdsec (a stale file
+# may name a reused pid).
+running() {
+    [ -f "$PIDFILE" ] && [ "$(cat "/proc/$(cat "$PIDFILE")/comm" 2>/dev/null)" = crowdsec ]
+}
 
 install() {
     command -v crowdsec >/dev/null && command -v cscli >/dev/null && return
