@@ -28,8 +28,8 @@ const DURING: &str = "decisions stream";
 /// A CrowdSec bouncer: pulls `GET /v1/decisions/stream` with its API key.
 ///
 /// The first [`pull`](Self::pull) asks for the snapshot (`startup=true`); later ones for the
-/// changes since the previous successful pull (`startup=false`; the LAPI remembers the
-/// bouncer's last pull). A failed pull changes nothing: the next one asks again. The
+/// changes since the previous pull (`startup=false`; the LAPI remembers the bouncer's last
+/// pull). After a failed pull the next one asks for the snapshot again. The
 /// scopes asked for are always `ip,range`; [`StreamFilters`] adds `origins=` and
 /// `scenarios_containing=`.
 ///
@@ -112,8 +112,17 @@ impl Bouncer {
     ///
     /// [`CrowdsecError::Unreachable`], [`CrowdsecError::Status`] (401/403: a wrong bouncer
     /// key), [`CrowdsecError::Malformed`] or [`CrowdsecError::TooLarge`]; nothing of a failed
-    /// answer is used.
+    /// answer is used, and the next pull is a snapshot.
     pub async fn pull(&mut self) -> Result<StreamUpdate, CrowdsecError> {
+        let result = self.pull_once().await;
+        // The LAPI may have moved this bouncer's position even though the answer did not
+        // reach us whole (a cut connection, a proxy's error page): the next pull takes
+        // the snapshot again rather than risk missing changes.
+        self.started = result.is_ok();
+        result
+    }
+
+    async fn pull_once(&mut self) -> Result<StreamUpdate, CrowdsecError> {
         let startup = !self.started;
         let mut url = self.stream_url.clone();
         {
@@ -150,7 +159,6 @@ impl Bouncer {
                 reason: e.to_string(),
             })?;
         let update = self.apply(raw, startup, Instant::now());
-        self.started = true;
         if update.skipped.total() > 0 {
             tracing::debug!(skipped = ?update.skipped, "decisions left out of the pull");
         }

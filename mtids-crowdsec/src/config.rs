@@ -39,7 +39,7 @@ pub struct CrowdsecConfig {
     /// Environment variable holding the bouncer API key (`cscli bouncers add NAME`).
     #[serde(default)]
     pub bouncer_key_env: Option<String>,
-    /// File holding the bouncer API key (surrounding whitespace is ignored).
+    /// File whose first line is the bouncer API key (surrounding whitespace is ignored).
     #[serde(default)]
     pub bouncer_key_file: Option<PathBuf>,
     /// The watcher's machine name (`cscli machines add NAME --password ...`).
@@ -48,7 +48,7 @@ pub struct CrowdsecConfig {
     /// Environment variable holding the machine password.
     #[serde(default)]
     pub machine_password_env: Option<String>,
-    /// File holding the machine password.
+    /// File whose first line is the machine password.
     #[serde(default)]
     pub machine_password_file: Option<PathBuf>,
     /// How often the bouncer asks for new and deleted decisions (`"2s"`, `"500ms"`).
@@ -315,8 +315,9 @@ fn read_secret(
             (file_key, value)
         }
     };
+    // The first line, as for the routers' `password_file` (a trailing newline is common).
     let (key, text) = value;
-    let text = text.trim();
+    let text = text.lines().next().unwrap_or_default().trim();
     if text.is_empty() {
         return Err(invalid(key, "the secret it names is empty".to_owned()));
     }
@@ -363,7 +364,7 @@ mod tests {
 
     fn no_files(path: &Path) -> std::io::Result<String> {
         match path.to_str() {
-            Some("/k") => Ok("file-key".to_owned()),
+            Some("/k") => Ok("file-key\n# a comment line\n".to_owned()),
             _ => Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
         }
     }

@@ -221,6 +221,39 @@ async fn garbage_fails_that_pull_only() {
 }
 
 #[tokio::test]
+async fn a_failed_delta_is_followed_by_a_snapshot() {
+    let (url, fake) = serve().await;
+    let mut b = bouncer(&url);
+    let one = r#"{"new":[{"id":1,"origin":"cscli","type":"ban","scope":"Ip","value":"198.51.100.7","duration":"1h","scenario":"x"}],"deleted":null}"#;
+    answer(&fake, 200, one);
+    answer(&fake, 200, r#"{"new":[{"id":2,"#);
+    answer(&fake, 200, one);
+    answer(&fake, 200, r#"{"new":null,"deleted":null}"#);
+    assert!(b.pull().await.unwrap().startup);
+    assert!(b.pull().await.is_err());
+    let u = b.pull().await.unwrap();
+    assert!(u.startup, "the changes of the lost answer are not lost");
+    assert_eq!(u.new.len(), 1);
+    assert!(!b.pull().await.unwrap().startup);
+    let queries: Vec<String> = fake
+        .lock()
+        .unwrap()
+        .stream_requests
+        .iter()
+        .map(|(q, _)| q[..12].to_owned())
+        .collect();
+    assert_eq!(
+        queries,
+        [
+            "startup=true",
+            "startup=fals",
+            "startup=true",
+            "startup=fals"
+        ]
+    );
+}
+
+#[tokio::test]
 async fn unreachable_lapi_is_an_error_not_a_hang() {
     // A port that was just free: nothing listens there.
     let port = {

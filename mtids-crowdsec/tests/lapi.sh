@@ -22,10 +22,27 @@ log() { printf 'lapi.sh: %s\n' "$*" >&2; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
 
-# Our crowdsec is running: the pid file names a live process that is crowdsec (a stale file
-# may name a reused pid).
-running() {
-    [ -f "$PIDFILE" ] && [ "$(cat "/proc/$(cat "$PIDFILE")/comm" 2>/dev/null)" = crowdsec ]
+# A live (not zombie) crowdsec process with this pid.
+alive() {
+    local stat
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+    [[ "$stat" == *"(crowdsec) "[RSDT]* ]]
+}
+
+# Our crowdsec: the pid file's, or (after a lost pid file) the one running our config.
+our_pid() {
+    local pid
+    if [ -f "$PIDFILE" ] && alive "$(cat "$PIDFILE")"; then
+        cat "$PIDFILE"
+        return
+    fi
+    pid="$(pgrep -f -x "crowdsec -c $CFG -no-capi -no-cs" | head -n 1)" || true
+    if [ -n "$pid" ] && alive "$pid"; then
+        echo "$pid" >"$PIDFILE"
+        echo "$pid"
+        return
+    fi
+    return 1
 }
 
 install() {
@@ -98,17 +115,26 @@ YAML
 }
 
 start() {
-    if running && port_open; then
-        return
+    if our_pid >/dev/null; then
+        for _ in $(seq 1 150); do
+            port_open && return
+            sleep 0.2
+        done
+        log "crowdsec runs but 127.0.0.1:$PORT does not answer"
+        exit 1
+    fi
+    if port_open; then
+        log "127.0.0.1:$PORT is taken by another program; set MTIDS_TEST_LAPI_PORT"
+        exit 1
     fi
     rm -f "$PIDFILE"
-    setsid crowdsec -c "$CFG" -no-capi -no-cs >>"$DIR/log/stdout.log" 2>&1 </dev/null &
-    echo $! >"$PIDFILE"
-    for _ in $(seq 1 150); do
-        if port_open; then
+    # Its own session (setsid -f always forks), so that it outlives this script's caller.
+    setsid -f crowdsec -c "$CFG" -no-capi -no-cs >>"$DIR/log/stdout.log" 2>&1 </dev/null
+    for i in $(seq 1 150); do
+        if port_open && our_pid >/dev/null; then
             return
         fi
-        if ! running; then
+        if [ "$i" -gt 10 ] && ! our_pid >/dev/null; then
             log "crowdsec exited at start; its log:"
             tail -n 30 "$DIR/log/crowdsec_api.log" "$DIR/log/stdout.log" >&2 || true
             exit 1
@@ -120,17 +146,24 @@ start() {
 }
 
 stop() {
-    if running; then
-        local pid
-        pid="$(cat "$PIDFILE")"
+    local pid
+    if pid="$(our_pid)"; then
         kill "$pid" 2>/dev/null || true
         for _ in $(seq 1 100); do
-            kill -0 "$pid" 2>/dev/null || break
+            alive "$pid" || break
             sleep 0.1
         done
-        kill -9 "$pid" 2>/dev/null || true
+        if alive "$pid"; then
+            kill -9 "$pid" 2>/dev/null || true
+        fi
     fi
     rm -f "$PIDFILE"
+    for _ in $(seq 1 50); do
+        port_open || return 0
+        sleep 0.1
+    done
+    log "127.0.0.1:$PORT still answers after stopping crowdsec"
+    exit 1
 }
 
 credentials() {
