@@ -166,6 +166,7 @@ impl Bouncer {
             tracing::warn!(
                 left_out = update.skipped.over_cap,
                 max_pulled_bans = self.max_bans,
+                first = ?update.left_out,
                 "pulled bans left out: max_pulled_bans reached"
             );
         }
@@ -179,11 +180,14 @@ impl Bouncer {
             ..StreamUpdate::default()
         };
         if startup {
+            // A snapshot replaces everything; its `deleted` (every expired decision the LAPI
+            // still stores) says nothing more.
             self.held.clear();
-        }
-        // Deleted first: a target re-banned within one interval ends up held.
-        for decision in raw.deleted.into_iter().flatten() {
-            self.take_deleted(decision, now, &mut update);
+        } else {
+            // Deleted first: a target re-banned within one interval ends up held.
+            for decision in raw.deleted.into_iter().flatten() {
+                self.take_deleted(decision, now, &mut update);
+            }
         }
         for decision in raw.new.into_iter().flatten() {
             self.take_new(decision, now, &mut update);
@@ -236,6 +240,9 @@ impl Bouncer {
             Entry::Vacant(entry) => {
                 if held >= self.max_bans {
                     update.skipped.over_cap += 1;
+                    if update.left_out.len() < 10 {
+                        update.left_out.push(ban.target);
+                    }
                     return;
                 }
                 entry.insert(vec![(ban.id, end)]);
@@ -293,6 +300,7 @@ mod tests {
         );
         assert_eq!(u.new.len(), 2);
         assert_eq!(u.skipped.over_cap, 1);
+        assert_eq!(u.left_out, ["192.0.2.3".parse::<IpPrefix>().unwrap()]);
         let u = b.apply(
             stream(vec![raw(4, "192.0.2.1", "2h", "crowdsec")], vec![]),
             false,
@@ -338,6 +346,28 @@ mod tests {
             now,
         );
         assert_eq!(u.deleted.len(), 1);
+    }
+
+    #[test]
+    fn a_snapshot_replaces_and_ignores_its_deleted_list() {
+        let mut b = bouncer(10, OwnBans::new());
+        let now = Instant::now();
+        b.apply(
+            stream(vec![raw(1, "192.0.2.1", "1h", "cscli")], vec![]),
+            true,
+            now,
+        );
+        let u = b.apply(
+            stream(
+                vec![raw(2, "192.0.2.2", "1h", "cscli")],
+                vec![raw(1, "192.0.2.1", "-1h", "cscli")],
+            ),
+            true,
+            now,
+        );
+        assert!(u.startup && u.deleted.is_empty());
+        assert_eq!(u.new.len(), 1);
+        assert_eq!(b.held(), 1, "the snapshot replaced what was held");
     }
 
     #[test]

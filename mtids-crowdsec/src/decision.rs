@@ -142,7 +142,8 @@ impl SkippedDecisions {
 #[non_exhaustive]
 pub struct StreamUpdate {
     /// Whether this was the startup snapshot (`startup=true`): `new` is then everything the
-    /// LAPI holds, and pulled bans not in it should be removed.
+    /// LAPI holds (up to `max_pulled_bans`), pulled bans not in it should be removed, and
+    /// `deleted` is empty (the LAPI's list of every expired decision is not needed).
     pub startup: bool,
     /// Bans to apply (or extend).
     pub new: Vec<Ban>,
@@ -150,6 +151,8 @@ pub struct StreamUpdate {
     pub deleted: Vec<Ban>,
     /// What was skipped, by reason.
     pub skipped: SkippedDecisions,
+    /// The first few targets left out by `max_pulled_bans` (at most 10), to name in logs.
+    pub left_out: Vec<IpPrefix>,
 }
 
 /// Why a raw decision was not a ban.

@@ -159,7 +159,10 @@ async fn bad_decisions_are_skipped_and_counted() {
     ],"deleted":[
         {"id":10,"origin":"cscli","type":"ban","scope":"Ip","value":"192.0.2.1","duration":"-1m2s","scenario":"ssh"}
     ]}"#;
+    // A delta, after an empty snapshot (a snapshot has no `deleted`).
+    answer(&fake, 200, r#"{"new":null,"deleted":null}"#);
     answer(&fake, 200, body);
+    b.pull().await.unwrap();
     let u = b.pull().await.unwrap();
     let targets: Vec<String> = u.new.iter().map(|b| b.target.to_string()).collect();
     assert_eq!(targets, ["198.51.100.7", "203.0.113.0/24"]);
