@@ -206,7 +206,11 @@ async fn cscli_ban_is_in_the_snapshot_and_its_deletion_in_the_next_delta() {
     let _up = lapi_up().await;
     let ip = "198.51.100.7";
     clear("-i", ip);
-    let mut bouncer = new_bouncer("snapshot", StreamFilters::default(), OwnBans::new());
+    let mut bouncer = new_bouncer(
+        "snapshot",
+        StreamFilters::new(vec!["cscli".into()], vec![]),
+        OwnBans::new(),
+    );
     cscli(&["decisions", "add", "-i", ip, "-d", "1h"]);
 
     let update = bouncer.pull().await.unwrap();
@@ -235,7 +239,11 @@ async fn range_ban_and_origin_filter() {
     clear("-r", range);
     cscli(&["decisions", "add", "-r", range, "-d", "2h"]);
 
-    let mut bouncer = new_bouncer("range", StreamFilters::default(), OwnBans::new());
+    let mut bouncer = new_bouncer(
+        "range",
+        StreamFilters::new(vec!["cscli".into()], vec![]),
+        OwnBans::new(),
+    );
     let update = bouncer.pull().await.unwrap();
     let ban = find(&update.new, range).expect("the range ban is in the startup stream");
     assert_eq!(ban.scope, BanScope::Range);
@@ -291,7 +299,11 @@ async fn pushed_alert_is_a_cscli_decision_and_comes_back_marked_as_ours() {
     );
 
     // This instance's bouncer recognises its own ban ...
-    let mut ours = new_bouncer("push-ours", StreamFilters::default(), own);
+    let mut ours = new_bouncer(
+        "push-ours",
+        StreamFilters::new(vec!["mtids".into()], vec![]),
+        own,
+    );
     let update = ours.pull().await.unwrap();
     let ban = find(&update.new, ip).expect("the pushed ban is in the stream");
     assert_eq!(
