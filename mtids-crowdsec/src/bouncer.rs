@@ -27,6 +27,13 @@ const DURING: &str = "decisions stream";
 
 /// A CrowdSec bouncer: pulls `GET /v1/decisions/stream` with its API key.
 ///
+/// The LAPI's side (crowdsec v1.4.6, `StreamDecision` in
+/// `pkg/apiserver/controllers/v1/decisions.go`): `startup=true` answers every active
+/// decision in `new` and every expired one in `deleted`; otherwise `new` holds decisions
+/// created since the bouncer's last pull and `deleted` those that ended since then; the
+/// last pull is stored at the end of every successful answer; `scopes` defaults to
+/// `ip,range`; each list is deduplicated by value, scope and type.
+///
 /// The first [`pull`](Self::pull) asks for the snapshot (`startup=true`); later ones for the
 /// changes since the previous pull (`startup=false`; the LAPI remembers the bouncer's last
 /// pull). After a failed pull the next one asks for the snapshot again. The

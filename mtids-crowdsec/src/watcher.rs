@@ -34,7 +34,7 @@ const MAX_STATUS_ATTEMPTS: u32 = 10;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WatcherConfig {
-    /// Alerts waiting at most; a full queue drops its oldest alert.
+    /// Alerts waiting at most (plus one batch being sent); a full queue drops its oldest.
     pub queue_capacity: usize,
     /// Alerts sent in one `POST /v1/alerts`.
     pub batch_size: usize,
@@ -277,6 +277,9 @@ struct Shared {
 ///
 /// Every submitted target is recorded in the watcher's [`OwnBans`], which the bouncer uses
 /// to mark bans that come back as [`pushed_by_us`](crate::Ban::pushed_by_us).
+///
+/// Dropping the watcher abandons what is queued; [`shutdown`](Self::shutdown) delivers
+/// first, within a deadline.
 #[derive(Debug)]
 pub struct Watcher {
     shared: Arc<Shared>,
