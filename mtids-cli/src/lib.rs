@@ -27,6 +27,7 @@ pub mod replay;
 pub mod run;
 pub mod setup;
 pub mod simulate;
+pub mod status;
 
 use std::process::ExitCode;
 
@@ -70,6 +71,16 @@ pub fn load_config(cli: &Cli) -> Result<config::Loaded, CliError> {
     Ok(loaded)
 }
 
+/// The global options of `cli`, to load the configuration again on a reload.
+fn cli_for_reload(cli: &Cli) -> Cli {
+    Cli {
+        config: cli.config.clone(),
+        debug: cli.debug,
+        log_format: cli.log_format,
+        command: Command::Reload,
+    }
+}
+
 /// Runs one parsed command line to completion on a new tokio runtime.
 ///
 /// # Errors
@@ -93,12 +104,20 @@ pub fn execute(cli: Cli) -> Result<(), CliError> {
         .map_err(|e| CliError::io("starting the async runtime", e))?;
     runtime.block_on(async move {
         match &cli.command {
-            Command::Run(args) => run::run(loaded.config, args).await,
+            Command::Run(args) => {
+                let reload_cli = cli_for_reload(&cli);
+                let reloader: daemon::control::Reloader =
+                    std::sync::Arc::new(move || load_config(&reload_cli).map(|l| l.config));
+                run::run(loaded.config, args, Some(reloader)).await
+            }
             Command::Simulate(args) => simulate::simulate(loaded.config, args).await,
             Command::Replay(args) => replay::execute(&loaded.config.detection, args),
             Command::Setup(args) => setup::execute(&loaded.config, args).await,
             Command::Check(args) => check::execute(&loaded.config, args).await,
             Command::Bans(args) => bans::execute(&loaded.config, args).await,
+            Command::Status(args) => status::status(&loaded.config, args).await,
+            Command::Reload => status::reload(&loaded.config).await,
+            Command::Alert(args) => status::alert(&loaded.config, args).await,
         }
     })
 }

@@ -67,7 +67,7 @@ pub(crate) async fn run_detection(
     shared: Arc<Shared>,
     mut engine: DetectionEngine,
     mut inputs: mpsc::Receiver<Input>,
-    enforcement: Enforcement,
+    mut enforcement: Enforcement,
 ) {
     restore_bans(&shared, &mut engine);
     let mut ledger_sync = super::ledger_sync::LedgerSync::new(&shared);
@@ -87,6 +87,7 @@ pub(crate) async fn run_detection(
                 match input {
                     Input::Event { source, now, event, observed: at } => {
                         Stats::bump(&shared.stats.events);
+                        shared.live.event(source, now, shared.now());
                         if let Some(counters) = shared.event_counters.get(source) {
                             counters.count(event.kind());
                         }
@@ -113,6 +114,10 @@ pub(crate) async fn run_detection(
             }
             _ = ledger_tick.tick(), if shared.ledger.is_some() => {
                 ledger_sync.tick(&shared, &mut engine, &enforcement.fleet);
+                continue;
+            }
+            Some(command) = enforcement.commands.recv() => {
+                super::control::apply(&shared, &mut engine, &own, command);
                 continue;
             }
             _ = shutdown.changed() => break,
@@ -147,7 +152,7 @@ impl DryRunBans {
 
 /// Tells the policy about bans still active in the ledger, so a restart neither bans
 /// them again nor forgets the escalation.
-fn restore_bans(shared: &Shared, engine: &mut DetectionEngine) {
+pub(crate) fn restore_bans(shared: &Shared, engine: &mut DetectionEngine) {
     let now_sys = shared.now();
     let now = timestamp(now_sys);
     let Some(active) = shared.with_ledger("reading active bans", |l| l.active(None, now_sys))
@@ -172,6 +177,8 @@ fn restore_bans(shared: &Shared, engine: &mut DetectionEngine) {
 pub(crate) struct Enforcement {
     pub(crate) fleet: Arc<Fleet>,
     pub(crate) tracker: Arc<Tracker>,
+    /// From the control socket: reload, manual bans and unbans.
+    pub(crate) commands: mpsc::Receiver<super::control::EngineCommand>,
 }
 
 fn handle_outcome(
