@@ -86,7 +86,15 @@ fn cli_for_reload(cli: &Cli) -> Cli {
 /// # Errors
 /// Whatever stopped the command; [`CliError::exit_code`] gives the status.
 pub fn execute(cli: Cli) -> Result<(), CliError> {
-    let mut loaded = load_config(&cli)?;
+    let mut loaded = match load_config(&cli) {
+        // The running daemon is not asked: it keeps the configuration it has.
+        Err(e) if matches!(cli.command, Command::Reload) => {
+            return Err(CliError::Daemon(format!(
+                "reload refused: {e}\n(the running daemon was not asked to reload: it keeps running with the previous configuration)"
+            )));
+        }
+        loaded => loaded?,
+    };
     // The simulation prints its own progress: only warnings from the logs, unless asked.
     if matches!(cli.command, Command::Simulate(_))
         && !cli.debug
