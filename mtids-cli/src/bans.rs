@@ -850,11 +850,59 @@ fn show(ledger: &BanLedger, target: &str, out: &mut String) -> Result<(), CliErr
             fmt_time(b.created),
             b.expires.map_or("never".to_owned(), fmt_time)
         );
+        if let Some(evidence) = ledger.evidence(b.id)? {
+            render_evidence(&evidence, out);
+        }
+        let _ = writeln!(out, "  history:");
         for e in ledger.events(b.id)? {
-            let _ = writeln!(out, "  {}  {:<8} {}", fmt_time(e.at), e.state, e.detail);
+            let _ = writeln!(out, "    {}  {:<8} {}", fmt_time(e.at), e.state, e.detail);
         }
     }
     Ok(())
+}
+
+/// The evidence kept with a ban (JSON from [`mtids_enforce::evidence_json`]), a few
+/// indented lines. Every text came from a log line: control characters are not printed.
+fn render_evidence(evidence: &str, out: &mut String) {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(evidence) else {
+        return;
+    };
+    let clean = |s: &str| -> String { s.chars().filter(|c| !c.is_control()).collect() };
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => clean(s),
+        other => clean(&other.to_string()),
+    };
+    let list = |key: &str| -> Option<String> {
+        let items: Vec<String> = v[key].as_array()?.iter().map(text).collect();
+        (!items.is_empty()).then(|| items.join(", "))
+    };
+    let window = v["window"]["secs"]
+        .as_u64()
+        .or_else(|| v["window"].as_u64())
+        .map_or(String::new(), |s| format!(" in {s}s"));
+    let _ = writeln!(
+        out,
+        "  evidence: {} {}/{}{window}{}",
+        text(&v["kind"]),
+        text(&v["count"]),
+        text(&v["threshold"]),
+        v["router"]
+            .as_str()
+            .map_or(String::new(), |r| format!(", seen by {}", clean(r)))
+    );
+    for (label, key) in [
+        ("users", "users"),
+        ("services", "services"),
+        ("ports", "ports"),
+        ("destinations", "destinations"),
+    ] {
+        if let Some(items) = list(key) {
+            let _ = writeln!(out, "    {label}: {items}");
+        }
+    }
+    for sample in v["samples"].as_array().into_iter().flatten() {
+        let _ = writeln!(out, "    sample: {}", text(sample));
+    }
 }
 
 /// `mtids bans` as the binary runs it.

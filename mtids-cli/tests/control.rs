@@ -327,6 +327,14 @@ async fn status_bans_and_flush_through_a_running_daemon() {
     assert_eq!(code, 0);
     assert!(stdout.contains("by brute_force"), "{stdout}");
     assert!(stdout.contains("applied"), "{stdout}");
+    // The finding's evidence, kept in the ledger.
+    assert!(
+        stdout.contains("evidence: brute_force 5/5 in 60s, seen by gw"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("users: admin"), "{stdout}");
+    assert!(stdout.contains("services: ssh"), "{stdout}");
+    assert!(stdout.contains("history:"), "{stdout}");
 
     // Flush: refused without a terminal and without --yes; nothing removed.
     let (code, _, stderr) = mtids(&config, &["bans", "flush", "--detector", "brute_force"]);
@@ -493,7 +501,7 @@ async fn sighup_applies_allowlist_and_log_level_and_a_bad_file_keeps_the_old_con
     // SIGHUP logs the error.
     write_config(
         &config,
-        &"[detection.brute_force]\nmax_failures = \"many\"\n",
+        "[detection.brute_force]\nmax_failures = \"many\"\n",
     );
     let (code, _, stderr) = mtids(&config, &["reload"]);
     assert_eq!(code, 1);
