@@ -148,8 +148,8 @@ fn attack(syslog: std::net::SocketAddr, ip: &str) {
     }
 }
 
-/// An HTTP sink on loopback answering 200 to every request; each body arrives on the
-/// receiver.
+/// An HTTP sink on loopback answering 200 to every request; each request line and body
+/// arrives on the receiver.
 fn http_sink() -> (std::net::SocketAddr, mpsc::Receiver<String>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -159,10 +159,14 @@ fn http_sink() -> (std::net::SocketAddr, mpsc::Receiver<String>) {
             let Ok(mut stream) = stream else { break };
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let mut length = 0usize;
+            let mut request_line = String::new();
             loop {
                 let mut line = String::new();
                 if reader.read_line(&mut line).unwrap_or(0) == 0 {
                     break;
+                }
+                if request_line.is_empty() {
+                    request_line = line.trim_end().to_owned();
                 }
                 let lower = line.to_ascii_lowercase();
                 if let Some(v) = lower.strip_prefix("content-length:") {
@@ -176,7 +180,10 @@ fn http_sink() -> (std::net::SocketAddr, mpsc::Receiver<String>) {
             let _ = reader.read_exact(&mut body);
             let _ = stream
                 .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
+            let _ = tx.send(format!(
+                "{request_line}\n{}",
+                String::from_utf8_lossy(&body)
+            ));
         }
     });
     (addr, rx)
@@ -579,4 +586,48 @@ async fn alert_test_without_a_daemon_hits_the_loopback_sink() {
     let body =
         tokio::task::block_in_place(|| bodies.recv_timeout(Duration::from_secs(10))).unwrap();
     assert!(body.contains("mtids alert test"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_probes_alert_destinations_without_sending_anything() {
+    let (_router, server) = sim().await;
+    let port = server.local_addr().port();
+    let (sink, requests) = http_sink();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mtids.toml");
+    write_config(
+        &config,
+        &format!(
+            "[[router]]\nname = \"gw\"\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"ids\"\npassword = \"pw\"\n\n\
+             [ledger]\npath = \"{}\"\n\n\
+             [alert.telegram]\nbot_token = \"123456:ABC-def\"\nchat_id = 42\napi_url = \"http://{sink}\"\n\n\
+             [[alert.webhook]]\nname = \"sink\"\nurl = \"http://{sink}/hook\"\n\n\
+             [[alert.webhook]]\nname = \"closed\"\nurl = \"http://{}/hook\"\n",
+            dir.path().join("bans.db").display(),
+            free_tcp()
+        ),
+    );
+    let (_, stdout, _) = mtids(&config, &["check"]);
+    let line = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains(&format!("alert destination {name}")))
+            .unwrap_or_else(|| panic!("no item for {name}:\n{stdout}"))
+            .to_owned()
+    };
+    assert!(line("telegram").contains("PASS"), "{stdout}");
+    assert!(line("sink").contains("PASS"), "{stdout}");
+    assert!(line("closed").contains("FAIL"), "{stdout}");
+    // A getMe and a HEAD: nothing was posted.
+    let mut seen = Vec::new();
+    while let Ok(r) = requests.recv_timeout(Duration::from_millis(500)) {
+        seen.push(r);
+    }
+    assert!(
+        seen.iter()
+            .any(|r| r.starts_with("GET /bot123456:ABC-def/getMe")),
+        "{seen:?}"
+    );
+    assert!(seen.iter().any(|r| r.starts_with("HEAD /hook")), "{seen:?}");
+    assert!(seen.iter().all(|r| !r.starts_with("POST")), "{seen:?}");
 }
