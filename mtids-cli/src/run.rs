@@ -37,8 +37,9 @@ pub async fn run(
         ledger = %config.ledger.path.display(),
         "starting"
     );
-    let mut daemon = Daemon::start(config, Options::default())?;
+    // Before the start: a SIGHUP while starting is then a reload, not the end.
     let mut signals = Signals::new()?;
+    let mut daemon = Daemon::start(config, Options::default())?;
     if let Err(e) = daemon.serve_control(loaded, reloader, Vec::new()) {
         daemon.shutdown(Duration::from_secs(5)).await;
         return Err(e);
