@@ -406,7 +406,13 @@ fn ban_line(b: &BanRecord, now: SystemTime) -> String {
     };
     format!(
         "{:<6} {:<12} {:<28} {:<9} {:<14} {:<16} {}",
-        b.id, b.router, b.target, b.state, left, b.detector, b.reason
+        b.id,
+        b.router,
+        b.target,
+        b.state.as_str(),
+        left,
+        b.detector,
+        b.reason
     )
 }
 
