@@ -124,7 +124,7 @@ async fn a_second_daemon_on_the_same_ledger_refuses_and_names_the_holder() {
     bans::run(
         &config,
         &BansAction::List {
-            router: None,
+            filter: Default::default(),
             live: false,
             json: false,
         },
