@@ -56,6 +56,10 @@ pub enum Command {
     Check(crate::check::CheckArgs),
     /// View and manage bans across routers: list, add, remove, history.
     Bans(crate::bans::BansArgs),
+    /// Explain log lines one by one (a file, or standard input): the header and format
+    /// recognised, the event parsed, which detectors counted it and their state, and what
+    /// the guard and the policy decide. No router needed.
+    Explain(crate::explain::ExplainArgs),
 }
 
 /// Options of `mtids run`.

@@ -21,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 mod error;
+pub mod explain;
 pub mod logging;
 pub mod metrics;
 pub mod replay;
@@ -99,6 +100,7 @@ pub fn execute(cli: Cli) -> Result<(), CliError> {
             Command::Setup(args) => setup::execute(&loaded.config, args).await,
             Command::Check(args) => check::execute(&loaded.config, args).await,
             Command::Bans(args) => bans::execute(&loaded.config, args).await,
+            Command::Explain(args) => explain::execute(&loaded.config.detection, args),
         }
     })
 }

@@ -476,7 +476,7 @@ fn outcome_json(outcome: &Outcome) -> serde_json::Value {
 }
 
 /// Why a finding was not banned, with times as dates rather than epoch milliseconds.
-fn why_not(reason: &Suppression) -> String {
+pub(crate) fn why_not(reason: &Suppression) -> String {
     match reason {
         Suppression::AlreadyBanned { until } => {
             format!("already banned until {}", format_time(until.as_millis()))
