@@ -60,7 +60,12 @@ pub fn main() -> ExitCode {
 pub fn load_config(cli: &Cli) -> Result<config::Loaded, CliError> {
     let mut warnings = Vec::new();
     let vars = Variables::from_process(&mut warnings)?;
-    let mut loaded = Config::load(cli.config.as_deref(), &vars)?;
+    let path = config_path(cli.config.as_deref());
+    let mut loaded = if contacts_routers(&cli.command) {
+        Config::load(path.as_deref(), &vars)?
+    } else {
+        Config::load_offline(path.as_deref(), &vars)?
+    };
     loaded.warnings.extend(warnings);
     if cli.debug {
         loaded.config.log.level = "debug".to_owned();
@@ -69,6 +74,71 @@ pub fn load_config(cli: &Cli) -> Result<config::Loaded, CliError> {
         loaded.config.log.format = format;
     }
     Ok(loaded)
+}
+
+/// The configuration file to read: `--config` (or `MTIDS_CONFIG`), else the first of
+/// [`config::DEFAULT_CONFIG_PATHS`] that exists, else none (defaults and variables only).
+/// A default path that is named but missing (the container image sets
+/// `MTIDS_CONFIG=/etc/mtids/mtids.toml` for a file mounted at run time) counts as not
+/// named, so `mtids simulate` works without one; any other missing file is an error.
+pub fn config_path(named: Option<&std::path::Path>) -> Option<std::path::PathBuf> {
+    match named {
+        Some(p)
+            if p.exists()
+                || !config::DEFAULT_CONFIG_PATHS
+                    .iter()
+                    .any(|d| std::path::Path::new(d) == p) =>
+        {
+            Some(p.to_owned())
+        }
+        _ => config::DEFAULT_CONFIG_PATHS
+            .iter()
+            .map(std::path::PathBuf::from)
+            .find(|p| p.is_file()),
+    }
+}
+
+/// Whether `command` may contact a router, and so needs router passwords. `replay`,
+/// `explain`, `simulate` (its own simulated router), `bans list` (without `--live`) and
+/// `bans history` never do: they never ask for a password.
+fn contacts_routers(command: &Command) -> bool {
+    use crate::bans::BansAction;
+    !matches!(
+        command,
+        Command::Simulate(_) | Command::Replay(_) | Command::Explain(_)
+    ) && !matches!(
+        command,
+        Command::Bans(b) if matches!(
+            b.action,
+            BansAction::List { live: false, .. } | BansAction::History { .. }
+        )
+    )
+}
+
+/// For read-only ledger commands: says which ledger is read, and when it does not exist,
+/// says so instead of creating an empty one. `false`: nothing to read.
+fn ledger_to_read(config: &Config, command: &Command) -> bool {
+    use crate::bans::BansAction;
+    let Command::Bans(b) = command else {
+        return true;
+    };
+    if !matches!(
+        b.action,
+        BansAction::List { .. } | BansAction::History { .. }
+    ) {
+        return true;
+    }
+    let path = &config.ledger.path;
+    if path.exists() {
+        eprintln!("ledger: {}", path.display());
+        true
+    } else {
+        eprintln!(
+            "no ban ledger at {} (ledger.path): no bans recorded there yet; give --config (or MTIDS_LEDGER_PATH) for the daemon's ledger",
+            path.display()
+        );
+        false
+    }
 }
 
 /// Runs one parsed command line to completion on a new tokio runtime.
@@ -87,6 +157,9 @@ pub fn execute(cli: Cli) -> Result<(), CliError> {
     logging::init(&loaded.config.log.level, loaded.config.log.format);
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
+    }
+    if !ledger_to_read(&loaded.config, &cli.command) {
+        return Ok(());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1,0 +1,248 @@
+//! From install to daily use without friction (issue 13): configuration errors that say
+//! everything at once, password variables that break nothing, commands that never contact
+//! a router never asking for a password, the default configuration path, the container's
+//! environment. All through the binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn mtids(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mtids"));
+    c.current_dir(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MTIDS_") || k.starts_with("MT_") || k == "TELE_TOKEN" || k == "CHAT_ID" {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const ONE_LINE: &str = "Nov 21 10:00:01 gw system,error,critical login failure for user admin from 198.51.100.7 via ssh\n";
+
+/// A configuration whose router takes its password from a variable that is not set.
+const ROUTER_WITH_PASSWORD_ENV: &str = "[[router]]\nname = \"gw\"\nhost = \"192.0.2.1\"\nuser = \"mtids\"\npassword_env = \"MTIDS_GW_PASSWORD\"\n";
+
+#[test]
+fn an_unknown_log_level_is_an_error_naming_the_key_and_the_levels() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("mtids.toml");
+    std::fs::write(&cfg, "[log]\nlevel = \"warning\"\n").unwrap();
+    let out = mtids(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["simulate", "--list"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`log.level`"), "{stderr}");
+    assert!(stderr.contains("did you mean `warn`"), "{stderr}");
+    assert!(
+        stderr.contains("trace, debug, info, warn, error, off"),
+        "{stderr}"
+    );
+    // A filter with targets is still fine.
+    std::fs::write(&cfg, "[log]\nlevel = \"mtids_cli=debug,warn\"\n").unwrap();
+    let out = mtids(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["simulate", "--list"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+}
+
+#[test]
+fn password_variables_never_break_a_command() {
+    let dir = tempfile::tempdir().unwrap();
+    // The docs' variable, in the environment, with no configuration naming it.
+    let out = mtids(dir.path())
+        .env("MTIDS_GW_PASSWORD", "secret")
+        .env("MTIDS_PASSWORD_BRANCH", "secret")
+        .args(["simulate", "--list"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    // And in a `.env`.
+    std::fs::write(dir.path().join(".env"), "MTIDS_BRANCH_PASSWORD=secret\n").unwrap();
+    let out = mtids(dir.path())
+        .args(["simulate", "--list"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    // A typo in any other MTIDS_ name is still an error, with a suggestion.
+    let out = mtids(dir.path())
+        .env("MTIDS_DRYRUN", "1")
+        .args(["simulate", "--list"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("did you mean `MTIDS_DRY_RUN`"), "{stderr}");
+}
+
+#[test]
+fn commands_that_never_contact_a_router_never_ask_for_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("mtids.toml");
+    let ledger = dir.path().join("ledger.db");
+    std::fs::write(
+        &cfg,
+        format!(
+            "{ROUTER_WITH_PASSWORD_ENV}[ledger]\npath = {:?}\n",
+            ledger.display().to_string()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("auth.log");
+    std::fs::write(&log, ONE_LINE).unwrap();
+    for args in [
+        vec!["replay", "--date", "2026-11-21", log.to_str().unwrap()],
+        vec!["explain", "--date", "2026-11-21", log.to_str().unwrap()],
+        vec!["bans", "list"],
+        vec!["bans", "history", "198.51.100.7"],
+        vec!["simulate", "--list"],
+    ] {
+        let out = mtids(dir.path())
+            .arg("--config")
+            .arg(&cfg)
+            .args(&args)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{args:?}: {stdout}\n{stderr}");
+        assert!(!stderr.contains("MTIDS_GW_PASSWORD"), "{args:?}: {stderr}");
+    }
+    // Read-only ledger commands do not create the ledger, and say which they read.
+    assert!(!ledger.exists());
+    let out = mtids(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["bans", "list"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert!(
+        stderr.contains(&format!("no ban ledger at {}", ledger.display())),
+        "{stderr}"
+    );
+    // A command that logs in still needs it, and says which variable.
+    let out = mtids(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["check"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("MTIDS_GW_PASSWORD"), "{stderr}");
+}
+
+#[test]
+fn bans_list_without_a_config_creates_no_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = mtids(dir.path()).args(["bans", "list"]).output().unwrap();
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no ban ledger at mtids-bans.db"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("mtids-bans.db").exists());
+}
+
+#[test]
+fn the_default_configuration_path_is_read_and_said_in_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = mtids(dir.path()).arg("--help").output().unwrap();
+    let (stdout, _) = text(&help);
+    assert!(stdout.contains("/etc/mtids/mtids.toml"), "{stdout}");
+    assert!(stdout.contains("./mtids.toml"), "{stdout}");
+    assert!(stdout.contains("MTIDS_<NAME>_PASSWORD"), "{stdout}");
+    // ./mtids.toml is read without --config: its error shows it was.
+    std::fs::write(dir.path().join("mtids.toml"), "[log]\nlevel = \"loud\"\n").unwrap();
+    let out = mtids(dir.path())
+        .args(["simulate", "--list"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("mtids.toml: `log.level`"), "{stderr}");
+}
+
+#[test]
+fn the_container_environment_runs_simulate_without_a_config_file() {
+    // The image sets MTIDS_CONFIG=/etc/mtids/mtids.toml for a file mounted at run time.
+    assert!(!Path::new("/etc/mtids/mtids.toml").exists());
+    let dir = tempfile::tempdir().unwrap();
+    let out = mtids(dir.path())
+        .env("MTIDS_CONFIG", "/etc/mtids/mtids.toml")
+        .args([
+            "simulate",
+            "--scenario",
+            "ssh-brute-force",
+            "--speed",
+            "600",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("ssh"), "{stdout}");
+    // Any other missing file named is still an error.
+    let out = mtids(dir.path())
+        .env("MTIDS_CONFIG", dir.path().join("missing.toml"))
+        .args(["simulate", "--list"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("missing.toml"), "{stderr}");
+}
+
+#[test]
+fn every_config_error_at_once_with_key_value_and_suggestions() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("mtids.toml");
+    let replay = |cfg: &Path| {
+        mtids(dir.path())
+            .arg("--config")
+            .arg(cfg)
+            .args(["replay", "-"])
+            .output()
+            .unwrap()
+    };
+    // Validation errors: all of them in one run.
+    std::fs::write(
+        &cfg,
+        "[log]\nlevel = \"verbose\"\n[enforcement]\naddress_list = \"bad list;\"\n",
+    )
+    .unwrap();
+    let out = replay(&cfg);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`log.level`"), "{stderr}");
+    assert!(stderr.contains("`enforcement.address_list`"), "{stderr}");
+    assert!(stderr.contains("`bad list;`"), "{stderr}");
+    // An unknown key gets the closest valid one.
+    std::fs::write(&cfg, "[enforcement]\nadress_list = \"x\"\n").unwrap();
+    let (_, stderr) = text(&replay(&cfg));
+    assert!(stderr.contains("did you mean `address_list`"), "{stderr}");
+    // A bad listen address: the key and the value.
+    std::fs::write(&cfg, "[metrics]\nlisten = \"localhost9100\"\n").unwrap();
+    let out = replay(&cfg);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`metrics.listen`"), "{stderr}");
+    assert!(stderr.contains("localhost9100"), "{stderr}");
+}
