@@ -152,7 +152,7 @@ fn explain(
                 p.count,
                 p.threshold,
                 p.measure,
-                humantime::format_duration(p.window)
+                mtids_alert::human_duration(p.window)
             );
         }
         if let Some(ip) = event_source(&parsed.event) {
@@ -176,7 +176,7 @@ fn explain(
                 Outcome::Ban(d) => format!(
                     "ban {} for {}: {}",
                     d.target,
-                    humantime::format_duration(d.duration),
+                    mtids_alert::human_duration(d.duration),
                     d.reason
                 ),
                 Outcome::Suppressed(s) => {

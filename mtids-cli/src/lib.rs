@@ -147,12 +147,13 @@ fn ledger_to_read(config: &Config, command: &Command) -> bool {
 /// Whatever stopped the command; [`CliError::exit_code`] gives the status.
 pub fn execute(cli: Cli) -> Result<(), CliError> {
     let mut loaded = load_config(&cli)?;
-    // The simulation prints its own progress: only warnings from the logs, unless asked.
+    // The simulation prints its own progress (bans included): only errors from the logs,
+    // so no WARN line lands in the middle of it, unless asked.
     if matches!(cli.command, Command::Simulate(_))
         && !cli.debug
         && loaded.config.log.level == "info"
     {
-        loaded.config.log.level = "warn".to_owned();
+        loaded.config.log.level = "error".to_owned();
     }
     logging::init(&loaded.config.log.level, loaded.config.log.format);
     for warning in &loaded.warnings {

@@ -661,6 +661,16 @@ pub fn run(
         show_unmatched: args.show_unmatched,
         progress: !args.no_progress,
     };
+    // A file that cannot be opened stops the replay before any report: no empty report
+    // followed by errors.
+    for path in args.files.iter().filter(|p| p.as_os_str() != "-") {
+        if let Err(source) = File::open(path) {
+            return Err(ReplayError::Read {
+                path: path.display().to_string(),
+                source,
+            });
+        }
+    }
     let mut replay = Replay::new(config, options)?;
     let started = Instant::now();
     let mut first_error = None;

@@ -197,7 +197,7 @@ Nov 21 10:00:04 gw system,error,critical login failure for user admin from 203.0
         b[2]
     );
     assert!(
-        b[2].contains("policy:  finding brute_force from 198.51.100.7 (brute_force 3/3) -> ban 198.51.100.7 for 1h"),
+        b[2].contains("policy:  finding brute_force from 198.51.100.7 (brute_force 3/3) -> ban 198.51.100.7 for 1h: 3 failures in 1m"),
         "{}",
         b[2]
     );

@@ -199,6 +199,11 @@ fn the_container_environment_runs_simulate_without_a_config_file() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("ssh"), "{stdout}");
+    // No log lines in the middle of the simulation's own output.
+    assert!(
+        !stderr.contains("WARN") && !stdout.contains("WARN"),
+        "{stdout}\n{stderr}"
+    );
     // Any other missing file named is still an error.
     let out = mtids(dir.path())
         .env("MTIDS_CONFIG", dir.path().join("missing.toml"))
@@ -245,4 +250,18 @@ fn every_config_error_at_once_with_key_value_and_suggestions() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("`metrics.listen`"), "{stderr}");
     assert!(stderr.contains("localhost9100"), "{stderr}");
+}
+
+#[test]
+fn replaying_a_missing_file_is_one_clean_error_and_no_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = mtids(dir.path())
+        .args(["replay", "/nonexistent.log"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("/nonexistent.log"), "{stderr}");
 }

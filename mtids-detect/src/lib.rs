@@ -56,7 +56,7 @@
 //! let Some(Outcome::Ban(ban)) = outcomes.first() else { panic!("expected a ban") };
 //! assert_eq!(ban.target.to_string(), "198.51.100.7");
 //! assert_eq!(ban.duration.as_secs(), 3600);
-//! assert_eq!(ban.reason, "mtids brute_force 3/3 in 60s");
+//! assert_eq!(ban.reason, "3 failures in 1m");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
