@@ -984,6 +984,8 @@ impl Config {
                 router.password = Some(Secret::new(value));
             }
             if let Some(file) = &router.password_file {
+                let file = &credential_path(file)
+                    .map_err(|reason| CliError::config(origin, key("password_file"), reason))?;
                 let text = std::fs::read_to_string(file).map_err(|e| {
                     CliError::config(
                         origin,
@@ -1162,6 +1164,29 @@ impl Config {
         }
         into_config_error(origin, errors)
     }
+}
+
+/// `password_file` with a leading `$CREDENTIALS_DIRECTORY/` or `%d/` replaced by the
+/// directory systemd's `LoadCredential=` fills (it sets `CREDENTIALS_DIRECTORY` for the
+/// service; `%d` is the unit-file specifier for the same directory, see systemd.exec(5)).
+fn credential_path(file: &Path) -> Result<PathBuf, String> {
+    let text = file.to_string_lossy();
+    let Some(rest) = [
+        "$CREDENTIALS_DIRECTORY/",
+        "${CREDENTIALS_DIRECTORY}/",
+        "%d/",
+    ]
+    .iter()
+    .find_map(|p| text.strip_prefix(p)) else {
+        return Ok(file.to_owned());
+    };
+    let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| {
+        format!(
+            "{} needs CREDENTIALS_DIRECTORY, which systemd sets for a unit with LoadCredential=; it is not set here",
+            file.display()
+        )
+    })?;
+    Ok(PathBuf::from(dir).join(rest))
 }
 
 /// All of `errors` as one [`CliError::Config`]: the first names the key, the others

@@ -184,8 +184,11 @@ fn the_container_environment_runs_simulate_without_a_config_file() {
     // The image sets MTIDS_CONFIG=/etc/mtids/mtids.toml for a file mounted at run time.
     assert!(!Path::new("/etc/mtids/mtids.toml").exists());
     let dir = tempfile::tempdir().unwrap();
+    // The image's whole environment (Dockerfile `ENV`).
     let out = mtids(dir.path())
         .env("MTIDS_CONFIG", "/etc/mtids/mtids.toml")
+        .env("MTIDS_LEDGER_PATH", dir.path().join("bans.db"))
+        .env("MTIDS_METRICS_LISTEN", "127.0.0.1:0")
         .args([
             "simulate",
             "--scenario",
@@ -264,4 +267,42 @@ fn replaying_a_missing_file_is_one_clean_error_and_no_report() {
     assert!(stdout.is_empty(), "{stdout}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("/nonexistent.log"), "{stderr}");
+}
+
+#[test]
+fn password_file_reads_systemd_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("creds");
+    std::fs::create_dir(&creds).unwrap();
+    std::fs::write(creds.join("gw.password"), "secret\n").unwrap();
+    let cfg = dir.path().join("mtids.toml");
+    // Port 1 on loopback: nothing listens, so `check` fails at the connection, after the
+    // password was read.
+    std::fs::write(
+        &cfg,
+        "[[router]]\nname = \"gw\"\nhost = \"127.0.0.1\"\nport = 1\nuser = \"mtids\"\nconnect_timeout = \"2s\"\npassword_file = \"$CREDENTIALS_DIRECTORY/gw.password\"\n",
+    )
+    .unwrap();
+    let out = mtids(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .arg("check")
+        .env("CREDENTIALS_DIRECTORY", &creds)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("password_file"), "{stderr}");
+    // Without the directory (not under systemd): a configuration error that says why.
+    let out = mtids(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .arg("check")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`router[0].password_file`"), "{stderr}");
+    assert!(stderr.contains("LoadCredential"), "{stderr}");
 }
