@@ -306,3 +306,33 @@ fn password_file_reads_systemd_credentials() {
     assert!(stderr.contains("`router[0].password_file`"), "{stderr}");
     assert!(stderr.contains("LoadCredential"), "{stderr}");
 }
+
+#[test]
+fn check_advice_fits_a_router_that_does_not_answer_and_the_last_line_reads_well() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("mtids.toml");
+    // Port 1 on loopback: connection refused.
+    std::fs::write(
+        &cfg,
+        "[[router]]\nname = \"gw\"\nhost = \"127.0.0.1\"\nport = 1\nuser = \"mtids\"\npassword = \"x\"\nconnect_timeout = \"2s\"\n",
+    )
+    .unwrap();
+    let out = mtids(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .arg("check")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("nothing answered on 127.0.0.1:1"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("`/user` step"), "{stdout}");
+    assert_eq!(
+        stderr.trim_end().lines().last(),
+        Some("mtids: error: 1 check failed; apply the fix shown above"),
+        "{stderr}"
+    );
+}

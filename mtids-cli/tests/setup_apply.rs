@@ -693,3 +693,29 @@ async fn wan_list_makes_in_interface_list_rules() {
     admin.close().await;
     sim.shutdown().await;
 }
+
+/// `setup --apply` as docs/router-setup.md says (no `--ipv6`), then `check`: nothing
+/// fails; the IPv6 drop-rule items say IPv6 is not set up (issue 13).
+#[tokio::test]
+async fn setup_without_ipv6_then_check_fails_nothing() {
+    let sim = Sim::start().await;
+    let config = sim.config(None);
+    let args = match Cli::parse_from(["mtids", "setup", "--apply", "--yes"]).command {
+        Command::Setup(a) => a,
+        other => panic!("parsed as {other:?}"),
+    };
+    setup::apply_to_router(&config.routers[0], &args, &config, ADMIN_PW)
+        .await
+        .unwrap();
+    let items = sim.check().await;
+    let text = check::render(&items);
+    for i in &items {
+        assert_ne!(i.status, Status::Failed, "{}: {text}", i.what);
+    }
+    for what in ["IPv6 drop rule from blocked", "IPv6 drop rule to blocked"] {
+        let i = item(&items, what);
+        assert_eq!(i.status, Status::Unknown, "{text}");
+        assert!(i.fix.as_deref().unwrap().contains("--ipv6"), "{text}");
+    }
+    sim.shutdown().await;
+}
