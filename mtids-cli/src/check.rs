@@ -201,12 +201,7 @@ pub async fn check_router(router: &RouterConfig, args: &CheckArgs, config: &Conf
         None,
     );
     if router.tls.is_none() {
-        c.push(
-            "API-SSL",
-            Status::Unknown,
-            "not configured: the password crosses the network in clear",
-            Some("mtids setup (`/certificate` and `/ip service` steps), then [router.tls] fingerprint = ..."),
-        );
+        check_api_ssl(&mut c, &client).await;
     }
 
     // Policies: the user's group, then the group's policy list.
@@ -608,6 +603,74 @@ async fn check_remote_logging(
     } else {
         c.push(what, Status::Failed, problems.join("; "), Some(&fix));
     }
+}
+
+/// mtids uses the plain API: says what API-SSL still lacks on the router, and when it is
+/// ready, the certificate's SHA-256 fingerprint to pin. The router settings are
+/// `/ip service set api-ssl certificate=NAME` (ROUTEROS.md §1, API-SSL); `/certificate
+/// print` shows a certificate's `fingerprint` (docs/router-setup.md, the step `mtids setup`
+/// reads it with too).
+async fn check_api_ssl(c: &mut Checker<'_>, client: &Client) {
+    const CLEAR: &str = "not used: the password crosses the network in clear";
+    let service = client
+        .call(
+            Command::new("/ip/service/print")
+                .proplist(["disabled", "certificate", "port"])
+                .word("?name=api-ssl"),
+        )
+        .await;
+    let row = match &service {
+        Ok(r) => r.rows.first(),
+        Err(_) => None,
+    };
+    let certificate = row
+        .and_then(|r| r.get_str("certificate"))
+        .map(|c| c.into_owned())
+        .filter(|c| !c.is_empty() && c != "none");
+    let disabled = row.and_then(|r| r.get_str("disabled")).as_deref() == Some("true");
+    let port = row
+        .and_then(|r| r.get_str("port"))
+        .map_or_else(|| "8729".to_owned(), |p| p.into_owned());
+    let Some(cert) = certificate else {
+        c.push(
+            "API-SSL",
+            Status::Unknown,
+            format!("{CLEAR}; api-ssl has no certificate"),
+            Some("mtids setup (`/certificate` and `/ip service` steps), then [router.tls] fingerprint = ..."),
+        );
+        return;
+    };
+    let fingerprint = client
+        .call(
+            Command::new("/certificate/print")
+                .proplist(["fingerprint"])
+                .word(format!("?name={cert}")),
+        )
+        .await
+        .ok()
+        .and_then(|r| {
+            r.rows
+                .first()
+                .and_then(|row| row.get_str("fingerprint").map(|f| f.into_owned()))
+        });
+    let pin = match &fingerprint {
+        Some(fp) => format!("[router.tls] fingerprint = \"{fp}\" and port = {port}"),
+        None => format!(
+            "[router.tls] fingerprint = (from /certificate print detail where name={cert}) and port = {port}"
+        ),
+    };
+    let fix = if disabled {
+        format!("/ip service enable api-ssl, then {pin}")
+    } else {
+        format!("pin it: {pin}")
+    };
+    let state = if disabled { "disabled" } else { "ready" };
+    c.push(
+        "API-SSL",
+        Status::Unknown,
+        format!("{CLEAR}; api-ssl is {state} with certificate `{cert}`"),
+        Some(&fix),
+    );
 }
 
 /// The fix for a failed login that fits the error: network and service advice when the

@@ -719,3 +719,36 @@ async fn setup_without_ipv6_then_check_fails_nothing() {
     }
     sim.shutdown().await;
 }
+
+/// Over the plain API after `setup --apply`: the API-SSL item does not repeat steps that
+/// are done; it prints the certificate's fingerprint to pin (issue 13).
+#[tokio::test]
+async fn the_api_ssl_item_prints_the_fingerprint_to_pin() {
+    let sim = Sim::start().await;
+    sim.apply().await;
+    let admin = sim.admin().await;
+    let cert = admin
+        .call(
+            Api::new("/certificate/print")
+                .proplist(["fingerprint"])
+                .word("?name=mtids-api"),
+        )
+        .await
+        .unwrap();
+    let fp = cert.rows[0].get_str("fingerprint").unwrap().into_owned();
+    admin.close().await;
+    let items = check::check(&sim.config(None), &check_args())
+        .await
+        .unwrap();
+    let text = check::render(&items);
+    let ssl = item(&items, "API-SSL");
+    assert_eq!(ssl.status, Status::Unknown, "{text}");
+    assert!(
+        ssl.detail.contains("ready with certificate `mtids-api`"),
+        "{text}"
+    );
+    let fix = ssl.fix.as_deref().unwrap();
+    assert!(fix.contains(&format!("fingerprint = \"{fp}\"")), "{text}");
+    assert!(!fix.contains("mtids setup"), "{text}");
+    sim.shutdown().await;
+}
