@@ -336,3 +336,25 @@ fn check_advice_fits_a_router_that_does_not_answer_and_the_last_line_reads_well(
         "{stderr}"
     );
 }
+
+#[test]
+fn the_detect_log_example_config_is_accepted_by_replay_and_finds_the_attacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/detect-log");
+    let out = mtids(dir.path())
+        .args(["--config", &format!("{example}/sample.toml")])
+        .args([
+            "replay",
+            "--date",
+            "2026-11-21",
+            &format!("{example}/sample.log"),
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("ban 203.0.113.66 1h"), "{stdout}");
+    assert!(stdout.contains("8 ports in 5m"), "{stdout}");
+    assert!(stdout.contains("ban 2001:db8:bad::/64 1h"), "{stdout}");
+    assert!(stdout.contains("3 failures in 1m"), "{stdout}");
+}
