@@ -661,14 +661,24 @@ pub fn run(
         show_unmatched: args.show_unmatched,
         progress: !args.no_progress,
     };
-    // A file that cannot be opened stops the replay before any report: no empty report
-    // followed by errors.
-    for path in args.files.iter().filter(|p| p.as_os_str() != "-") {
-        if let Err(source) = File::open(path) {
-            return Err(ReplayError::Read {
-                path: path.display().to_string(),
-                source,
-            });
+    // When no input can be opened at all, say so once, before any report (no empty report
+    // followed by errors); with some readable, those are replayed and the others reported.
+    if args.files.iter().all(|p| p.as_os_str() != "-") {
+        let mut first_failure = None;
+        let mut readable = false;
+        for path in &args.files {
+            match File::open(path) {
+                Ok(_) => readable = true,
+                Err(source) => {
+                    first_failure.get_or_insert(ReplayError::Read {
+                        path: path.display().to_string(),
+                        source,
+                    });
+                }
+            }
+        }
+        if let (false, Some(e)) = (readable, first_failure) {
+            return Err(e);
         }
     }
     let mut replay = Replay::new(config, options)?;
