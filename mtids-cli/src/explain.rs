@@ -73,7 +73,10 @@ pub fn execute(config: &DetectionConfig, args: &ExplainArgs) -> Result<(), CliEr
             explain(&mut engine, &ctx, BufReader::new(file), &mut out, &name)
         }
     }
-    .and_then(|()| out.flush().map_err(write_err))
+    .and_then(|()| match out.flush() {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(write_err(e)),
+        _ => Ok(()),
+    })
 }
 
 fn explain(
@@ -194,8 +197,12 @@ fn explain(
             );
         }
         report.push('\n');
-        out.write_all(report.as_bytes())
-            .map_err(|e| CliError::io("writing the explanation", e))?;
+        match out.write_all(report.as_bytes()) {
+            Ok(()) => {}
+            // `mtids explain ... | head`: the reader has what it wanted.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(CliError::io("writing the explanation", e)),
+        }
     }
     if number == 0 {
         eprintln!("mtids explain: {name} had no lines");
