@@ -6,7 +6,7 @@
 # Try it:       docker run --rm mtids simulate
 
 # ---- build ----
-FROM rust:1.85-bookworm AS build
+FROM rust:1.86-bookworm AS build
 WORKDIR /src
 COPY . .
 # SQLite is compiled in (rusqlite "bundled") and TLS is rustls with ring: no system
@@ -29,9 +29,17 @@ COPY mtids.example.toml /etc/mtids/mtids.example.toml
 USER mtids
 WORKDIR /var/lib/mtids
 VOLUME ["/var/lib/mtids"]
+# MTIDS_CONFIG names the file to mount; while it is missing, commands that need no
+# configuration (`simulate`, `replay`, `explain`) run on defaults.
 ENV MTIDS_CONFIG=/etc/mtids/mtids.toml \
-    MTIDS_LEDGER_PATH=/var/lib/mtids/bans.db
+    MTIDS_LEDGER_PATH=/var/lib/mtids/bans.db \
+    MTIDS_METRICS_LISTEN=0.0.0.0:9184
 # Metrics (when metrics.listen is set to 0.0.0.0:9184) and syslog (input.syslog_udp).
 EXPOSE 9184 5514/udp 5514/tcp
+# Healthy while `mtids run` answers on its metrics endpoint (MTIDS_METRICS_LISTEN above;
+# bash's /dev/tcp, as the image has no curl). Short-lived commands such as `simulate`
+# finish before the first check.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9184 && printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q '^# HELP mtids_' <&3"]
 ENTRYPOINT ["/usr/local/bin/mtids"]
 CMD ["run"]

@@ -81,6 +81,7 @@ pub use error::AlertError;
 #[cfg(any(test, feature = "mock"))]
 pub use notifier::MockNotifier;
 pub use notifier::Notifier;
+pub use render::human_duration;
 pub use secret::Secret;
 pub use telegram::{ChatId, TelegramConfig, TelegramNotifier};
 pub use webhook::{AuthHeader, WebhookConfig, WebhookFormat, WebhookNotifier};

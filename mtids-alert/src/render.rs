@@ -124,9 +124,24 @@ pub(crate) fn rfc3339(at: SystemTime) -> String {
     humantime::format_rfc3339_seconds(at).to_string()
 }
 
-/// "1h 30m"; sub-second parts dropped.
-pub(crate) fn human_duration(d: Duration) -> String {
-    humantime::format_duration(Duration::from_secs(d.as_secs().max(1))).to_string()
+/// A duration in words people read: `1 day`, `2 days 3h`, `1h 30m`, `45s`; at most two
+/// parts, sub-second parts dropped, at least `1s`.
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs().max(1);
+    let (days, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    let mut parts: Vec<String> = Vec::new();
+    match days {
+        0 => {}
+        1 => parts.push("1 day".to_owned()),
+        n => parts.push(format!("{n} days")),
+    }
+    for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
+        if n > 0 {
+            parts.push(format!("{n}{unit}"));
+        }
+    }
+    parts.truncate(2);
+    parts.join(" ")
 }
 
 /// A piece of a line, styled by the output format.

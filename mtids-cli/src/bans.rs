@@ -402,7 +402,7 @@ fn fmt_time(t: SystemTime) -> String {
 fn ban_line(b: &BanRecord, now: SystemTime) -> String {
     let left = match b.remaining(now) {
         None => "permanent".to_owned(),
-        Some(d) => humantime::format_duration(Duration::from_secs(d.as_secs())).to_string(),
+        Some(d) => mtids_alert::human_duration(d),
     };
     format!(
         "{:<6} {:<12} {:<28} {:<9} {:<14} {:<16} {}",
@@ -596,7 +596,7 @@ pub async fn run(
                             out,
                             "[{}] {text}: banned on `{list}` for {} (ban {id})",
                             r.name,
-                            humantime::format_duration(Duration::from_secs(effective.as_secs()))
+                            mtids_alert::human_duration(effective)
                         );
                     }
                     Err(e) => {
@@ -814,8 +814,9 @@ async fn remove_direct(
                     Ok(n) => {
                         let _ = writeln!(
                             out,
-                            "[{}] {text}: {n} entr(y/ies) removed from `{list}`",
-                            r.name
+                            "[{}] {text}: {n} {} removed from `{list}`",
+                            r.name,
+                            if n == 1 { "entry" } else { "entries" }
                         );
                     }
                     Err(e) => {

@@ -183,12 +183,9 @@ pub async fn check_router(router: &RouterConfig, args: &CheckArgs, config: &Conf
     let client = match connect(router, None).await {
         Ok(client) => client,
         Err(e) => {
-            c.push(
-                "login",
-                Status::Failed,
-                e.to_string(),
-                Some("mtids setup (`/user` step), then the user's password in password_env or password_file"),
-            );
+            let detail = e.to_string();
+            let fix = login_fix(&detail, router);
+            c.push("login", Status::Failed, detail, Some(&fix));
             return c.items;
         }
     };
@@ -204,12 +201,7 @@ pub async fn check_router(router: &RouterConfig, args: &CheckArgs, config: &Conf
         None,
     );
     if router.tls.is_none() {
-        c.push(
-            "API-SSL",
-            Status::Unknown,
-            "not configured: the password crosses the network in clear",
-            Some("mtids setup (`/certificate` and `/ip service` steps), then [router.tls] fingerprint = ..."),
-        );
+        check_api_ssl(&mut c, &client).await;
     }
 
     // Policies: the user's group, then the group's policy list.
@@ -266,8 +258,11 @@ pub async fn check_router(router: &RouterConfig, args: &CheckArgs, config: &Conf
                                     Some(fix_group),
                                 );
                             } else if !extra.is_empty() {
+                                // Never `/user group set {group}`: other users (every
+                                // admin, for `full`) hold that group and would lose rights.
                                 let fix = format!(
-                                    "/user group set {group} policy=api,read,write (or mtids setup: a group of its own for mtids)"
+                                    "give mtids a dedicated group, leaving `{group}` as it is: /user group add name=mtids policy=api,read,write; /user set {} group=mtids (mtids setup prints both)",
+                                    router.user
                                 );
                                 c.push(
                                     "policies",
@@ -610,10 +605,124 @@ async fn check_remote_logging(
     }
 }
 
+/// mtids uses the plain API: says what API-SSL still lacks on the router, and when it is
+/// ready, the certificate's SHA-256 fingerprint to pin. The router settings are
+/// `/ip service set api-ssl certificate=NAME` (ROUTEROS.md §1, API-SSL); `/certificate
+/// print` shows a certificate's `fingerprint` (docs/router-setup.md, the step `mtids setup`
+/// reads it with too).
+async fn check_api_ssl(c: &mut Checker<'_>, client: &Client) {
+    const CLEAR: &str = "not used: the password crosses the network in clear";
+    let service = client
+        .call(
+            Command::new("/ip/service/print")
+                .proplist(["disabled", "certificate", "port"])
+                .word("?name=api-ssl"),
+        )
+        .await;
+    let row = match &service {
+        Ok(r) => r.rows.first(),
+        Err(_) => None,
+    };
+    let certificate = row
+        .and_then(|r| r.get_str("certificate"))
+        .map(|c| c.into_owned())
+        .filter(|c| !c.is_empty() && c != "none");
+    let disabled = row.and_then(|r| r.get_str("disabled")).as_deref() == Some("true");
+    let port = row
+        .and_then(|r| r.get_str("port"))
+        .map_or_else(|| "8729".to_owned(), |p| p.into_owned());
+    let Some(cert) = certificate else {
+        c.push(
+            "API-SSL",
+            Status::Unknown,
+            format!("{CLEAR}; api-ssl has no certificate"),
+            Some("mtids setup (`/certificate` and `/ip service` steps), then [router.tls] fingerprint = ..."),
+        );
+        return;
+    };
+    let fingerprint = client
+        .call(
+            Command::new("/certificate/print")
+                .proplist(["fingerprint"])
+                .word(format!("?name={cert}")),
+        )
+        .await
+        .ok()
+        .and_then(|r| {
+            r.rows
+                .first()
+                .and_then(|row| row.get_str("fingerprint").map(|f| f.into_owned()))
+        });
+    let pin = match &fingerprint {
+        Some(fp) => format!("[router.tls] fingerprint = \"{fp}\" and port = {port}"),
+        None => format!(
+            "[router.tls] fingerprint = (from /certificate print detail where name={cert}) and port = {port}"
+        ),
+    };
+    let fix = if disabled {
+        format!("/ip service enable api-ssl, then {pin}")
+    } else {
+        format!("pin it: {pin}")
+    };
+    let state = if disabled { "disabled" } else { "ready" };
+    c.push(
+        "API-SSL",
+        Status::Unknown,
+        format!("{CLEAR}; api-ssl is {state} with certificate `{cert}`"),
+        Some(&fix),
+    );
+}
+
+/// The fix for a failed login that fits the error: network and service advice when the
+/// router could not be reached (refused, DNS, timeout), TLS advice for a certificate
+/// error, the `/user` step only when the router answered and refused the login.
+fn login_fix(error: &str, router: &RouterConfig) -> String {
+    let e = error.to_ascii_lowercase();
+    let port = router.effective_port();
+    let service = if router.tls.is_some() {
+        "api-ssl"
+    } else {
+        "api"
+    };
+    if [
+        "refused",
+        "reset",
+        "unreachable",
+        "no route",
+        "timed out",
+        "timeout",
+    ]
+    .iter()
+    .any(|w| e.contains(w))
+    {
+        format!(
+            "nothing answered on {}:{port}: check host and port, that the `{service}` service is enabled (/ip service print) and allows this host (its `address=`), and that no firewall drops it",
+            router.host
+        )
+    } else if ["resolve", "lookup", "dns", "name or service"]
+        .iter()
+        .any(|w| e.contains(w))
+    {
+        format!(
+            "the name `{}` does not resolve: check `host` (an IP address avoids DNS)",
+            router.host
+        )
+    } else if ["certificate", "tls", "handshake", "fingerprint"]
+        .iter()
+        .any(|w| e.contains(w))
+    {
+        "the API-SSL certificate: pin the fingerprint `/certificate print detail` shows in [router.tls] fingerprint (mtids setup, `/certificate` step)".to_owned()
+    } else {
+        "mtids setup (`/user` step), then the user's password in password_env or password_file"
+            .to_owned()
+    }
+}
+
 /// The IPv6 drop rules and address list, on the IPv6 list's own name. A router without
 /// IPv6 has no `/ipv6` menus: these items come out as "cannot verify".
 async fn check_ipv6(c: &mut Checker<'_>, client: &Client, list: &str, fix_group: &str) {
     let fix_drop = "mtids setup --ipv6 (`/ipv6 firewall raw` drop steps)";
+    let mut results = Vec::new();
     for (matcher, what) in [
         ("src-address-list", "IPv6 drop rule from blocked"),
         ("dst-address-list", "IPv6 drop rule to blocked"),
@@ -634,9 +743,24 @@ async fn check_ipv6(c: &mut Checker<'_>, client: &Client, list: &str, fix_group:
                 Err(e) => result = Err(e),
             }
         }
+        results.push((matcher, what, result));
+    }
+    // `mtids setup` writes IPv6 rules only with `--ipv6` (docs/router-setup.md): with
+    // neither rule, IPv6 is simply not set up (said, not failed); one without the other is
+    // a broken setup.
+    let none_set_up = results.iter().all(|(_, _, r)| matches!(r, Ok(None)));
+    for (matcher, what, result) in results {
         match result {
             Ok(Some(table)) => c.push(what, Status::Passed, format!("in {table}"), None),
             Err(e) => c.api_error(what, &e, fix_drop),
+            Ok(None) if none_set_up => c.push(
+                what,
+                Status::Unknown,
+                format!(
+                    "IPv6 not set up: no drop rule with {matcher}={list}; IPv6 bans would not block"
+                ),
+                Some(fix_drop),
+            ),
             Ok(None) => c.push(
                 what,
                 Status::Failed,
@@ -816,10 +940,11 @@ pub async fn execute(config: &Config, args: &CheckArgs) -> Result<(), CliError> 
     let _ = stdout.lock().write_all(render(&items).as_bytes());
     let failed = items.iter().filter(|i| i.status == Status::Failed).count();
     if failed > 0 {
-        return Err(CliError::Router {
-            router: "check".to_owned(),
-            reason: format!("{failed} item(s) failed; apply the fixes above"),
-        });
+        return Err(CliError::Failed(if failed == 1 {
+            "1 check failed; apply the fix shown above".to_owned()
+        } else {
+            format!("{failed} checks failed; apply the fixes shown above")
+        }));
     }
     Ok(())
 }

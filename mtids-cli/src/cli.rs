@@ -14,8 +14,11 @@ use crate::config::LogFormat;
 #[command(name = "mtids", version, about, long_about)]
 #[non_exhaustive]
 pub struct Cli {
-    /// Configuration file (TOML). Without it: defaults, `.env` and `MTIDS_*`/`MT_*`
-    /// variables.
+    /// Configuration file (TOML). Default: `/etc/mtids/mtids.toml`, else `./mtids.toml`,
+    /// else none: defaults, `.env` and variables. Variables: `MTIDS_*` (`MTIDS_LOG_LEVEL`,
+    /// `MTIDS_DRY_RUN`, `MTIDS_ROUTER_HOST`, ...: the list is in docs/configuration.md;
+    /// a wrong name is an error that lists them), router passwords named by `password_env`
+    /// as `MTIDS_<NAME>_PASSWORD` or `MTIDS_PASSWORD_<NAME>`, and the seed's `MT_*`.
     #[arg(
         long,
         short = 'c',
@@ -64,6 +67,10 @@ pub enum Command {
     Reload,
     /// Alert destinations: `mtids alert test` sends one test alert to each.
     Alert(crate::status::AlertArgs),
+    /// Explain log lines one by one (a file, or standard input): the header and format
+    /// recognised, the event parsed, which detectors counted it and their state, and what
+    /// the guard and the policy decide. No router needed.
+    Explain(crate::explain::ExplainArgs),
 }
 
 /// Options of `mtids run`.

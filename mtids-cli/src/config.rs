@@ -23,7 +23,8 @@ use serde::Deserialize;
 use crate::error::CliError;
 
 /// The `MTIDS_*` variables the configuration reads, and what each one sets. Any other
-/// `MTIDS_` variable is an error, so a typo never goes unnoticed.
+/// `MTIDS_` variable is an error, so a typo never goes unnoticed, except password
+/// variables (see [`is_password_variable`]), which a `password_env` names.
 pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "MTIDS_CONFIG",
@@ -51,6 +52,86 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "password of --admin-user for `mtids setup --apply` (read by setup only)",
     ),
 ];
+
+/// The default configuration files, in the order they are looked for when neither
+/// `--config` nor `MTIDS_CONFIG` names one: the first that exists is read.
+pub const DEFAULT_CONFIG_PATHS: [&str; 2] = ["/etc/mtids/mtids.toml", "mtids.toml"];
+
+/// Whether `name` is a password variable for a router's `password_env`: `MTIDS_PASSWORD_*`
+/// or `MTIDS_*_PASSWORD` (e.g. `MTIDS_GW_PASSWORD`). Such variables are never an
+/// "unknown variable" error, whether or not the configuration names them, so one
+/// environment (or `.env`) can serve several configurations and every command.
+pub fn is_password_variable(name: &str) -> bool {
+    name.strip_prefix("MTIDS_").is_some_and(|rest| {
+        (rest.starts_with("PASSWORD_") && rest.len() > "PASSWORD_".len())
+            || (rest.ends_with("_PASSWORD") && rest.len() > "_PASSWORD".len())
+    })
+}
+
+/// The log levels `log.level` accepts alone or as the default of a filter.
+pub const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+/// Checks a `log.level` value: a level of [`LOG_LEVELS`], or a comma list of such levels
+/// and `target=level` directives (tracing's `EnvFilter` syntax). A bare word that is not a
+/// level (`warning`) is refused: `EnvFilter` would read it as a target name and silence
+/// everything else.
+///
+/// # Errors
+/// What is wrong, with the valid levels.
+pub fn check_log_level(level: &str) -> Result<(), String> {
+    let expected = || {
+        format!(
+            "expected one of {} or filters such as `mtids_cli=debug,info`",
+            LOG_LEVELS.join(", ")
+        )
+    };
+    if level.trim().is_empty() {
+        return Err(format!("empty; {}", expected()));
+    }
+    for directive in level.split(',').map(str::trim) {
+        let bare = !directive.contains('=') && !directive.contains('[');
+        if bare && !LOG_LEVELS.contains(&directive.to_ascii_lowercase().as_str()) {
+            let hint = match directive.to_ascii_lowercase().as_str() {
+                "warning" => " (did you mean `warn`?)".to_owned(),
+                "err" | "critical" | "fatal" => " (did you mean `error`?)".to_owned(),
+                "information" | "notice" | "verbose" => " (did you mean `info`?)".to_owned(),
+                _ => String::new(),
+            };
+            return Err(format!(
+                "`{directive}` is not a log level{hint}; {}",
+                expected()
+            ));
+        }
+    }
+    if tracing_subscriber::EnvFilter::try_new(level).is_err() {
+        return Err(format!(
+            "`{level}` is not a level or filter; {}",
+            expected()
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a name that goes into a RouterOS command word (an address list, a user or
+/// group name): 1 to 64 letters, digits, `-`, `_`, `.` or `@`. The one rule `check`,
+/// `run` and `setup` share.
+///
+/// # Errors
+/// What is wrong with `value`.
+pub fn check_router_word(value: &str) -> Result<(), String> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{value}` must be 1 to 64 letters, digits, `-`, `_`, `.` or `@`"
+        ))
+    }
+}
 
 /// The seed tools' variables, each with the `MTIDS_*` variable it stands for (which wins
 /// when both are set), or the setting it maps to.
@@ -618,6 +699,24 @@ impl Config {
     /// # Errors
     /// The first problem found, naming the file or variable and the key.
     pub fn load(path: Option<&Path>, vars: &Variables) -> Result<Loaded, CliError> {
+        Config::load_with(path, vars, true)
+    }
+
+    /// [`Config::load`] for commands that never contact a router (`replay`, `explain`,
+    /// `simulate`, `bans list`, `bans history`): router passwords are not read, so an
+    /// unset `password_env` variable or an unreadable `password_file` is no error.
+    ///
+    /// # Errors
+    /// As [`Config::load`], passwords aside.
+    pub fn load_offline(path: Option<&Path>, vars: &Variables) -> Result<Loaded, CliError> {
+        Config::load_with(path, vars, false)
+    }
+
+    fn load_with(
+        path: Option<&Path>,
+        vars: &Variables,
+        router_passwords: bool,
+    ) -> Result<Loaded, CliError> {
         let mut warnings = Vec::new();
         let mut config = match path {
             Some(path) => {
@@ -636,7 +735,9 @@ impl Config {
         };
         let origin = path.map_or_else(|| "defaults".to_owned(), |p| p.display().to_string());
         config.apply_variables(vars)?;
-        config.resolve_passwords(&origin, vars, &mut warnings)?;
+        if router_passwords {
+            config.resolve_passwords(&origin, vars, &mut warnings)?;
+        }
         config.validate(&origin)?;
         Ok(Loaded {
             config,
@@ -655,6 +756,23 @@ impl Config {
                 Some(span) => locate(text, span.start),
                 None => (String::new(), String::new()),
             };
+            let mut message = e.message().trim().to_owned();
+            if message.contains("socket address") {
+                // Say which value: serde only says the syntax is wrong.
+                let value = e.span().and_then(|sp| text.get(sp)).unwrap_or("").trim();
+                message = format!(
+                    "{value} is not an address and port: {message}; expected e.g. `127.0.0.1:9100` or `[::1]:9100`"
+                );
+            }
+            let message = message.as_str();
+            // serde: "unknown field `x`, expected one of `a`, `b`" (or "expected `a`").
+            let hint = message
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.split_once('`'))
+                .map(|(field, expected)| {
+                    did_you_mean(field, expected.split('`').skip(1).step_by(2))
+                })
+                .unwrap_or_default();
             CliError::config(
                 format!("{origin}{at}"),
                 if key.is_empty() {
@@ -662,7 +780,7 @@ impl Config {
                 } else {
                     key
                 },
-                e.message().trim().to_owned(),
+                format!("{message}{hint}"),
             )
         })
     }
@@ -683,13 +801,18 @@ impl Config {
                 .any(|r| r.password_env.as_deref() == Some(key.as_str()));
             if key.starts_with("MTIDS_")
                 && !named_by_file
+                && !is_password_variable(key)
                 && !ENV_VARS.iter().any(|(k, _)| k == key)
             {
                 let known: Vec<&str> = ENV_VARS.iter().map(|(k, _)| *k).collect();
+                let hint = did_you_mean(key, known.iter().copied());
                 return Err(CliError::config(
                     origin.clone(),
                     key.clone(),
-                    format!("unknown variable; expected one of {}", known.join(", ")),
+                    format!(
+                        "unknown variable{hint}; expected one of {}, or a password variable `MTIDS_<NAME>_PASSWORD` / `MTIDS_PASSWORD_<NAME>` for a router's `password_env`",
+                        known.join(", ")
+                    ),
                 ));
             }
         }
@@ -884,6 +1007,8 @@ impl Config {
                 router.password = Some(Secret::new(value));
             }
             if let Some(file) = &router.password_file {
+                let file = &credential_path(file)
+                    .map_err(|reason| CliError::config(origin, key("password_file"), reason))?;
                 let text = std::fs::read_to_string(file).map_err(|e| {
                     CliError::config(
                         origin,
@@ -902,56 +1027,51 @@ impl Config {
     /// Checks every value the types cannot; `origin` names the file in errors.
     ///
     /// # Errors
-    /// The first bad key.
+    /// Every bad key at once: the first as the error's key, the others listed after it.
     pub fn validate(&self, origin: &str) -> Result<(), CliError> {
-        let bad = |key: String, reason: String| CliError::config(origin, key, reason);
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return Err(bad(
-                "log.level".into(),
-                format!(
-                    "`{}` is not a level or filter; expected e.g. `info`, `debug`, `mtids_cli=debug,info`",
-                    self.log.level
-                ),
-            ));
+        let bad = |key: String, reason: String| (key, reason);
+        let mut errors: Vec<(String, String)> = Vec::new();
+        if let Err(reason) = check_log_level(&self.log.level) {
+            errors.push(bad("log.level".into(), reason));
         }
         let mut names = std::collections::HashSet::new();
         for (i, r) in self.routers.iter().enumerate() {
             let key = |k: &str| format!("router[{i}].{k}");
             if r.name.trim().is_empty() || r.name.chars().any(char::is_control) {
-                return Err(bad(key("name"), "expected a non-empty name".into()));
+                errors.push(bad(key("name"), "expected a non-empty name".into()));
             }
             if !names.insert(r.name.as_str()) {
-                return Err(bad(
+                errors.push(bad(
                     key("name"),
                     format!("`{}` is used by two routers; names must be unique", r.name),
                 ));
             }
             if r.host.trim().is_empty() || r.host.chars().any(|c| c.is_whitespace()) {
-                return Err(bad(
+                errors.push(bad(
                     key("host"),
                     "expected a host name or IP address".into(),
                 ));
             }
             if r.port == Some(0) {
-                return Err(bad(
+                errors.push(bad(
                     key("port"),
                     "expected a port between 1 and 65535".into(),
                 ));
             }
             if r.user.trim().is_empty() {
-                return Err(bad(key("user"), "expected the API user name".into()));
+                errors.push(bad(key("user"), "expected the API user name".into()));
             }
             if let Some(tls) = &r.tls {
                 match (&tls.ca_file, &tls.fingerprint) {
                     (Some(_), Some(_)) | (None, None) => {
-                        return Err(bad(
+                        errors.push(bad(
                             key("tls"),
                             "set exactly one of `ca_file` and `fingerprint`".into(),
                         ));
                     }
                     (None, Some(fp)) => {
                         if fp.parse::<routeros_proto::net::Fingerprint>().is_err() {
-                            return Err(bad(
+                            errors.push(bad(
                                 key("tls.fingerprint"),
                                 "expected the certificate's SHA-256 as 64 hex digits (colons allowed)"
                                     .into(),
@@ -960,7 +1080,7 @@ impl Config {
                     }
                     (Some(ca), None) => {
                         if !ca.is_file() {
-                            return Err(bad(
+                            errors.push(bad(
                                 key("tls.ca_file"),
                                 format!("{} is not a readable file", ca.display()),
                             ));
@@ -969,7 +1089,7 @@ impl Config {
                 }
             }
             if r.connect_timeout.is_zero() {
-                return Err(bad(key("connect_timeout"), "must be above zero".into()));
+                errors.push(bad(key("connect_timeout"), "must be above zero".into()));
             }
         }
         for (key, d) in [
@@ -980,23 +1100,23 @@ impl Config {
             ("input.liveness_timeout", self.input.liveness_timeout),
         ] {
             if d < Duration::from_millis(10) {
-                return Err(bad(key.into(), "must be at least 10ms".into()));
+                errors.push(bad(key.into(), "must be at least 10ms".into()));
             }
         }
         if self.input.syslog_tcp_max_connections == 0 {
-            return Err(bad(
+            errors.push(bad(
                 "input.syslog_tcp_max_connections".into(),
                 "must be at least 1 (leave input.syslog_tcp unset for no TCP listener)".into(),
             ));
         }
         if self.input.syslog_tcp_idle_timeout < Duration::from_millis(10) {
-            return Err(bad(
+            errors.push(bad(
                 "input.syslog_tcp_idle_timeout".into(),
                 "must be at least 10ms".into(),
             ));
         }
         if !(1024..=1 << 30).contains(&self.input.syslog_udp_buffer) {
-            return Err(bad(
+            errors.push(bad(
                 "input.syslog_udp_buffer".into(),
                 format!(
                     "{} bytes is outside 1024 to 1073741824 (1 GiB); the default is 4194304 (4 MiB)",
@@ -1005,7 +1125,7 @@ impl Config {
             ));
         }
         if let Err(reason) = self.input.cef_delimiter() {
-            return Err(bad("input.syslog_cef_delimiter".into(), reason));
+            errors.push(bad("input.syslog_cef_delimiter".into(), reason));
         }
         if self.input.syslog_tls.is_some() {
             for (key, path) in [
@@ -1014,13 +1134,13 @@ impl Config {
             ] {
                 match path {
                     None => {
-                        return Err(bad(
+                        errors.push(bad(
                             key.into(),
                             "required with input.syslog_tls: the listener's PEM file".into(),
                         ));
                     }
                     Some(p) if !p.is_file() => {
-                        return Err(bad(
+                        errors.push(bad(
                             key.into(),
                             format!("{} is not a readable file", p.display()),
                         ));
@@ -1031,7 +1151,7 @@ impl Config {
         }
         for t in &self.input.log_topics {
             if t.is_empty() || t.chars().any(|c| c.is_control() || c.is_whitespace()) {
-                return Err(bad(
+                errors.push(bad(
                     "input.log_topics".into(),
                     format!(
                         "`{t}` is not a topics value; write it as the router prints a row's topics, e.g. `firewall,info` or `system,error,critical`"
@@ -1041,7 +1161,7 @@ impl Config {
         }
         for p in &self.input.connection_protocols {
             if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-                return Err(bad(
+                errors.push(bad(
                     "input.connection_protocols".into(),
                     format!("`{p}` is not a protocol name such as tcp or udp"),
                 ));
@@ -1054,27 +1174,55 @@ impl Config {
                 &self.enforcement.address_list_v6,
             ),
         ] {
-            if list.is_empty()
-                || list.len() > 63
-                || list.chars().any(|c| c.is_control() || c == '=' || c == '"')
-            {
-                return Err(bad(
-                    key.into(),
-                    format!(
-                        "`{list}` is not a usable address-list name (1 to 63 characters, no `=`, quotes or control characters)"
-                    ),
-                ));
+            if let Err(reason) = check_router_word(list) {
+                errors.push(bad(key.into(), reason));
             }
         }
         if let Err(mtids_detect::ConfigError::Invalid { field, reason }) = self.detection.validate()
         {
-            return Err(bad(format!("detection.{field}"), reason));
+            errors.push(bad(format!("detection.{field}"), reason));
         }
         if let Err(e) = self.alert.notifiers() {
-            return Err(bad("alert".into(), e.to_string()));
+            errors.push(bad("alert".into(), e.to_string()));
         }
-        Ok(())
+        into_config_error(origin, errors)
     }
+}
+
+/// `password_file` with a leading `$CREDENTIALS_DIRECTORY/` or `%d/` replaced by the
+/// directory systemd's `LoadCredential=` fills (it sets `CREDENTIALS_DIRECTORY` for the
+/// service; `%d` is the unit-file specifier for the same directory, see systemd.exec(5)).
+fn credential_path(file: &Path) -> Result<PathBuf, String> {
+    let text = file.to_string_lossy();
+    let Some(rest) = [
+        "$CREDENTIALS_DIRECTORY/",
+        "${CREDENTIALS_DIRECTORY}/",
+        "%d/",
+    ]
+    .iter()
+    .find_map(|p| text.strip_prefix(p)) else {
+        return Ok(file.to_owned());
+    };
+    let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| {
+        format!(
+            "{} needs CREDENTIALS_DIRECTORY, which systemd sets for a unit with LoadCredential=; it is not set here",
+            file.display()
+        )
+    })?;
+    Ok(PathBuf::from(dir).join(rest))
+}
+
+/// All of `errors` as one [`CliError::Config`]: the first names the key, the others
+/// follow on lines of their own, so one run shows everything to fix.
+fn into_config_error(origin: &str, errors: Vec<(String, String)>) -> Result<(), CliError> {
+    let mut iter = errors.into_iter();
+    let Some((key, mut reason)) = iter.next() else {
+        return Ok(());
+    };
+    for (k, r) in iter {
+        reason.push_str(&format!("\n  also `{k}`: {r}"));
+    }
+    Err(CliError::config(origin, key, reason))
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -1110,6 +1258,16 @@ fn warn_if_world_readable(path: &Path, warnings: &mut Vec<String>) {
     }
     #[cfg(not(unix))]
     let _ = (path, warnings);
+}
+
+/// ` (did you mean `x`?)` for the candidate closest to `word`, when one is close enough.
+fn did_you_mean<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    candidates
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| format!(" (did you mean `{c}`?)"))
+        .unwrap_or_default()
 }
 
 /// The `:line:column` and the dotted key (`router[1].port`) at byte `offset` of a TOML

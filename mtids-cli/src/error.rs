@@ -60,6 +60,9 @@ pub enum CliError {
     /// The simulation ran but not every attack was blocked, or a benign source was.
     #[error("simulation failed: {0}")]
     SimulationFailed(String),
+    /// The command ran and found something wrong, already shown above (`mtids check`).
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl CliError {

@@ -21,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 mod error;
+pub mod explain;
 pub mod logging;
 pub mod metrics;
 pub mod replay;
@@ -58,9 +59,20 @@ pub fn main() -> ExitCode {
 /// # Errors
 /// A configuration error naming the file or variable and the key.
 pub fn load_config(cli: &Cli) -> Result<config::Loaded, CliError> {
+    load_config_for(cli, contacts_routers(&cli.command))
+}
+
+/// As [`load_config`]; `online`: the router passwords are resolved (the daemon's own
+/// reload needs them, the `mtids reload` client does not).
+fn load_config_for(cli: &Cli, online: bool) -> Result<config::Loaded, CliError> {
     let mut warnings = Vec::new();
     let vars = Variables::from_process(&mut warnings)?;
-    let mut loaded = Config::load(cli.config.as_deref(), &vars)?;
+    let path = config_path(cli.config.as_deref());
+    let mut loaded = if online {
+        Config::load(path.as_deref(), &vars)?
+    } else {
+        Config::load_offline(path.as_deref(), &vars)?
+    };
     loaded.warnings.extend(warnings);
     if cli.debug {
         loaded.config.log.level = "debug".to_owned();
@@ -81,6 +93,77 @@ fn cli_for_reload(cli: &Cli) -> Cli {
     }
 }
 
+/// The configuration file to read: `--config` (or `MTIDS_CONFIG`), else the first of
+/// [`config::DEFAULT_CONFIG_PATHS`] that exists, else none (defaults and variables only).
+/// A default path that is named but missing (the container image sets
+/// `MTIDS_CONFIG=/etc/mtids/mtids.toml` for a file mounted at run time) counts as not
+/// named, so `mtids simulate` works without one; any other missing file is an error.
+pub fn config_path(named: Option<&std::path::Path>) -> Option<std::path::PathBuf> {
+    match named {
+        Some(p)
+            if p.exists()
+                || !config::DEFAULT_CONFIG_PATHS
+                    .iter()
+                    .any(|d| std::path::Path::new(d) == p) =>
+        {
+            Some(p.to_owned())
+        }
+        _ => config::DEFAULT_CONFIG_PATHS
+            .iter()
+            .map(std::path::PathBuf::from)
+            .find(|p| p.is_file()),
+    }
+}
+
+/// Whether `command` may contact a router, and so needs router passwords. `replay`,
+/// `explain`, `simulate` (its own simulated router), `status`, `reload` and `alert` (they
+/// talk to the daemon or to alert destinations), `bans list` (without `--live`) and `bans
+/// history` never do: they never ask for a password.
+fn contacts_routers(command: &Command) -> bool {
+    use crate::bans::BansAction;
+    !matches!(
+        command,
+        Command::Simulate(_)
+            | Command::Replay(_)
+            | Command::Explain(_)
+            | Command::Status(_)
+            | Command::Reload
+            | Command::Alert(_)
+    ) && !matches!(
+        command,
+        Command::Bans(b) if matches!(
+            b.action,
+            BansAction::List { live: false, .. } | BansAction::History { .. }
+        )
+    )
+}
+
+/// For read-only ledger commands: says which ledger is read, and when it does not exist,
+/// says so instead of creating an empty one. `false`: nothing to read.
+fn ledger_to_read(config: &Config, command: &Command) -> bool {
+    use crate::bans::BansAction;
+    let Command::Bans(b) = command else {
+        return true;
+    };
+    if !matches!(
+        b.action,
+        BansAction::List { .. } | BansAction::History { .. }
+    ) {
+        return true;
+    }
+    let path = &config.ledger.path;
+    if path.exists() {
+        eprintln!("ledger: {}", path.display());
+        true
+    } else {
+        eprintln!(
+            "no ban ledger at {} (ledger.path): no bans recorded there yet; give --config (or MTIDS_LEDGER_PATH) for the daemon's ledger",
+            path.display()
+        );
+        false
+    }
+}
+
 /// Runs one parsed command line to completion on a new tokio runtime.
 ///
 /// # Errors
@@ -95,16 +178,20 @@ pub fn execute(cli: Cli) -> Result<(), CliError> {
         }
         loaded => loaded?,
     };
-    // The simulation prints its own progress: only warnings from the logs, unless asked.
+    // The simulation prints its own progress (bans included): only errors from the logs,
+    // so no WARN line lands in the middle of it, unless asked.
     if matches!(cli.command, Command::Simulate(_))
         && !cli.debug
         && loaded.config.log.level == "info"
     {
-        loaded.config.log.level = "warn".to_owned();
+        loaded.config.log.level = "error".to_owned();
     }
     logging::init(&loaded.config.log.level, loaded.config.log.format);
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
+    }
+    if !ledger_to_read(&loaded.config, &cli.command) {
+        return Ok(());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -114,8 +201,9 @@ pub fn execute(cli: Cli) -> Result<(), CliError> {
         match &cli.command {
             Command::Run(args) => {
                 let reload_cli = cli_for_reload(&cli);
-                let reloader: daemon::control::Reloader =
-                    std::sync::Arc::new(move || load_config(&reload_cli).map(|l| l.config));
+                let reloader: daemon::control::Reloader = std::sync::Arc::new(move || {
+                    load_config_for(&reload_cli, true).map(|l| l.config)
+                });
                 run::run(loaded.config, args, Some(reloader)).await
             }
             Command::Simulate(args) => simulate::simulate(loaded.config, args).await,
@@ -126,6 +214,7 @@ pub fn execute(cli: Cli) -> Result<(), CliError> {
             Command::Status(args) => status::status(&loaded.config, args).await,
             Command::Reload => status::reload(&loaded.config).await,
             Command::Alert(args) => status::alert(&loaded.config, args).await,
+            Command::Explain(args) => explain::execute(&loaded.config.detection, args),
         }
     })
 }

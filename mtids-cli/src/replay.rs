@@ -476,7 +476,7 @@ fn outcome_json(outcome: &Outcome) -> serde_json::Value {
 }
 
 /// Why a finding was not banned, with times as dates rather than epoch milliseconds.
-fn why_not(reason: &Suppression) -> String {
+pub(crate) fn why_not(reason: &Suppression) -> String {
     match reason {
         Suppression::AlreadyBanned { until } => {
             format!("already banned until {}", format_time(until.as_millis()))
@@ -661,6 +661,26 @@ pub fn run(
         show_unmatched: args.show_unmatched,
         progress: !args.no_progress,
     };
+    // When no input can be opened at all, say so once, before any report (no empty report
+    // followed by errors); with some readable, those are replayed and the others reported.
+    if args.files.iter().all(|p| p.as_os_str() != "-") {
+        let mut first_failure = None;
+        let mut readable = false;
+        for path in &args.files {
+            match File::open(path) {
+                Ok(_) => readable = true,
+                Err(source) => {
+                    first_failure.get_or_insert(ReplayError::Read {
+                        path: path.display().to_string(),
+                        source,
+                    });
+                }
+            }
+        }
+        if let (false, Some(e)) = (readable, first_failure) {
+            return Err(e);
+        }
+    }
     let mut replay = Replay::new(config, options)?;
     let started = Instant::now();
     let mut first_error = None;

@@ -567,18 +567,8 @@ pub fn steps_for(
 
 /// Only plain words go into the script or a command: no quoting games.
 fn check_word(what: &str, value: &str) -> Result<(), CliError> {
-    let ok = !value.is_empty()
-        && value.len() <= 64
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(CliError::Usage(format!(
-            "{what}: `{value}` must be 1 to 64 letters, digits, `-`, `_`, `.` or `@`"
-        )))
-    }
+    crate::config::check_router_word(value)
+        .map_err(|reason| CliError::Usage(format!("{what}: {reason}")))
 }
 
 fn quote(v: &str) -> String {

@@ -210,9 +210,12 @@ async fn the_ipv6_items_use_the_ipv6_list_name() {
     let v6 = item(&items, "IPv6 address list");
     assert_eq!(v6.status, Status::Passed, "{text}");
     assert!(v6.detail.contains("`bl6` readable, 2 entries"), "{text}");
+    // No IPv6 drop rule at all: IPv6 is not set up (`mtids setup` without `--ipv6`), which
+    // is said but does not fail `check` (issue 13: setup and check agree on the default).
     for what in ["IPv6 drop rule from blocked", "IPv6 drop rule to blocked"] {
         let i = item(&items, what);
-        assert_eq!(i.status, Status::Failed, "{what}: {text}");
+        assert_eq!(i.status, Status::Unknown, "{what}: {text}");
+        assert!(i.detail.contains("IPv6 not set up"), "{text}");
         assert!(i.fix.as_deref().unwrap().contains("--ipv6"), "{text}");
     }
     server.shutdown().await;

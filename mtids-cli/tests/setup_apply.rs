@@ -693,3 +693,62 @@ async fn wan_list_makes_in_interface_list_rules() {
     admin.close().await;
     sim.shutdown().await;
 }
+
+/// `setup --apply` as docs/router-setup.md says (no `--ipv6`), then `check`: nothing
+/// fails; the IPv6 drop-rule items say IPv6 is not set up (issue 13).
+#[tokio::test]
+async fn setup_without_ipv6_then_check_fails_nothing() {
+    let sim = Sim::start().await;
+    let config = sim.config(None);
+    let args = match Cli::parse_from(["mtids", "setup", "--apply", "--yes"]).command {
+        Command::Setup(a) => a,
+        other => panic!("parsed as {other:?}"),
+    };
+    setup::apply_to_router(&config.routers[0], &args, &config, ADMIN_PW)
+        .await
+        .unwrap();
+    let items = sim.check().await;
+    let text = check::render(&items);
+    for i in &items {
+        assert_ne!(i.status, Status::Failed, "{}: {text}", i.what);
+    }
+    for what in ["IPv6 drop rule from blocked", "IPv6 drop rule to blocked"] {
+        let i = item(&items, what);
+        assert_eq!(i.status, Status::Unknown, "{text}");
+        assert!(i.fix.as_deref().unwrap().contains("--ipv6"), "{text}");
+    }
+    sim.shutdown().await;
+}
+
+/// Over the plain API after `setup --apply`: the API-SSL item does not repeat steps that
+/// are done; it prints the certificate's fingerprint to pin (issue 13).
+#[tokio::test]
+async fn the_api_ssl_item_prints_the_fingerprint_to_pin() {
+    let sim = Sim::start().await;
+    sim.apply().await;
+    let admin = sim.admin().await;
+    let cert = admin
+        .call(
+            Api::new("/certificate/print")
+                .proplist(["fingerprint"])
+                .word("?name=mtids-api"),
+        )
+        .await
+        .unwrap();
+    let fp = cert.rows[0].get_str("fingerprint").unwrap().into_owned();
+    admin.close().await;
+    let items = check::check(&sim.config(None), &check_args())
+        .await
+        .unwrap();
+    let text = check::render(&items);
+    let ssl = item(&items, "API-SSL");
+    assert_eq!(ssl.status, Status::Unknown, "{text}");
+    assert!(
+        ssl.detail.contains("ready with certificate `mtids-api`"),
+        "{text}"
+    );
+    let fix = ssl.fix.as_deref().unwrap();
+    assert!(fix.contains(&format!("fingerprint = \"{fp}\"")), "{text}");
+    assert!(!fix.contains("mtids setup"), "{text}");
+    sim.shutdown().await;
+}

@@ -103,6 +103,23 @@ impl<D: Detector> Detector for Vec<D> {
     }
 }
 
+/// How far one source has come towards a detector's threshold: what `mtids explain` shows
+/// after each line. Read with [`DetectorSet::progress`]; reading changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// The detector's name (`port_scan`, `brute_force`, ...).
+    pub detector: &'static str,
+    /// What is counted (`weighted distinct ports`, `failures`, `distinct users`, ...).
+    pub measure: &'static str,
+    /// The count in the window now (0 right after a finding: the detector starts again).
+    pub count: u64,
+    /// The count at which the detector fires.
+    pub threshold: u64,
+    /// How long an event counts.
+    pub window: std::time::Duration,
+}
+
 /// The built-in detectors that a [`DetectionConfig`] enables, plus any others added with
 /// [`DetectorSet::push`]. It is itself a [`Detector`]; the built-ins are held by value, so
 /// the hot path has no dynamic dispatch.
@@ -192,6 +209,47 @@ impl DetectorSet {
         if let Some(d) = &mut self.asymmetric_connection {
             d.set_router_addresses(addresses);
         }
+    }
+}
+
+impl DetectorSet {
+    /// Where the source of `event` stands in each built-in detector that counts such
+    /// events: one [`Progress`] per measure (brute force counts failures and distinct
+    /// users). Empty when no enabled detector counts this event (a login success, a
+    /// firewall row filtered out by `port_scan.chains`, an unrecognised line). Read-only;
+    /// meant to be called right after [`Detector::observe`] with the same event.
+    ///
+    /// ```
+    /// use mtids_detect::{parse_log_row, DetectionConfig, Detector, DetectorSet, Timestamp};
+    ///
+    /// let mut set = DetectorSet::new(&DetectionConfig::default())?;
+    /// let event = parse_log_row("system,error,critical", "login failure for user admin from 198.51.100.7 via ssh");
+    /// set.observe(Timestamp::from_secs(1), &event, &mut Vec::new());
+    /// set.observe(Timestamp::from_secs(2), &event, &mut Vec::new());
+    /// let progress = set.progress(&event);
+    /// assert_eq!((progress[0].detector, progress[0].measure), ("brute_force", "failures"));
+    /// assert_eq!((progress[0].count, progress[0].threshold), (2, 10));
+    /// assert_eq!(progress[1].count, 1); // one distinct user
+    /// # Ok::<(), mtids_detect::ConfigError>(())
+    /// ```
+    pub fn progress(&self, event: &Event<'_>) -> Vec<Progress> {
+        let mut out = Vec::new();
+        match event {
+            Event::Firewall(row) => {
+                if let (Some(d), Some(_)) = (&self.port_scan, row.dst.port) {
+                    if d.accepts(row) {
+                        out.push(d.progress(row.src.ip));
+                    }
+                }
+            }
+            Event::Auth(auth) => {
+                if let Some(d) = &self.brute_force {
+                    out.extend(d.progress(auth));
+                }
+            }
+            _ => {}
+        }
+        out
     }
 }
 

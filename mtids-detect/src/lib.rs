@@ -56,7 +56,7 @@
 //! let Some(Outcome::Ban(ban)) = outcomes.first() else { panic!("expected a ban") };
 //! assert_eq!(ban.target.to_string(), "198.51.100.7");
 //! assert_eq!(ban.duration.as_secs(), 3600);
-//! assert_eq!(ban.reason, "mtids brute_force 3/3 in 60s");
+//! assert_eq!(ban.reason, "3 failures in 1m");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -73,7 +73,7 @@ mod policy;
 mod time;
 
 pub use config::{ConfigError, DetectionConfig, MAX_WINDOW_SECS};
-pub use detector::{Detector, DetectorSet};
+pub use detector::{Detector, DetectorSet, Progress};
 pub use engine::DetectionEngine;
 pub use event::{
     Auth, AuthKind, AuthSource, ConnectionSample, Endpoint, Event, FirewallLog, IcmpType,
@@ -87,8 +87,9 @@ pub use finding::{
 pub use guard::{Guard, GuardConfig, GuardReason, InterfaceAddress, IpPrefix, PrefixParseError};
 pub use linker::{MAX_LINKED_SESSIONS, MAX_PENDING_TUNNELS, TUNNEL_LINK_WINDOW, TunnelLinker};
 pub use parse::{
-    Date, LineContext, LogLine, RowError, parse_connection_row, parse_log_line,
-    parse_log_line_bytes, parse_log_row, parse_log_row_bytes, parse_log_time, parse_resource_row,
+    Date, LineContext, LineFormat, LogLine, RowError, line_format, parse_connection_row,
+    parse_log_line, parse_log_line_bytes, parse_log_row, parse_log_row_bytes, parse_log_time,
+    parse_resource_row,
 };
 pub use policy::{
     Decision, MAX_REASON_LEN, Outcome, Policy, PolicyConfig, Suppressed, Suppression,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::Timestamp;
 use crate::config::{ConfigError, check_range};
 use crate::detectors::table::SourceTable;
-use crate::finding::{Finding, Severity, Source, normalize_ip};
+use crate::finding::{Finding, FindingKind, Severity, Source, normalize_ip};
 use crate::guard::{Guard, GuardReason, IpPrefix};
 
 /// Longest address-list comment the policy writes, in bytes.
@@ -430,18 +430,27 @@ impl Policy {
     }
 }
 
-/// `mtids port_scan 15/15 in 300s`: ASCII letters, digits and `_ ./:-` only, bounded.
+/// What the finding was, in words (`15 ports in 5m`, `10 failures in 1m`): the address
+/// list's comment puts `mtids <detector>: ` before it. ASCII letters, digits and
+/// `_ ./:-,%` only, bounded.
 fn reason_for(f: &Finding) -> String {
-    let raw = format!(
-        "mtids {} {}/{} in {}s",
-        f.kind,
-        f.evidence.count,
-        f.evidence.threshold,
-        f.evidence.window.as_secs()
-    );
+    let e = &f.evidence;
+    let within = window_words(e.window);
+    let raw = match f.kind {
+        FindingKind::PortScan => format!("{} ports in {within}", e.count),
+        FindingKind::HostSweep => format!("{} hosts on one port in {within}", e.count),
+        FindingKind::BruteForce => format!("{} failures in {within}", e.count),
+        FindingKind::UserEnumeration => format!("{} user names tried in {within}", e.count),
+        FindingKind::AsymmetricConnection => {
+            format!("{} packets out, unanswered", e.count)
+        }
+        FindingKind::LoginThenCpuSpike => {
+            format!("login then cpu over {}%", e.threshold)
+        }
+    };
     raw.chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || " _./:-".contains(c) {
+            if c.is_ascii_alphanumeric() || " _./:-,%".contains(c) {
                 c
             } else {
                 '_'
@@ -449,6 +458,17 @@ fn reason_for(f: &Finding) -> String {
         })
         .take(MAX_REASON_LEN)
         .collect()
+}
+
+/// `300s` as `5m`, `3600s` as `1h`, `90s` as `90s`.
+fn window_words(window: Duration) -> String {
+    let secs = window.as_secs();
+    match secs {
+        0 => format!("{}ms", window.as_millis()),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 #[cfg(test)]
@@ -525,7 +545,7 @@ mod tests {
         let d = ban(p.decide(Timestamp::from_secs(0), finding("192.0.2.7", 0)));
         assert_eq!((d.offence, d.duration.as_secs()), (1, 100));
         assert_eq!(d.target.to_string(), "192.0.2.7");
-        assert_eq!(d.reason, "mtids port_scan 15/15 in 300s");
+        assert_eq!(d.reason, "15 ports in 5m");
         // Still banned for 50 s more: not decided again.
         assert_eq!(
             why(p.decide(Timestamp::from_secs(50), finding("192.0.2.7", 50))),

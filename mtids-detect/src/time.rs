@@ -87,9 +87,27 @@ impl Sub<Timestamp> for Timestamp {
     }
 }
 
+/// A UTC date and time people read: `2026-12-07 03:12:00 UTC` (milliseconds only when
+/// not zero: `2026-12-07 03:12:00.449 UTC`).
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:03}s", self.0 / 1000, self.0 % 1000)
+        let date = crate::parse::Date::of(*self);
+        let of_day = self.0 % 86_400_000;
+        let (h, m, s, ms) = (
+            of_day / 3_600_000,
+            of_day / 60_000 % 60,
+            of_day / 1000 % 60,
+            of_day % 1000,
+        );
+        write!(
+            f,
+            "{:04}-{:02}-{:02} {h:02}:{m:02}:{s:02}",
+            date.year, date.month, date.day
+        )?;
+        if ms != 0 {
+            write!(f, ".{ms:03}")?;
+        }
+        f.write_str(" UTC")
     }
 }
 
@@ -107,6 +125,10 @@ mod tests {
         );
         assert_eq!(Timestamp::ZERO - t, Duration::ZERO);
         assert_eq!(t - Timestamp::from_secs(1), Duration::from_millis(500));
-        assert_eq!(t.to_string(), "1.500s");
+        assert_eq!(t.to_string(), "1970-01-01 00:00:01.500 UTC");
+        assert_eq!(
+            Timestamp::from_secs(1_796_605_920).to_string(),
+            "2026-12-07 01:12:00 UTC"
+        );
     }
 }

@@ -194,7 +194,7 @@ fn incident_gives_the_expected_findings_and_decisions() {
         (
             "2001:db8:bad::7".into(),
             "user_enumeration",
-            "already banned until 1795258808.000s".into(),
+            "already banned until 2026-11-21 11:00:08 UTC".into(),
         ),
         // MAC-winbox failures: reported, never an IP ban.
         (

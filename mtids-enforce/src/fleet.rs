@@ -832,12 +832,13 @@ impl RouterTask {
     fn lost(&self, reason: &str, attempt: &mut u32) -> Duration {
         let retry_in = backoff_delay(*attempt, self.config.backoff_min, self.config.backoff_max);
         *attempt = attempt.saturating_add(1);
-        tracing::warn!(
-            router = self.name(),
-            error = %reason,
-            retry_in_ms = u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX),
-            "router connection lost"
-        );
+        let retry_in_ms = u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX);
+        if self.status.borrow().connected {
+            tracing::warn!(router = self.name(), error = %reason, retry_in_ms, "router connection lost");
+        } else {
+            // Never connected (or not since the last loss): an attempt that failed.
+            tracing::warn!(router = self.name(), error = %reason, retry_in_ms, "router connection failed");
+        }
         self.status.send_modify(|s| {
             s.connected = false;
             s.last_error = Some(reason.to_owned());

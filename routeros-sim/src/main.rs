@@ -36,10 +36,11 @@ struct Args {
     /// Use the pre-6.43 MD5 challenge login instead of the plain one.
     #[arg(long)]
     legacy_login: bool,
-    /// RouterOS version to emulate; 7.18 and later answer empty prints with `!empty` and
-    /// have `remote-log-format`/`remote-protocol` (no `bsd-syslog`) in logging actions.
-    #[arg(long = "version", default_value = "7.20.4", value_parser = parse_version)]
-    version: RouterOsVersion,
+    /// RouterOS version to emulate (default 7.20.4); 7.18 and later answer empty prints
+    /// with `!empty` and have `remote-log-format`/`remote-protocol` (no `bsd-syslog`) in
+    /// logging actions. Without a value: print routeros-sim's own version and exit.
+    #[arg(long = "version", value_name = "ROUTEROS_VERSION", num_args = 0..=1, value_parser = parse_version)]
+    version: Option<Option<RouterOsVersion>>,
     /// The api service's max-sessions.
     #[arg(long, default_value_t = 20)]
     max_sessions: usize,
@@ -82,8 +83,18 @@ fn parse_speed(text: &str) -> Result<f64, String> {
     }
 }
 
+/// The RouterOS version emulated when `--version` does not name one.
+const DEFAULT_ROUTEROS_VERSION: &str = "7.20.4";
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.version == Some(None) {
+        println!(
+            "routeros-sim {} (emulates RouterOS {DEFAULT_ROUTEROS_VERSION} unless --version VERSION)",
+            env!("CARGO_PKG_VERSION")
+        );
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -104,8 +115,13 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), routeros_sim::SimError> {
+    let version = args
+        .version
+        .flatten()
+        .or_else(|| RouterOsVersion::parse(DEFAULT_ROUTEROS_VERSION))
+        .unwrap_or(RouterOsVersion::new(7, 20, 4));
     let config = RouterConfig {
-        version: args.version,
+        version,
         login: if args.legacy_login {
             LoginMethod::LegacyChallenge
         } else {
@@ -155,7 +171,7 @@ async fn run(args: Args) -> Result<(), routeros_sim::SimError> {
     println!("{}", server.local_addr());
     eprintln!(
         "routeros-sim: RouterOS {} listening on {} (user {}); Ctrl-C stops",
-        args.version,
+        version,
         server.local_addr(),
         args.user
     );
@@ -199,7 +215,10 @@ mod tests {
             "7.17",
         ])
         .unwrap();
-        assert_eq!(args.version, RouterOsVersion::parse("7.17").unwrap());
+        assert_eq!(args.version, Some(RouterOsVersion::parse("7.17")));
+        let bare = Args::try_parse_from(["routeros-sim", "--version"]).unwrap();
+        assert_eq!(bare.version, Some(None));
+        assert!(RouterOsVersion::parse(DEFAULT_ROUTEROS_VERSION).is_some());
         assert!(Args::try_parse_from(["routeros-sim", "--version", "seven"]).is_err());
         assert!(
             Args::try_parse_from(["routeros-sim", "--scenario", "benign", "--speed", "0"]).is_err()

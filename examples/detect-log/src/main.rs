@@ -89,8 +89,20 @@ fn load_config(path: Option<&str>) -> Result<DetectionConfig, String> {
     };
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("cannot read config {path}: {e}"))?;
-    let config: DetectionConfig =
-        toml::from_str(&text).map_err(|e| format!("config {path}: {e}"))?;
+    // An mtids configuration's `[detection]` section, or its tables alone.
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct MtidsConfig {
+        detection: DetectionConfig,
+    }
+    let in_mtids_form = toml::from_str::<toml::Table>(&text)
+        .is_ok_and(|t| t.len() == 1 && t.contains_key("detection"));
+    let config: DetectionConfig = if in_mtids_form {
+        toml::from_str::<MtidsConfig>(&text).map(|c| c.detection)
+    } else {
+        toml::from_str(&text)
+    }
+    .map_err(|e| format!("config {path}: {e}"))?;
     config
         .validate()
         .map_err(|e| format!("config {path}: {e}"))?;

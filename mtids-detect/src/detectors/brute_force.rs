@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::table::{SourceTable, Window};
 use super::text_fingerprint;
 use crate::config::{ConfigError, check_range, check_window};
-use crate::detector::Detector;
+use crate::detector::{Detector, Progress};
 use crate::finding::{Evidence, FindingKind, Severity, Source};
 use crate::{Auth, AuthKind, Event, Finding, Timestamp};
 
@@ -172,6 +172,39 @@ impl BruteForceDetector {
     /// Sources evicted because the table was full, since creation.
     pub fn evicted(&self) -> u64 {
         self.sources.evicted()
+    }
+
+    /// Where the source of `auth` stands: failures and distinct users in the window as of
+    /// its last failure (see [`crate::DetectorSet::progress`]). Empty for a success or a
+    /// logout: only failures count.
+    pub fn progress(&self, auth: &Auth<'_>) -> Vec<Progress> {
+        if auth.kind != AuthKind::Failure {
+            return Vec::new();
+        }
+        let service_key = if self.config.per_service {
+            text_fingerprint(auth.service.as_deref().unwrap_or(""))
+        } else {
+            0
+        };
+        let state = self.sources.get(&(Source::from(auth.source), service_key));
+        let window = Duration::from_millis(self.window_ms);
+        let mut out = vec![Progress {
+            detector: BRUTE_FORCE,
+            measure: "failures",
+            count: state.map_or(0, |s| s.failures.len() as u64),
+            threshold: u64::from(self.config.max_failures),
+            window,
+        }];
+        if self.config.distinct_users > 0 {
+            out.push(Progress {
+                detector: BRUTE_FORCE,
+                measure: "distinct users",
+                count: state.map_or(0, |s| s.users.len() as u64),
+                threshold: u64::from(self.config.distinct_users),
+                window,
+            });
+        }
+        out
     }
 
     /// Counts one failed login seen at `now`.

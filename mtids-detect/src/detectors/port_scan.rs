@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::table::{SourceTable, Window};
 use crate::config::{ConfigError, check_range, check_window};
-use crate::detector::Detector;
+use crate::detector::{Detector, Progress};
 use crate::finding::{Evidence, FindingKind, MAX_EVIDENCE_ITEMS, Severity, Source, normalize_ip};
 use crate::{Event, Finding, FirewallLog, Protocol, Timestamp};
 
@@ -185,7 +185,29 @@ impl PortScanDetector {
         self.sources.evicted() + self.sweeps.evicted()
     }
 
-    fn accepts(&self, row: &FirewallLog<'_>) -> bool {
+    /// Where `src` stands: its weighted count of distinct ports in the window as of its
+    /// last packet (see [`crate::DetectorSet::progress`]).
+    pub fn progress(&self, src: IpAddr) -> Progress {
+        let (low, high) = (self.config.low_port_weight, self.config.high_port_weight);
+        let count: u32 = self.sources.get(&normalize_ip(src)).map_or(0, |state| {
+            state
+                .ports
+                .entries()
+                .iter()
+                .map(|e| if e.key <= 1024 { low } else { high })
+                .sum()
+        });
+        Progress {
+            detector: PORT_SCAN,
+            measure: "weighted distinct ports",
+            count: u64::from(count),
+            threshold: u64::from(self.config.threshold),
+            window: Duration::from_millis(self.window_ms),
+        }
+    }
+
+    /// Whether a firewall row passes the `chains` and `log_prefixes` filters.
+    pub(crate) fn accepts(&self, row: &FirewallLog<'_>) -> bool {
         if self.config.ignore_quic_answers && is_quic_answer(row) {
             return false;
         }

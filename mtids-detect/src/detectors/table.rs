@@ -100,6 +100,12 @@ impl<K: Hash + Eq + Copy, V> SourceTable<K, V> {
         &mut slot.value
     }
 
+    /// The state for `key`, if tracked (read-only).
+    pub(crate) fn get(&self, key: &K) -> Option<&V> {
+        let i = *self.index.get(key)?;
+        self.slots.get(i as usize).map(|s| &s.value)
+    }
+
     /// The state for `key`, if tracked, without marking it seen.
     pub(crate) fn get_mut(&mut self, key: &K) -> Option<&mut V> {
         let i = *self.index.get(key)?;

@@ -156,6 +156,104 @@ pub fn parse_log_line<'a>(line: &'a str, ctx: &LineContext) -> LogLine<'a> {
     hosted
 }
 
+/// Which header and format [`parse_log_line`] recognised in a line: what `mtids explain`
+/// prints, for people writing log rules. Read with [`line_format`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LineFormat {
+    /// BSD syslog (RFC 3164) with topics: `<30>Feb 15 11:25:46 gw.local TOPICS MESSAGE`.
+    BsdSyslog,
+    /// RFC 3339 time with topics: `2023-03-18T20:35:05.734637+01:00 10.0.0.1 TOPICS MESSAGE`.
+    Rfc3339,
+    /// A `/log print` line: `oct/07/2007 06:23:51`, `feb/11 00:02:30`,
+    /// `2025-02-11 00:02:30.123` or `06:23:51`, then topics.
+    LogPrint,
+    /// The `cef` remote format of RouterOS 7.18+ (`... CEF:0|MikroTik|...`).
+    Cef,
+    /// The `default` remote format of RouterOS 7.18+: `TOPICS MESSAGE`, no header.
+    Default,
+    /// A header but no topics: the `syslog` remote format of RouterOS 7.18+, or a relay
+    /// that dropped them; the message is recognised by its text alone.
+    SyslogWithoutTopics,
+    /// Leading spaces and no header: a further line of a multi-line message.
+    Continuation,
+    /// Neither header nor topics: the text is read as a bare message.
+    BareMessage,
+}
+
+impl LineFormat {
+    /// A short description (`BSD syslog`, `RFC 3339`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineFormat::BsdSyslog => "BSD syslog (RFC 3164)",
+            LineFormat::Rfc3339 => "RFC 3339 syslog",
+            LineFormat::LogPrint => "/log print",
+            LineFormat::Cef => "CEF (RouterOS 7.18+ remote format `cef`)",
+            LineFormat::Default => "RouterOS 7.18+ remote format `default` (topics, no header)",
+            LineFormat::SyslogWithoutTopics => {
+                "syslog without topics (RouterOS 7.18+ remote format `syslog`)"
+            }
+            LineFormat::Continuation => "continuation of a multi-line message",
+            LineFormat::BareMessage => "bare message (no header, no topics)",
+        }
+    }
+}
+
+impl std::fmt::Display for LineFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The header and format of `line` as [`parse_log_line`] reads it (the same steps, without
+/// the message): for explaining a line, not for the hot path.
+///
+/// ```
+/// use mtids_detect::{line_format, LineFormat};
+///
+/// assert_eq!(line_format("<30>Feb 15 11:25:46 gw firewall,info input: x"), LineFormat::BsdSyslog);
+/// assert_eq!(line_format("system,error,critical login failure for user a from 192.0.2.1 via ssh"), LineFormat::Default);
+/// ```
+pub fn line_format(line: &str) -> LineFormat {
+    let line = trim_line_end(line);
+    let rest = header::strip_pri(line);
+    let trimmed = rest.trim_start_matches(' ');
+    // Any context will do: only the shape of the header matters here.
+    let ctx = LineContext::default();
+    let Some((_, after)) = header::parse_timestamp(trimmed, &ctx) else {
+        if trimmed.len() != rest.len() {
+            return LineFormat::Continuation;
+        }
+        if rest.starts_with("CEF:") {
+            return LineFormat::Cef;
+        }
+        return if word(rest).2 {
+            LineFormat::Default
+        } else {
+            LineFormat::BareMessage
+        };
+    };
+    let after = after.trim_start_matches(' ');
+    let (_, after_first, first_is_topics) = word(after);
+    if after.starts_with("CEF:") || after_first.starts_with("CEF:") {
+        return LineFormat::Cef;
+    }
+    let with_topics = first_is_topics || word(after_first).2;
+    // Hand the parse the same line to learn whether the topics were used.
+    if !with_topics || parse_log_line(line, &ctx).topics.is_empty() {
+        return LineFormat::SyslogWithoutTopics;
+    }
+    let b = trimmed.as_bytes();
+    let at = |i: usize| b.get(i).copied().unwrap_or(0);
+    if at(4) == b'-' && matches!(at(10), b'T' | b't') {
+        LineFormat::Rfc3339
+    } else if at(3) == b' ' {
+        LineFormat::BsdSyslog
+    } else {
+        LineFormat::LogPrint
+    }
+}
+
 /// The `time` field of a `/log/print` row from the API (`oct/07/2007 06:23:51`,
 /// `feb/11 00:02:30`, `2025-02-11 00:02:30`, `06:23:51`, with milliseconds since RouterOS
 /// 7.18: `2025-02-11 00:02:30.123`), or any other header timestamp
