@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mtids_alert::{AlertConfig, ChatId, Secret, TelegramConfig};
+pub use mtids_crowdsec::{CrowdsecConfig, ResolvedConfig as ResolvedCrowdsec};
 use mtids_detect::DetectionConfig;
 use serde::Deserialize;
 
@@ -93,6 +94,13 @@ pub struct Config {
     pub ledger: LedgerConfig,
     /// The optional Prometheus endpoint.
     pub metrics: MetricsConfig,
+    /// The optional CrowdSec Local API: pull its bans, push mtids' own (mtids-crowdsec's
+    /// schema, see docs/crowdsec.md).
+    pub crowdsec: Option<CrowdsecConfig>,
+    /// `crowdsec` with its secrets read, filled by [`Config::load`] (the daemon resolves
+    /// a section set in code from the process environment).
+    #[serde(skip)]
+    pub crowdsec_resolved: Option<ResolvedCrowdsec>,
 }
 
 /// One router (`[[router]]`).
@@ -614,6 +622,7 @@ impl Config {
         let origin = path.map_or_else(|| "defaults".to_owned(), |p| p.display().to_string());
         config.apply_variables(vars)?;
         config.resolve_passwords(&origin, vars, &mut warnings)?;
+        config.crowdsec_resolved = config.resolve_crowdsec(&origin, vars, &mut warnings)?;
         config.validate(&origin)?;
         Ok(Loaded {
             config,
@@ -657,7 +666,12 @@ impl Config {
             let named_by_file = self
                 .routers
                 .iter()
-                .any(|r| r.password_env.as_deref() == Some(key.as_str()));
+                .any(|r| r.password_env.as_deref() == Some(key.as_str()))
+                || self.crowdsec.as_ref().is_some_and(|c| {
+                    [&c.bouncer_key_env, &c.machine_password_env]
+                        .iter()
+                        .any(|v| v.as_deref() == Some(key.as_str()))
+                });
             if key.starts_with("MTIDS_")
                 && !named_by_file
                 && !ENV_VARS.iter().any(|(k, _)| k == key)
@@ -874,6 +888,42 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Checks the `[crowdsec]` section and reads its secrets, from `vars` (the same
+    /// variables as the router passwords' `password_env`) and files (first line, a
+    /// warning when others can read it). `None` without the section.
+    ///
+    /// # Errors
+    /// The first bad key, named `crowdsec.<key>`; never the secret itself.
+    pub fn resolve_crowdsec(
+        &self,
+        origin: &str,
+        vars: &Variables,
+        warnings: &mut Vec<String>,
+    ) -> Result<Option<ResolvedCrowdsec>, CliError> {
+        let Some(section) = &self.crowdsec else {
+            return Ok(None);
+        };
+        let seen = std::cell::RefCell::new(Vec::new());
+        let resolved = section
+            .resolve(
+                |name| vars.get(name).map(str::to_owned),
+                |path| {
+                    seen.borrow_mut().push(path.to_owned());
+                    std::fs::read_to_string(path)
+                },
+            )
+            .map_err(|e| match e {
+                mtids_crowdsec::CrowdsecError::InvalidConfig { field, reason } => {
+                    CliError::config(origin, format!("crowdsec.{field}"), reason)
+                }
+                other => CliError::config(origin, "crowdsec", other.to_string()),
+            })?;
+        for path in seen.into_inner() {
+            warn_if_world_readable(&path, warnings);
+        }
+        Ok(Some(resolved))
     }
 
     /// Checks every value the types cannot; `origin` names the file in errors.

@@ -14,6 +14,7 @@
 //! Time comes from a [`Clock`] so `mtids simulate` can run the daemon on the simulated
 //! router's compressed time.
 
+mod crowdsec;
 mod detection;
 mod enforce;
 mod ledger_sync;
@@ -190,6 +191,8 @@ pub(crate) struct Shared {
     pub(crate) event_counters: Vec<EventCounters>,
     /// Configured routers whose host is an IP address, to label syslog events by sender.
     syslog_senders: HashMap<IpAddr, usize>,
+    /// The CrowdSec LAPI clients, with a `[crowdsec]` section.
+    pub(crate) crowdsec: Option<crowdsec::Crowdsec>,
 }
 
 impl Shared {
@@ -220,6 +223,7 @@ impl Shared {
     fn refresh_gauges(&self, metrics: &Metrics) {
         metrics.set_alert_queue(self.alerts.pending());
         metrics.set_alert_destinations(&self.alerts.destinations());
+        crowdsec::refresh_metrics(self);
         // Dry run keeps no ledger: the detection task counts its decisions in force.
         if self.ledger.is_some() {
             let now = self.now();
@@ -316,6 +320,17 @@ impl Daemon {
             .map(|addr| MetricsServer::bind_now(addr, metrics.clone()))
             .transpose()?;
         let alerts = Dispatcher::spawn(config.alert.dispatcher.clone(), notifiers)?;
+        let crowdsec = match (&config.crowdsec_resolved, &config.crowdsec) {
+            (Some(resolved), _) => Some(resolved.clone()),
+            // Set in code rather than loaded: its secrets from the process environment.
+            (None, Some(_)) => {
+                let vars = crate::config::Variables::from_process(&mut Vec::new())?;
+                config.resolve_crowdsec("configuration", &vars, &mut Vec::new())?
+            }
+            (None, None) => None,
+        }
+        .map(|resolved| crowdsec::Crowdsec::new(&resolved))
+        .transpose()?;
         let (stop, shutdown) = watch::channel(false);
         let mut event_counters = Vec::with_capacity(config.routers.len() + 1);
         let mut syslog_senders = HashMap::new();
@@ -339,6 +354,7 @@ impl Daemon {
             metrics,
             event_counters,
             syslog_senders,
+            crowdsec,
         });
         let weak = Arc::downgrade(&shared);
         shared.metrics.on_render(move |metrics| {
@@ -407,6 +423,13 @@ impl Daemon {
         ));
         let mut listeners = Vec::new();
         syslog::spawn(&shared, syslog_listeners, &events_tx, &mut listeners);
+        if let Some(pulls) = shared
+            .crowdsec
+            .as_ref()
+            .and_then(|c| c.spawn_pulls(&shared, events_tx.clone()))
+        {
+            listeners.push(pulls);
+        }
         drop(events_tx);
         let detection = tokio::spawn(detection::run_detection(
             Arc::clone(&shared),
@@ -487,6 +510,7 @@ impl Daemon {
         {
             tracing::warn!("the router event task did not stop within 2 s");
         }
+        crowdsec::shutdown(&self.shared, within).await;
         let outcome = self.shared.alerts.shutdown(within).await;
         if outcome.undelivered > 0 {
             tracing::warn!(
