@@ -537,14 +537,21 @@ async fn ten_thousand_imported_decisions_reach_three_routers() {
             })
             .count()
     };
-    let took = eventually(Duration::from_secs(600), || {
+    let most = eventually(Duration::from_secs(600), || {
+        a.sims.iter().all(|s| listed(s) >= count * 99 / 100)
+    })
+    .await;
+    // The last ones may need the daemon's periodic snapshot (a minute): the 1.4.6 LAPI's
+    // deltas can miss decisions written in bulk during a pull (see daemon/crowdsec.rs).
+    let rest = eventually(Duration::from_secs(300), || {
         a.sims.iter().all(|s| listed(s) >= count)
     })
     .await;
+    let took = rest.map(|t| t + most.unwrap_or_default() + imported);
     let counts: Vec<usize> = a.sims.iter().map(listed).collect();
     println!(
-        "{count} decisions: cscli decisions import {imported:?}; import -> all on 3 routers {:?} (counts {counts:?})",
-        took.map(|t| t + imported)
+        "{count} decisions: cscli decisions import {imported:?}; import -> 99% on 3 routers {:?}; -> all {took:?} (counts {counts:?})",
+        most.map(|t| t + imported),
     );
     assert!(
         took.is_some(),

@@ -7,8 +7,8 @@
 //! Pulled bans are recorded with the detector [`DETECTOR`]: that is how a deleted CrowdSec
 //! decision lifts only bans that came from CrowdSec, never one mtids decided itself.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use mtids_crowdsec::{
@@ -34,11 +34,24 @@ const PULLED_TAG: u64 = u64::MAX;
 /// At most this many addresses are named in the log line about bans left out.
 const LOG_LEFT_OUT: usize = 10;
 
+/// How often the pull is a full snapshot again rather than a delta. The 1.4.6 LAPI's
+/// stream hands a bouncer the decisions created after its previous pull; decisions
+/// written in bulk while a pull runs (`cscli decisions import`, a big alert) can commit
+/// with an earlier creation time and never appear in a delta: 100 of 10,000 imported
+/// decisions were missed that way in `tests/tests/crowdsec.rs`. A snapshot catches up;
+/// bans already applied with the same end are not sent to the routers again.
+const RESYNC: Duration = Duration::from_secs(60);
+
+/// A pulled ban whose end moved by less than this is not ordered again.
+const SAME_END: Duration = Duration::from_secs(30);
+
 /// What the daemon keeps of CrowdSec: the watcher (pushes) and the bouncer (pulls) until
 /// its task is spawned.
 pub(crate) struct Crowdsec {
     pub(crate) watcher: Option<Watcher>,
-    bouncer: std::sync::Mutex<Option<(Bouncer, Duration)>>,
+    bouncer: Mutex<Option<(Bouncer, Duration)>>,
+    /// Pulled bans applied, and when they end (touched by the detection task only).
+    applied: Mutex<HashMap<IpPrefix, SystemTime>>,
 }
 
 impl Crowdsec {
@@ -56,7 +69,8 @@ impl Crowdsec {
         }
         Ok(Crowdsec {
             watcher,
-            bouncer: std::sync::Mutex::new(bouncer.map(|b| (b, config.pull_interval))),
+            bouncer: Mutex::new(bouncer.map(|b| (b, config.pull_interval))),
+            applied: Mutex::new(HashMap::new()),
         })
     }
 
@@ -69,7 +83,7 @@ impl Crowdsec {
         let (bouncer, every) = self
             .bouncer
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .take()?;
         Some(tokio::spawn(pull_loop(
             Arc::clone(shared),
@@ -88,7 +102,11 @@ async fn pull_loop(
 ) {
     let mut shutdown = shared.shutdown.clone();
     let mut reachable = None;
+    let mut snapshot_at = tokio::time::Instant::now();
     loop {
+        if snapshot_at.elapsed() >= RESYNC {
+            bouncer.restart_stream();
+        }
         let pulled = tokio::select! {
             pulled = bouncer.pull() => pulled,
             _ = shutdown.changed() => return,
@@ -97,13 +115,17 @@ async fn pull_loop(
         shared.metrics.set_crowdsec_reachable(up);
         match pulled {
             Ok(update) => {
+                if update.startup {
+                    snapshot_at = tokio::time::Instant::now();
+                }
                 if reachable != Some(true) {
                     tracing::info!(
                         held = bouncer.held(),
                         "pulling decisions from the CrowdSec LAPI"
                     );
                 }
-                let changed = !update.new.is_empty()
+                let changed = update.startup
+                    || !update.new.is_empty()
                     || !update.deleted.is_empty()
                     || update.skipped.total() > 0
                     || !update.left_out.is_empty();
@@ -153,7 +175,36 @@ pub(crate) fn apply(
     }
     let now_sys = shared.now();
     let now = timestamp(now_sys);
+    let Some(state) = shared.crowdsec.as_ref() else {
+        return;
+    };
+    let mut known = state.applied.lock().unwrap_or_else(PoisonError::into_inner);
+    if update.startup {
+        // A snapshot replaces what was pulled before: pulled bans missing from it (known
+        // here, or in the ledger after a restart) have ended.
+        let in_snapshot: BTreeSet<IpPrefix> = update.new.iter().map(|b| b.target).collect();
+        let mut gone: BTreeSet<IpPrefix> = known
+            .keys()
+            .filter(|t| !in_snapshot.contains(t))
+            .copied()
+            .collect();
+        if let Some(active) = shared.with_ledger("reading pulled bans", |l| l.active(None, now_sys))
+        {
+            gone.extend(
+                active
+                    .iter()
+                    .filter(|b| b.detector == DETECTOR)
+                    .filter_map(|b| b.target.parse::<IpPrefix>().ok())
+                    .filter(|t| !in_snapshot.contains(t)),
+            );
+        }
+        for target in gone {
+            known.remove(&target);
+            lift(shared, engine, fleet, target, now_sys);
+        }
+    }
     let mut applied = 0u64;
+    let mut unchanged = 0u64;
     for ban in update.new {
         if ban.pushed_by_us {
             shared.metrics.crowdsec_pulled("pushed_by_us", 1);
@@ -170,6 +221,16 @@ pub(crate) fn apply(
             now.as_millis()
                 .saturating_add(u64::try_from(ban.remaining.as_millis()).unwrap_or(u64::MAX)),
         );
+        let ends = now_sys + ban.remaining;
+        if known.get(&ban.target).is_some_and(|&end| {
+            end.duration_since(ends)
+                .or_else(|_| ends.duration_since(end))
+                .is_ok_and(|d| d < SAME_END)
+        }) {
+            unchanged += 1;
+            continue;
+        }
+        known.insert(ban.target, ends);
         engine.policy_mut().restore_ban(now, ban.target, until, 1);
         if shared.dry_run() {
             shared.metrics.crowdsec_pulled("dry_run", 1);
@@ -183,10 +244,15 @@ pub(crate) fn apply(
         shared.metrics.crowdsec_pulled("applied", applied);
         tracing::info!(bans = applied, "applied bans from CrowdSec");
     }
+    if unchanged > 0 {
+        shared.metrics.crowdsec_pulled("already_applied", unchanged);
+    }
     let ended: BTreeSet<IpPrefix> = update.deleted.iter().map(|b| b.target).collect();
     for target in ended {
+        known.remove(&target);
         lift(shared, engine, fleet, target, now_sys);
     }
+    known.retain(|_, end| *end > now_sys);
 }
 
 fn order(fleet: &Fleet, ban: &Ban) {
