@@ -1685,4 +1685,47 @@ fingerprint = "AB:CD:EF:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains(".env:2"), "{e}");
     }
+
+    #[test]
+    fn crowdsec_secrets_come_from_variables_and_files_and_bad_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("bouncer.key");
+        std::fs::write(&key, "k3y-from-file\n").unwrap();
+        let mut vars = Variables::new();
+        // An MTIDS_ variable named by the section is not an unknown variable.
+        vars.set("MTIDS_CROWDSEC_PASSWORD", "s3cret-pw", "environment");
+        let text = format!(
+            "[crowdsec]\nurl = \"http://127.0.0.1:8080\"\nbouncer_key_file = \"{}\"\n\
+             machine_id = \"edge-1\"\nmachine_password_env = \"MTIDS_CROWDSEC_PASSWORD\"\n\
+             pull_interval = \"500ms\"\n",
+            key.display()
+        );
+        let c = load_text(&text, &vars).unwrap().config;
+        let resolved = c.crowdsec_resolved.clone().unwrap();
+        assert_eq!(
+            resolved.bouncer_key.as_ref().unwrap().expose(),
+            "k3y-from-file"
+        );
+        let machine = resolved.machine.as_ref().unwrap();
+        assert_eq!(machine.password.expose(), "s3cret-pw");
+        assert!(resolved.push);
+        assert_eq!(resolved.pull_interval, Duration::from_millis(500));
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("k3y-from-file") && !debug.contains("s3cret-pw"),
+            "{debug}"
+        );
+
+        let e = load_text(
+            "[crowdsec]\nurl = \"http://127.0.0.1:8080\"\nbouncer_key_env = \"NOPE_UNSET_CS\"\n",
+            &Variables::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("crowdsec.bouncer_key_env"), "{e}");
+        let e = err_text("[crowdsec]\nurl = \"ftp://x\"\nbouncer_key_env = \"X\"\n");
+        assert!(e.contains("crowdsec.url"), "{e}");
+        let e = err_text("[crowdsec]\nurl = \"http://x\"\nbouncer_key = \"inline\"\n");
+        assert!(e.contains("bouncer_key"), "{e}");
+    }
 }

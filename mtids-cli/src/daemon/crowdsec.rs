@@ -38,9 +38,17 @@ const LOG_LEFT_OUT: usize = 10;
 /// stream hands a bouncer the decisions created after its previous pull; decisions
 /// written in bulk while a pull runs (`cscli decisions import`, a big alert) can commit
 /// with an earlier creation time and never appear in a delta: 100 of 10,000 imported
-/// decisions were missed that way in `tests/tests/crowdsec.rs`. A snapshot catches up;
-/// bans already applied with the same end are not sent to the routers again.
+/// decisions were missed that way in `tests/tests/crowdsec.rs`. A snapshot catches up
+/// (soon after a bulk delta, see [`BULK`], and once every `RESYNC` in any case); bans
+/// already applied with the same end are not sent to the routers again.
 const RESYNC: Duration = Duration::from_secs(60);
+
+/// A delta with at least this many decisions is a bulk write: a snapshot follows soon
+/// ([`SETTLE`] later), rather than within [`RESYNC`], to catch what the delta missed.
+const BULK: usize = 100;
+
+/// How long after a bulk delta the catch-up snapshot is taken (at least two pulls).
+const SETTLE: Duration = Duration::from_secs(2);
 
 /// A pulled ban whose end moved by less than this is not ordered again.
 const SAME_END: Duration = Duration::from_secs(30);
@@ -103,8 +111,10 @@ async fn pull_loop(
     let mut shutdown = shared.shutdown.clone();
     let mut reachable = None;
     let mut snapshot_at = tokio::time::Instant::now();
+    let mut snapshot_soon: Option<tokio::time::Instant> = None;
     loop {
-        if snapshot_at.elapsed() >= RESYNC {
+        let now = tokio::time::Instant::now();
+        if snapshot_at.elapsed() >= RESYNC || snapshot_soon.is_some_and(|t| t <= now) {
             bouncer.restart_stream();
         }
         let pulled = tokio::select! {
@@ -117,6 +127,9 @@ async fn pull_loop(
             Ok(update) => {
                 if update.startup {
                     snapshot_at = tokio::time::Instant::now();
+                    snapshot_soon = None;
+                } else if update.new.len() >= BULK && snapshot_soon.is_none() {
+                    snapshot_soon = Some(tokio::time::Instant::now() + SETTLE.max(every * 2));
                 }
                 if reachable != Some(true) {
                     tracing::info!(
