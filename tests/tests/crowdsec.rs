@@ -172,6 +172,7 @@ fn alerts_for(ip: &str) -> usize {
 struct Instance {
     name: String,
     sims: Vec<Sim>,
+    config: Config,
     running: Running,
     _dir: tempfile::TempDir,
 }
@@ -224,10 +225,11 @@ impl Instance {
         crowdsec.scenarios = vec![run_word().to_owned(), "mtids/".into()];
         config.crowdsec = Some(crowdsec);
         tweak(&mut config);
-        let running = Running::start(config).await;
+        let running = Running::start(config.clone()).await;
         Instance {
             name,
             sims,
+            config,
             running,
             _dir: dir,
         }
@@ -283,6 +285,46 @@ async fn cscli_ban_reaches_every_router_and_its_deletion_lifts_it() {
         .unwrap_or_else(|| panic!("{ip} deleted with cscli leaves both routers"));
     println!("cscli decisions delete -> off both routers: {took:?}");
     assert!(a.metric("mtids_crowdsec_unbanned_total") >= 1.0);
+    a.stop().await;
+}
+
+/// A decision deleted while mtids was stopped is lifted at the next start (the startup
+/// snapshot no longer has it; the ledger says it came from CrowdSec).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_decision_deleted_while_stopped_is_lifted_at_start() {
+    let _up = lapi_up().await;
+    let a = Instance::start("e2e-restart", |_| {}).await;
+    let gone = fresh_ip();
+    let kept = fresh_ip();
+    let reason = format!("{}-restart", run_word());
+    cscli(&["decisions", "add", "-i", &gone, "-d", "10m", "-R", &reason]);
+    cscli(&["decisions", "add", "-i", &kept, "-d", "10m", "-R", &reason]);
+    eventually(Duration::from_secs(10), || {
+        a.listed_everywhere(&gone) && a.listed_everywhere(&kept)
+    })
+    .await
+    .expect("both cscli bans on both routers");
+    let Instance {
+        name,
+        sims,
+        config,
+        running,
+        _dir,
+    } = a;
+    running.stop().await;
+    cscli(&["decisions", "delete", "-i", &gone]);
+    let a = Instance {
+        name,
+        sims,
+        running: Running::start(config.clone()).await,
+        config,
+        _dir,
+    };
+    eventually(Duration::from_secs(10), || a.listed_nowhere(&gone))
+        .await
+        .unwrap_or_else(|| panic!("{gone}, deleted while mtids was stopped, is lifted at start"));
+    tokio::time::sleep(PULL * 4).await;
+    assert!(a.listed_everywhere(&kept), "the ban still in force stays");
     a.stop().await;
 }
 
