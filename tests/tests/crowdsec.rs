@@ -20,6 +20,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use mtids_cli::bans::{self, BansAction};
 use mtids_cli::config::{Config, CrowdsecConfig};
 use mtids_e2e::{Running, Sim, eventually, fail_logins};
 use tokio::sync::RwLock;
@@ -495,6 +496,91 @@ async fn three_instances_share_bans_without_loops() {
     for x in instances {
         x.stop().await;
     }
+}
+
+/// A ban made with `mtids bans add` beside a running daemon is pushed (scenario
+/// `mtids/manual`) and reaches another instance's routers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_manual_ban_is_pushed_to_the_other_instances() {
+    let _up = lapi_up().await;
+    let a = Instance::start("e2e-manual-a", |_| {}).await;
+    let b = Instance::start("e2e-manual-b", |_| {}).await;
+    let ip = fresh_ip();
+    let mut out = String::new();
+    bans::run(
+        &a.config,
+        &BansAction::Add {
+            target: ip.clone(),
+            duration: Duration::from_secs(600),
+            reason: "seen in the web server's logs".into(),
+            router: None,
+            ledger_only: true,
+        },
+        SystemTime::now(),
+        &mut out,
+    )
+    .await
+    .unwrap();
+    let took = eventually(Duration::from_secs(15), || {
+        a.listed_everywhere(&ip) && b.listed_everywhere(&ip)
+    })
+    .await
+    .unwrap_or_else(|| panic!("{ip} banned with `mtids bans add` reaches both instances"));
+    println!("mtids bans add -> both instances' routers: {took:?}");
+    let found = cscli(&[
+        "decisions",
+        "list",
+        "-o",
+        "json",
+        "--origin",
+        "mtids",
+        "-i",
+        &ip,
+    ]);
+    assert!(found.contains("mtids/manual"), "{found}");
+    assert!(
+        found.contains(&a.name),
+        "pushed by the instance it was made on: {found}"
+    );
+    tokio::time::sleep(PULL * 6).await;
+    assert_eq!(alerts_for(&ip), 1, "pushed once");
+    a.stop().await;
+    b.stop().await;
+}
+
+/// `max_pulled_bans`: beyond the cap, pulled bans are left out and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pulled_bans_beyond_max_pulled_bans_are_left_out_and_counted() {
+    let _up = lapi_up().await;
+    let word = unique("mtidse2e-cap");
+    let w = word.clone();
+    let a = Instance::start("e2e-cap", move |c| {
+        let cs = c.crowdsec.as_mut().unwrap();
+        cs.scenarios = vec![w];
+        cs.max_pulled_bans = 2;
+    })
+    .await;
+    let ips: Vec<String> = (0..3).map(|_| fresh_ip()).collect();
+    for ip in &ips {
+        cscli(&["decisions", "add", "-i", ip, "-d", "10m", "-R", &word]);
+    }
+    eventually(Duration::from_secs(10), || {
+        a.metric("mtids_crowdsec_pulled_total{outcome=\"over_cap\"}") >= 1.0
+    })
+    .await
+    .expect("the third ban is counted as over the cap");
+    eventually(Duration::from_secs(5), || {
+        ips.iter().filter(|ip| a.listed_everywhere(ip)).count() == 2
+    })
+    .await
+    .expect("two bans applied");
+    tokio::time::sleep(PULL * 2).await;
+    assert_eq!(
+        ips.iter().filter(|ip| a.listed_nowhere(ip)).count(),
+        1,
+        "one left out"
+    );
+    a.stop().await;
 }
 
 /// The LAPI stops and starts again: detection and blocking go on locally meanwhile, the
