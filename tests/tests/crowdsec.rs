@@ -9,7 +9,7 @@
 //! with cscli), its own two simulated routers and ledger. Each test run filters the stream
 //! on a scenario word of its own (plus `mtids/`, the scenarios mtids pushes), so
 //! decisions of earlier runs still in the LAPI's database do not disturb it. The test
-//! that stops the LAPI takes a write lock; the others a read lock.
+//! that stops the LAPI and the two that measure take a write lock; the others a read lock.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -63,6 +63,17 @@ fn lapi() -> &'static Lapi {
 /// Waits for the outage test to end and checks that the LAPI answers.
 async fn lapi_up() -> tokio::sync::RwLockReadGuard<'static, ()> {
     let guard = LAPI_UP.read().await;
+    let addr = lapi().url.trim_start_matches("http://").to_owned();
+    if tokio::net::TcpStream::connect(&addr).await.is_err() {
+        panic!("{HOW_TO_START} (nothing answers on {addr})");
+    }
+    guard
+}
+
+/// Like [`lapi_up`], but alone: for the outage test, and for the measurements (the bulk
+/// import loads the 2-core machine enough to slow every other test's daemons).
+async fn lapi_alone() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    let guard = LAPI_UP.write().await;
     let addr = lapi().url.trim_start_matches("http://").to_owned();
     if tokio::net::TcpStream::connect(&addr).await.is_err() {
         panic!("{HOW_TO_START} (nothing answers on {addr})");
@@ -428,7 +439,7 @@ async fn allowlisted_address_pushed_by_cscli_never_reaches_a_router() {
 /// Prints the propagation latency (p50/p99 over 50 bans) for docs/performance.md.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_instances_share_bans_without_loops() {
-    let _up = lapi_up().await;
+    let _alone = lapi_alone().await;
     let instances = vec![
         Instance::start("e2e-three-a", |_| {}).await,
         Instance::start("e2e-three-b", |_| {}).await,
@@ -587,7 +598,7 @@ async fn pulled_bans_beyond_max_pulled_bans_are_left_out_and_counted() {
 /// pushes queued are delivered after, and the other instance gets them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lapi_outage_loses_nothing() {
-    let _exclusive = LAPI_UP.write().await;
+    let _alone = lapi_alone().await;
     let a = Instance::start("e2e-outage-a", |_| {}).await;
     let b = Instance::start("e2e-outage-b", |_| {}).await;
     let restart = StartOnDrop;
@@ -617,7 +628,7 @@ async fn lapi_outage_loses_nothing() {
 /// the time until all are applied (docs/performance.md).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_thousand_imported_decisions_reach_three_routers() {
-    let _up = lapi_up().await;
+    let _alone = lapi_alone().await;
     let count: usize = std::env::var("MTIDS_CROWDSEC_IMPORT")
         .ok()
         .and_then(|v| v.parse().ok())
