@@ -941,6 +941,17 @@ impl Config {
                 ),
             ));
         }
+        if let Some(group) = self.crowdsec.as_ref().and_then(|c| c.group.as_deref())
+            && !self
+                .routers
+                .iter()
+                .any(|r| r.group.as_deref() == Some(group))
+        {
+            return Err(bad(
+                "crowdsec.group".into(),
+                format!("no `[[router]]` has `group = \"{group}\"`"),
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, r) in self.routers.iter().enumerate() {
             let key = |k: &str| format!("router[{i}].{k}");
@@ -1727,5 +1738,14 @@ fingerprint = "AB:CD:EF:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45
         assert!(e.contains("crowdsec.url"), "{e}");
         let e = err_text("[crowdsec]\nurl = \"http://x\"\nbouncer_key = \"inline\"\n");
         assert!(e.contains("bouncer_key"), "{e}");
+        let mut vars = Variables::new();
+        vars.set("CS_KEY", "k", "environment");
+        let e = load_text(
+            "[crowdsec]\nurl = \"http://x\"\nbouncer_key_env = \"CS_KEY\"\ngroup = \"nope\"\n",
+            &vars,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("crowdsec.group") && e.contains("nope"), "{e}");
     }
 }

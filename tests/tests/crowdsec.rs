@@ -559,6 +559,33 @@ async fn a_manual_ban_is_pushed_to_the_other_instances() {
     b.stop().await;
 }
 
+/// `[crowdsec] group`: pulled bans go to that group's routers only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pulled_bans_go_to_the_configured_group_only() {
+    let _up = lapi_up().await;
+    let a = Instance::start("e2e-group", |c| {
+        c.routers[1].group = Some("edge".into());
+        c.crowdsec.as_mut().unwrap().group = Some("edge".into());
+    })
+    .await;
+    let ip = fresh_ip();
+    let reason = format!("{}-group", run_word());
+    cscli(&["decisions", "add", "-i", &ip, "-d", "10m", "-R", &reason]);
+    eventually(Duration::from_secs(10), || a.sims[1].listed(&ip))
+        .await
+        .expect("the group's router gets the ban");
+    tokio::time::sleep(PULL * 2).await;
+    assert!(
+        !a.sims[0].listed(&ip),
+        "a router outside the group does not"
+    );
+    cscli(&["decisions", "delete", "-i", &ip]);
+    eventually(Duration::from_secs(10), || a.listed_nowhere(&ip))
+        .await
+        .expect("the deletion lifts it");
+    a.stop().await;
+}
+
 /// `max_pulled_bans`: beyond the cap, pulled bans are left out and counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pulled_bans_beyond_max_pulled_bans_are_left_out_and_counted() {

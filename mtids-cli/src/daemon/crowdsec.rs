@@ -57,6 +57,8 @@ const SAME_END: Duration = Duration::from_secs(30);
 /// its task is spawned.
 pub(crate) struct Crowdsec {
     pub(crate) watcher: Option<Watcher>,
+    /// The routers pulled bans go to (`[crowdsec] group`, else every router).
+    scope: Scope,
     bouncer: Mutex<Option<(Bouncer, Duration)>>,
     /// Pulled bans applied, and when they end (touched by the detection task only).
     applied: Mutex<HashMap<IpPrefix, SystemTime>>,
@@ -64,7 +66,7 @@ pub(crate) struct Crowdsec {
 
 impl Crowdsec {
     /// Builds the clients of a resolved `[crowdsec]` section (nothing is contacted yet).
-    pub(crate) fn new(config: &ResolvedConfig) -> Result<Crowdsec, CliError> {
+    pub(crate) fn new(config: &ResolvedConfig, group: Option<&str>) -> Result<Crowdsec, CliError> {
         let own = OwnBans::new();
         let bad = |e: mtids_crowdsec::CrowdsecError| {
             CliError::config("configuration", "crowdsec", e.to_string())
@@ -77,6 +79,7 @@ impl Crowdsec {
         }
         Ok(Crowdsec {
             watcher,
+            scope: group.map_or(Scope::All, |g| Scope::Group(g.to_owned())),
             bouncer: Mutex::new(bouncer.map(|b| (b, config.pull_interval))),
             applied: Mutex::new(HashMap::new()),
         })
@@ -250,7 +253,7 @@ pub(crate) fn apply(
             tracing::warn!(address = %ban.target, origin = %ban.origin, scenario = %ban.scenario, dry_run = true, "ban from CrowdSec");
             continue;
         }
-        order(fleet, &ban);
+        order(fleet, &state.scope, &ban);
         applied += 1;
     }
     if applied > 0 {
@@ -268,7 +271,7 @@ pub(crate) fn apply(
     known.retain(|_, end| *end > now_sys);
 }
 
-fn order(fleet: &Fleet, ban: &Ban) {
+fn order(fleet: &Fleet, scope: &Scope, ban: &Ban) {
     let reason = format!("crowdsec {}: {}", ban.origin, ban.scenario);
     let order = BanOrder::new(mtids_enforce::Ban::new(
         ban.target,
@@ -277,7 +280,7 @@ fn order(fleet: &Fleet, ban: &Ban) {
         reason,
     ))
     .tag(PULLED_TAG);
-    match fleet.order(&Scope::All, &order) {
+    match fleet.order(scope, &order) {
         Ok(per_router) => {
             for (router, result) in per_router {
                 if let Err(e) = result {
@@ -323,8 +326,12 @@ fn lift(
     // Off the detection task: the routers answer in their own time (one that is away
     // keeps the entry until its timeout; the ledger no longer re-applies it).
     let fleet = Arc::clone(fleet);
+    let scope = shared
+        .crowdsec
+        .as_ref()
+        .map_or(Scope::All, |c| c.scope.clone());
     tokio::spawn(async move {
-        if let Err(e) = fleet.unblock(&Scope::All, target).await {
+        if let Err(e) = fleet.unblock(&scope, target).await {
             tracing::warn!(address = %target, error = %e, "lifting a CrowdSec ban failed");
         }
     });

@@ -329,7 +329,10 @@ impl Daemon {
             }
             (None, None) => None,
         }
-        .map(|resolved| crowdsec::Crowdsec::new(&resolved))
+        .map(|resolved| {
+            let group = config.crowdsec.as_ref().and_then(|c| c.group.as_deref());
+            crowdsec::Crowdsec::new(&resolved, group)
+        })
         .transpose()?;
         let (stop, shutdown) = watch::channel(false);
         let mut event_counters = Vec::with_capacity(config.routers.len() + 1);
@@ -412,7 +415,11 @@ impl Daemon {
                 index,
                 detection::EventSender::new(index, events_tx.clone()),
             );
-            members.push(FleetRouter::new(client, enforce).input(Arc::new(session)));
+            members.push(
+                FleetRouter::new(client, enforce)
+                    .groups(router.group.iter().cloned())
+                    .input(Arc::new(session)),
+            );
         }
         let fleet = Arc::new(fleet.start(members));
         let tracker = Arc::new(enforce::Tracker::default());
