@@ -18,4 +18,11 @@ pub trait Notifier: Send + Sync {
 
     /// Delivers one notification, retrying as configured.
     async fn notify(&self, notification: &Notification) -> Result<(), AlertError>;
+
+    /// Checks that the destination answers (and accepts the credentials, where the
+    /// service can say so) without sending anything a human sees; one attempt. Returns
+    /// what was seen. The default: not checkable.
+    async fn probe(&self) -> Result<String, AlertError> {
+        Ok("not checked (no probe for this destination)".to_owned())
+    }
 }

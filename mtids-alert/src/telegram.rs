@@ -215,6 +215,51 @@ impl Notifier for TelegramNotifier {
         NAME
     }
 
+    /// `getMe`: checks the token without sending a message
+    /// (<https://core.telegram.org/bots/api#getme>).
+    async fn probe(&self) -> Result<String, AlertError> {
+        let unavailable = |e: String| AlertError::Unavailable {
+            notifier: NAME.to_owned(),
+            attempts: 1,
+            last_error: e,
+        };
+        // The same path as sendMessage with the last segment replaced.
+        let url = self
+            .endpoint
+            .join("getMe")
+            .map_err(|_| unavailable("cannot form the getMe URL".to_owned()))?;
+        let response = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| unavailable(http::describe_reqwest_error(e)))?;
+        let status = response.status();
+        let body = response.bytes().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(AlertError::Rejected {
+                notifier: NAME.to_owned(),
+                status: status.as_u16(),
+                description: if status == StatusCode::UNAUTHORIZED {
+                    "the bot token was refused (getMe)".to_owned()
+                } else {
+                    http::body_as_line(&body)
+                },
+            });
+        }
+        let username = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| {
+                v["result"]["username"]
+                    .as_str()
+                    .map(|u| http::body_as_line(u.as_bytes()))
+            });
+        Ok(match username {
+            Some(name) => format!("bot token accepted (getMe: @{name}); nothing sent"),
+            None => "bot API answered getMe; nothing sent".to_owned(),
+        })
+    }
+
     async fn notify(&self, notification: &Notification) -> Result<(), AlertError> {
         let text = Self::render(notification);
         let body = SendMessage {

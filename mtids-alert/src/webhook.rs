@@ -245,6 +245,25 @@ impl Notifier for WebhookNotifier {
         &self.name
     }
 
+    /// A `HEAD` request to the URL: any HTTP answer (even 404 or 405) shows the endpoint
+    /// is reachable through the same client; nothing is posted.
+    async fn probe(&self) -> Result<String, AlertError> {
+        let response = self
+            .client
+            .head(self.url.clone())
+            .send()
+            .await
+            .map_err(|e| AlertError::Unavailable {
+                notifier: self.name.clone(),
+                attempts: 1,
+                last_error: http::describe_reqwest_error(e),
+            })?;
+        Ok(format!(
+            "reachable (HEAD answered HTTP {}); nothing posted",
+            response.status().as_u16()
+        ))
+    }
+
     async fn notify(&self, notification: &Notification) -> Result<(), AlertError> {
         let body =
             serde_json::to_vec(&self.payload(notification)).map_err(|e| AlertError::Client {

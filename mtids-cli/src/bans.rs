@@ -1,4 +1,10 @@
-//! `mtids bans list|add|remove|history`: view and manage bans across routers.
+//! `mtids bans list|show|add|remove|flush|history`: view and manage bans across routers.
+//!
+//! When `mtids run` serves its control socket, `add`, `remove` and `flush` go through
+//! it: the daemon's router connections apply them and its policy learns at once (an
+//! unbanned address is banned again on its next attack). Without a daemon they go
+//! straight to the ledger and the routers. `list` and `show` read the ledger, which the
+//! daemon keeps current (reading it beside a running daemon is safe).
 //!
 //! The ledger (`[ledger] path`) is the record; the routers' address lists are what is
 //! enforced. `add` records the ban, then puts it on every selected router and marks it
@@ -19,6 +25,7 @@ use routeros_proto::{Command, Query};
 
 use crate::CliError;
 use crate::config::{Config, RouterConfig};
+use crate::daemon::control::Request;
 
 /// The arguments of `mtids bans`.
 #[derive(Debug, Clone, clap::Args)]
@@ -33,9 +40,9 @@ pub struct BansArgs {
 pub enum BansAction {
     /// Active bans from the ledger; with `--live`, compared with the routers' lists.
     List {
-        /// Only this router (by name).
-        #[arg(long, value_name = "NAME")]
-        router: Option<String>,
+        /// Which bans.
+        #[command(flatten)]
+        filter: BanFilter,
         /// Also read each router's address list and show what differs.
         #[arg(long)]
         live: bool,
@@ -71,11 +78,129 @@ pub enum BansAction {
         #[arg(long)]
         ledger_only: bool,
     },
-    /// Every ban ever recorded for an address, with its state changes.
+    /// Remove every active ban (or those the filters select) from the routers and the
+    /// ledger, after a confirmation.
+    Flush {
+        /// Which bans (all when no filter is given).
+        #[command(flatten)]
+        filter: BanFilter,
+        /// Do not ask (needed when stdin is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// One address: every ban recorded for it, with its evidence and state changes.
+    Show {
+        /// The address or prefix.
+        target: String,
+    },
+    /// Every ban ever recorded for an address, with its state changes (as `show`).
     History {
         /// The address or prefix.
         target: String,
     },
+}
+
+/// Which bans `list` and `flush` select; every given filter must match.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct BanFilter {
+    /// Bans covering this address (a host ban of it, or a prefix containing it).
+    #[arg(long, value_name = "ADDRESS")]
+    pub ip: Option<String>,
+    /// Bans inside this prefix (`203.0.113.0/24`).
+    #[arg(long, value_name = "CIDR")]
+    pub range: Option<String>,
+    /// Bans decided by this detector (`brute_force`, `port_scan`, `manual`...).
+    #[arg(long, value_name = "NAME")]
+    pub detector: Option<String>,
+    /// Bans on this router (by name, or a group name).
+    #[arg(long, value_name = "NAME")]
+    pub router: Option<String>,
+    /// Bans made within this long (`30m`, `4h`, `2d`).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub since: Option<Duration>,
+}
+
+/// A [`BanFilter`] with its addresses parsed.
+struct Selection<'c> {
+    ip: Option<IpAddr>,
+    range: Option<IpPrefix>,
+    detector: Option<String>,
+    routers: Vec<&'c str>,
+    after: Option<SystemTime>,
+}
+
+impl BanFilter {
+    fn parse<'c>(&self, config: &'c Config, now: SystemTime) -> Result<Selection<'c>, CliError> {
+        let ip = self
+            .ip
+            .as_deref()
+            .map(|text| {
+                text.parse::<IpAddr>()
+                    .map(mtids_detect::normalize_ip)
+                    .map_err(|_| CliError::Usage(format!("--ip: `{text}` is not an IP address")))
+            })
+            .transpose()?;
+        let range = self
+            .range
+            .as_deref()
+            .map(|text| {
+                text.parse::<IpPrefix>()
+                    .map_err(|e| CliError::Usage(format!("--range: `{text}` is not a prefix: {e}")))
+            })
+            .transpose()?;
+        let routers = select(config, self.router.as_deref())?
+            .into_iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        Ok(Selection {
+            ip,
+            range,
+            detector: self.detector.clone(),
+            routers,
+            after: self
+                .since
+                .map(|d| now.checked_sub(d).unwrap_or(std::time::UNIX_EPOCH)),
+        })
+    }
+}
+
+impl Selection<'_> {
+    fn matches(&self, b: &BanRecord, filtered_router: bool) -> bool {
+        let prefix = b.target.parse::<IpPrefix>().ok();
+        if let Some(ip) = self.ip
+            && !prefix.is_some_and(|p| p.contains(ip))
+        {
+            return false;
+        }
+        if let Some(range) = &self.range
+            && !prefix
+                .is_some_and(|p| p.prefix_len() >= range.prefix_len() && range.contains(p.addr()))
+        {
+            return false;
+        }
+        if self.detector.as_deref().is_some_and(|d| d != b.detector) {
+            return false;
+        }
+        if filtered_router && !self.routers.contains(&b.router.as_str()) {
+            return false;
+        }
+        self.after.is_none_or(|after| b.created >= after)
+    }
+}
+
+/// The active bans `filter` selects.
+fn selected(
+    config: &Config,
+    ledger: &BanLedger,
+    filter: &BanFilter,
+    now: SystemTime,
+) -> Result<Vec<BanRecord>, CliError> {
+    let selection = filter.parse(config, now)?;
+    Ok(ledger
+        .active(None, now)?
+        .into_iter()
+        .filter(|b| selection.matches(b, filter.router.is_some()))
+        .collect())
 }
 
 /// Parses and canonicalises a target, refusing what must never be banned.
@@ -281,7 +406,13 @@ fn ban_line(b: &BanRecord, now: SystemTime) -> String {
     };
     format!(
         "{:<6} {:<12} {:<28} {:<9} {:<14} {:<16} {}",
-        b.id, b.router, b.target, b.state, left, b.detector, b.reason
+        b.id,
+        b.router,
+        b.target,
+        b.state.as_str(),
+        left,
+        b.detector,
+        b.reason
     )
 }
 
@@ -317,9 +448,9 @@ pub async fn run(
         .map_err(|e| CliError::config("configuration", "detection.guard", e.to_string()))?;
     let mut ledger = open_ledger(config)?;
     match action {
-        BansAction::List { router, live, json } => {
-            let routers = select(config, router.as_deref())?;
-            let bans = ledger.active(router.as_deref(), now)?;
+        BansAction::List { filter, live, json } => {
+            let routers = select(config, filter.router.as_deref())?;
+            let bans = selected(config, &ledger, filter, now)?;
             if *json {
                 for b in &bans {
                     let _ = writeln!(out, "{}", ban_json(b, now));
@@ -406,6 +537,17 @@ pub async fn run(
                     "no [[router]] in the configuration to ban on".to_owned(),
                 ));
             }
+            if !*ledger_only {
+                let request = Request::Ban {
+                    target: text.clone(),
+                    routers: routers.iter().map(|r| r.name.clone()).collect(),
+                    duration_secs: duration.as_secs().max(1),
+                    reason: reason.clone(),
+                };
+                if let Some(answer) = through_daemon(config, &request, out).await? {
+                    return answer;
+                }
+            }
             let mut failed = 0;
             for r in routers {
                 let recorded = ledger.record(&NewBan {
@@ -478,46 +620,26 @@ pub async fn run(
         } => {
             // Removing never needs the guard: an allowlisted address may be unbanned.
             let prefix = parse_prefix(target)?;
-            let text = target_text(&prefix);
-            let (path, list) = list_for(config, &prefix);
-            let mut failed = 0;
-            for r in select(config, router.as_deref())? {
-                let active: Vec<BanRecord> = ledger
-                    .active(Some(&r.name), now)?
-                    .into_iter()
-                    .filter(|b| b.target == text)
-                    .collect();
-                if !*ledger_only {
-                    let result = match crate::check::connect(r, None).await {
-                        Ok(client) => {
-                            let res = remove_on_router(&client, path, list, &text)
-                                .await
-                                .map_err(|e| e.to_string());
-                            client.close().await;
-                            res
-                        }
-                        Err(e) => Err(e.to_string()),
-                    };
-                    match result {
-                        Ok(n) => {
-                            let _ = writeln!(
-                                out,
-                                "[{}] {text}: {n} entr(y/ies) removed from `{list}`",
-                                r.name
-                            );
-                        }
-                        Err(e) => {
-                            failed += 1;
-                            let _ = writeln!(out, "[{}] {text}: FAILED: {e}", r.name);
-                            continue;
-                        }
-                    }
-                }
-                for b in active {
-                    ledger.mark_removed(b.id, "removed by operator (mtids bans remove)", now)?;
-                    let _ = writeln!(out, "[{}] ban {} marked removed", r.name, b.id);
+            let routers = select(config, router.as_deref())?;
+            if !*ledger_only {
+                let request = Request::Unban {
+                    target: target_text(&prefix),
+                    routers: routers.iter().map(|r| r.name.clone()).collect(),
+                };
+                if let Some(answer) = through_daemon(config, &request, out).await? {
+                    return answer;
                 }
             }
+            let failed = remove_direct(
+                config,
+                &mut ledger,
+                prefix,
+                &routers,
+                *ledger_only,
+                now,
+                out,
+            )
+            .await?;
             if failed > 0 {
                 return Err(CliError::Router {
                     router: router.clone().unwrap_or_else(|| "(all)".to_owned()),
@@ -525,34 +647,268 @@ pub async fn run(
                 });
             }
         }
-        BansAction::History { target } => {
-            let text = match target.parse::<IpAddr>() {
-                Ok(ip) => mtids_detect::normalize_ip(ip).to_string(),
-                Err(_) => target.clone(),
-            };
-            let bans = ledger.history(&text)?;
-            if bans.is_empty() {
-                let _ = writeln!(out, "no bans recorded for {text}");
-            }
+        BansAction::Flush { filter, yes } => {
+            let bans = selected(config, &ledger, filter, now)?;
+            // One removal per address, on the routers that hold it.
+            let mut targets: Vec<(String, Vec<String>)> = Vec::new();
             for b in &bans {
-                let _ = writeln!(
-                    out,
-                    "ban {} on {} (`{}`) by {}: {}\n  created {}, expires {}",
-                    b.id,
-                    b.router,
-                    b.list,
-                    b.detector,
-                    b.reason,
-                    fmt_time(b.created),
-                    b.expires.map_or("never".to_owned(), fmt_time)
-                );
-                for e in ledger.events(b.id)? {
-                    let _ = writeln!(out, "  {}  {:<8} {}", fmt_time(e.at), e.state, e.detail);
+                match targets.iter_mut().find(|(t, _)| *t == b.target) {
+                    Some((_, routers)) => {
+                        if !routers.contains(&b.router) {
+                            routers.push(b.router.clone());
+                        }
+                    }
+                    None => targets.push((b.target.clone(), vec![b.router.clone()])),
                 }
             }
+            if targets.is_empty() {
+                let _ = writeln!(out, "no active ban matches: nothing to flush");
+                return Ok(());
+            }
+            let question = format!(
+                "remove {} ban(s) on {} address(es) from the routers and the ledger?",
+                bans.len(),
+                targets.len()
+            );
+            if !*yes && !confirm(&question)? {
+                let _ = writeln!(out, "nothing removed");
+                return Ok(());
+            }
+            let mut failed = 0;
+            for (target, routers) in &targets {
+                let prefix = parse_prefix(target)?;
+                let request = Request::Unban {
+                    target: target.clone(),
+                    routers: routers.clone(),
+                };
+                match through_daemon(config, &request, out).await? {
+                    Some(Ok(())) => {}
+                    Some(Err(_)) => failed += 1,
+                    None => {
+                        let selected: Vec<&RouterConfig> = config
+                            .routers
+                            .iter()
+                            .filter(|r| routers.contains(&r.name))
+                            .collect();
+                        if remove_direct(config, &mut ledger, prefix, &selected, false, now, out)
+                            .await?
+                            > 0
+                        {
+                            failed += 1;
+                        }
+                    }
+                }
+            }
+            let _ = writeln!(
+                out,
+                "flushed {} address(es){}",
+                targets.len() - failed,
+                if failed > 0 {
+                    format!("; {failed} failed (see above)")
+                } else {
+                    String::new()
+                }
+            );
+            if failed > 0 {
+                return Err(CliError::Usage(format!(
+                    "flush: {failed} address(es) could not be removed everywhere; see above"
+                )));
+            }
+        }
+        BansAction::Show { target } | BansAction::History { target } => {
+            show(&ledger, target, out)?;
         }
     }
     Ok(())
+}
+
+/// Asks `question` on the terminal; refuses when stdin is not one.
+fn confirm(question: &str) -> Result<bool, CliError> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Usage(format!(
+            "{question} Not asking without a terminal: add --yes to confirm"
+        )));
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| CliError::io("reading the confirmation", e))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES"))
+}
+
+/// Sends a ban or unban to the running daemon. `None`: no daemon runs (do it directly);
+/// `Some(result)`: what the daemon did, printed per router into `out`.
+async fn through_daemon(
+    config: &Config,
+    request: &Request,
+    out: &mut String,
+) -> Result<Option<Result<(), CliError>>, CliError> {
+    let Some(answer) = crate::status::request(&config.control_socket(), request).await? else {
+        return Ok(None);
+    };
+    if let Some(e) = crate::status::refused(&answer) {
+        return Ok(Some(Err(CliError::Daemon(format!(
+            "the daemon refused: {e}"
+        )))));
+    }
+    let target = answer["target"].as_str().unwrap_or_default();
+    let mut failed = 0;
+    for r in answer["results"].as_array().into_iter().flatten() {
+        let ok = r["ok"] == serde_json::Value::Bool(true);
+        if !ok {
+            failed += 1;
+        }
+        let _ = writeln!(
+            out,
+            "[{}] {target}: {}{} (through the daemon)",
+            r["router"].as_str().unwrap_or("?"),
+            if ok { "" } else { "FAILED: " },
+            r["detail"].as_str().unwrap_or_default()
+        );
+    }
+    Ok(Some(if failed > 0 {
+        Err(CliError::Daemon(format!(
+            "{target}: failed on {failed} router(s); see above"
+        )))
+    } else {
+        Ok(())
+    }))
+}
+
+/// Removes `prefix` from `routers` (unless `ledger_only`) and marks its bans removed in
+/// the ledger; returns on how many routers it failed.
+async fn remove_direct(
+    config: &Config,
+    ledger: &mut BanLedger,
+    prefix: IpPrefix,
+    routers: &[&RouterConfig],
+    ledger_only: bool,
+    now: SystemTime,
+    out: &mut String,
+) -> Result<usize, CliError> {
+    let text = target_text(&prefix);
+    let (path, list) = list_for(config, &prefix);
+    let mut failed = 0;
+    {
+        for r in routers.iter().copied() {
+            let active: Vec<BanRecord> = ledger
+                .active(Some(&r.name), now)?
+                .into_iter()
+                .filter(|b| b.target == text)
+                .collect();
+            if !ledger_only {
+                let result = match crate::check::connect(r, None).await {
+                    Ok(client) => {
+                        let res = remove_on_router(&client, path, list, &text)
+                            .await
+                            .map_err(|e| e.to_string());
+                        client.close().await;
+                        res
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                match result {
+                    Ok(n) => {
+                        let _ = writeln!(
+                            out,
+                            "[{}] {text}: {n} entr(y/ies) removed from `{list}`",
+                            r.name
+                        );
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        let _ = writeln!(out, "[{}] {text}: FAILED: {e}", r.name);
+                        continue;
+                    }
+                }
+            }
+            for b in active {
+                ledger.mark_removed(b.id, "removed by operator (mtids bans remove)", now)?;
+                let _ = writeln!(out, "[{}] ban {} marked removed", r.name, b.id);
+            }
+        }
+    }
+    Ok(failed)
+}
+
+/// `bans show`: every ban of `target`, with its evidence and its state changes.
+fn show(ledger: &BanLedger, target: &str, out: &mut String) -> Result<(), CliError> {
+    let text = match target.parse::<IpAddr>() {
+        Ok(ip) => mtids_detect::normalize_ip(ip).to_string(),
+        Err(_) => target.to_owned(),
+    };
+    let bans = ledger.history(&text)?;
+    if bans.is_empty() {
+        let _ = writeln!(out, "no bans recorded for {text}");
+    }
+    for b in &bans {
+        let _ = writeln!(
+            out,
+            "ban {} on {} (`{}`) by {}: {}\n  created {}, expires {}",
+            b.id,
+            b.router,
+            b.list,
+            b.detector,
+            b.reason,
+            fmt_time(b.created),
+            b.expires.map_or("never".to_owned(), fmt_time)
+        );
+        if let Some(evidence) = ledger.evidence(b.id)? {
+            render_evidence(&evidence, out);
+        }
+        let _ = writeln!(out, "  history:");
+        for e in ledger.events(b.id)? {
+            let _ = writeln!(out, "    {}  {:<8} {}", fmt_time(e.at), e.state, e.detail);
+        }
+    }
+    Ok(())
+}
+
+/// The evidence kept with a ban (JSON from [`mtids_enforce::evidence_json`]), a few
+/// indented lines. Every text came from a log line: control characters are not printed.
+fn render_evidence(evidence: &str, out: &mut String) {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(evidence) else {
+        return;
+    };
+    let clean = |s: &str| -> String { s.chars().filter(|c| !c.is_control()).collect() };
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => clean(s),
+        other => clean(&other.to_string()),
+    };
+    let list = |key: &str| -> Option<String> {
+        let items: Vec<String> = v[key].as_array()?.iter().map(text).collect();
+        (!items.is_empty()).then(|| items.join(", "))
+    };
+    let window = v["window"]["secs"]
+        .as_u64()
+        .or_else(|| v["window"].as_u64())
+        .map_or(String::new(), |s| format!(" in {s}s"));
+    let _ = writeln!(
+        out,
+        "  evidence: {} {}/{}{window}{}",
+        text(&v["kind"]),
+        text(&v["count"]),
+        text(&v["threshold"]),
+        v["router"]
+            .as_str()
+            .map_or(String::new(), |r| format!(", seen by {}", clean(r)))
+    );
+    for (label, key) in [
+        ("users", "users"),
+        ("services", "services"),
+        ("ports", "ports"),
+        ("destinations", "destinations"),
+    ] {
+        if let Some(items) = list(key) {
+            let _ = writeln!(out, "    {label}: {items}");
+        }
+    }
+    for sample in v["samples"].as_array().into_iter().flatten() {
+        let _ = writeln!(out, "    sample: {}", text(sample));
+    }
 }
 
 /// `mtids bans` as the binary runs it.

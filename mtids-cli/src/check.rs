@@ -705,7 +705,52 @@ pub async fn check(config: &Config, args: &CheckArgs) -> Result<Vec<Item>, CliEr
     for router in routers {
         items.extend(check_router(router, args, config).await);
     }
+    items.extend(check_alerts(&config.alert).await);
     Ok(items)
+}
+
+/// One item per alert destination: reachable, its credentials accepted where the service
+/// can say (Telegram `getMe`, a `HEAD` to a webhook); nothing is sent. `mtids alert test`
+/// sends a real test message.
+async fn check_alerts(alert: &mtids_alert::AlertConfig) -> Vec<Item> {
+    let item = |what: String, result: Result<String, String>| {
+        let (status, detail, fix) = match result {
+            Ok(detail) => (Status::Passed, detail, None),
+            Err(detail) => (
+                Status::Failed,
+                detail,
+                Some("check the [alert] section (token, URL), then `mtids alert test`".to_owned()),
+            ),
+        };
+        Item {
+            router: "alert".to_owned(),
+            what,
+            status,
+            detail,
+            fix,
+        }
+    };
+    let notifiers = match alert.notifiers() {
+        Ok(n) => n,
+        Err(e) => return vec![item("alert destinations".to_owned(), Err(e.to_string()))],
+    };
+    let mut items = Vec::new();
+    for notifier in notifiers {
+        let result = match tokio::time::timeout(
+            std::time::Duration::from_secs(15),
+            notifier.probe(),
+        )
+        .await
+        {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err("no answer within 15s".to_owned()),
+        };
+        items.push(item(
+            format!("alert destination {}", notifier.name()),
+            result,
+        ));
+    }
+    items
 }
 
 /// The first enabled drop (or reject, or tarpit) in chain input above the first enabled

@@ -56,6 +56,14 @@ pub enum Command {
     Check(crate::check::CheckArgs),
     /// View and manage bans across routers: list, add, remove, history.
     Bans(crate::bans::BansArgs),
+    /// Ask the running daemon where it stands: routers, counters, active bans, alert
+    /// queues, ledger health (exit 1 when no daemon runs).
+    Status(crate::status::StatusArgs),
+    /// Make the running daemon re-read its configuration (as SIGHUP does): what can change
+    /// live is applied, what needs a restart is named; a bad file changes nothing.
+    Reload,
+    /// Alert destinations: `mtids alert test` sends one test alert to each.
+    Alert(crate::status::AlertArgs),
 }
 
 /// Options of `mtids run`.

@@ -101,6 +101,8 @@ pub struct Config {
     /// a section set in code from the process environment).
     #[serde(skip)]
     pub crowdsec_resolved: Option<ResolvedCrowdsec>,
+    /// The local control socket of `mtids run` (`mtids status`, `reload`, `bans`).
+    pub control: ControlConfig,
 }
 
 /// One router (`[[router]]`).
@@ -470,6 +472,27 @@ pub enum OnCorrupt {
 pub struct MetricsConfig {
     /// Serve `/metrics` on this address; absent means no endpoint.
     pub listen: Option<SocketAddr>,
+}
+
+/// The control socket (`[control]`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ControlConfig {
+    /// The Unix socket `mtids run` serves (mode 0600) and `mtids status`, `reload`,
+    /// `bans` and `alert test` talk to. Default: the ledger's path with `.sock` added.
+    pub socket: Option<PathBuf>,
+}
+
+impl Config {
+    /// The control socket's path: `control.socket`, else `<ledger.path>.sock`.
+    pub fn control_socket(&self) -> PathBuf {
+        self.control.socket.clone().unwrap_or_else(|| {
+            let mut name = self.ledger.path.as_os_str().to_owned();
+            name.push(".sock");
+            PathBuf::from(name)
+        })
+    }
 }
 
 /// A loaded configuration and what the user should be warned about once logging is up.

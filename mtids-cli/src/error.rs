@@ -54,6 +54,9 @@ pub enum CliError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The running daemon is not there, or answered with an error (exit 1).
+    #[error("{0}")]
+    Daemon(String),
     /// The simulation ran but not every attack was blocked, or a benign source was.
     #[error("simulation failed: {0}")]
     SimulationFailed(String),

@@ -27,6 +27,7 @@ pub mod replay;
 pub mod run;
 pub mod setup;
 pub mod simulate;
+pub mod status;
 
 use std::process::ExitCode;
 
@@ -70,12 +71,30 @@ pub fn load_config(cli: &Cli) -> Result<config::Loaded, CliError> {
     Ok(loaded)
 }
 
+/// The global options of `cli`, to load the configuration again on a reload.
+fn cli_for_reload(cli: &Cli) -> Cli {
+    Cli {
+        config: cli.config.clone(),
+        debug: cli.debug,
+        log_format: cli.log_format,
+        command: Command::Reload,
+    }
+}
+
 /// Runs one parsed command line to completion on a new tokio runtime.
 ///
 /// # Errors
 /// Whatever stopped the command; [`CliError::exit_code`] gives the status.
 pub fn execute(cli: Cli) -> Result<(), CliError> {
-    let mut loaded = load_config(&cli)?;
+    let mut loaded = match load_config(&cli) {
+        // The running daemon is not asked: it keeps the configuration it has.
+        Err(e) if matches!(cli.command, Command::Reload) => {
+            return Err(CliError::Daemon(format!(
+                "reload refused: {e}\n(the running daemon was not asked to reload: it keeps running with the previous configuration)"
+            )));
+        }
+        loaded => loaded?,
+    };
     // The simulation prints its own progress: only warnings from the logs, unless asked.
     if matches!(cli.command, Command::Simulate(_))
         && !cli.debug
@@ -93,12 +112,20 @@ pub fn execute(cli: Cli) -> Result<(), CliError> {
         .map_err(|e| CliError::io("starting the async runtime", e))?;
     runtime.block_on(async move {
         match &cli.command {
-            Command::Run(args) => run::run(loaded.config, args).await,
+            Command::Run(args) => {
+                let reload_cli = cli_for_reload(&cli);
+                let reloader: daemon::control::Reloader =
+                    std::sync::Arc::new(move || load_config(&reload_cli).map(|l| l.config));
+                run::run(loaded.config, args, Some(reloader)).await
+            }
             Command::Simulate(args) => simulate::simulate(loaded.config, args).await,
             Command::Replay(args) => replay::execute(&loaded.config.detection, args),
             Command::Setup(args) => setup::execute(&loaded.config, args).await,
             Command::Check(args) => check::execute(&loaded.config, args).await,
             Command::Bans(args) => bans::execute(&loaded.config, args).await,
+            Command::Status(args) => status::status(&loaded.config, args).await,
+            Command::Reload => status::reload(&loaded.config).await,
+            Command::Alert(args) => status::alert(&loaded.config, args).await,
         }
     })
 }

@@ -87,7 +87,7 @@ async fn add_list_remove_history_against_the_router_and_the_ledger() {
         .unwrap();
     let mut out = String::new();
     let list = BansAction::List {
-        router: None,
+        filter: Default::default(),
         live: true,
         json: false,
     };
@@ -232,7 +232,7 @@ async fn ipv6_bans_go_on_the_ipv6_list_by_its_own_name() {
     // --live reads each family's own list and compares in the ledger's form.
     let mut out = String::new();
     let list = BansAction::List {
-        router: None,
+        filter: Default::default(),
         live: true,
         json: false,
     };

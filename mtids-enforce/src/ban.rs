@@ -26,6 +26,10 @@ pub struct Ban {
     /// Why, in a few words. May come from attacker-influenced text: it is sanitised
     /// before it goes into a comment.
     pub reason: String,
+    /// The finding's evidence (users, ports, counts, window, sample lines, the router
+    /// that saw it), kept in the ledger beside the ban ([`crate::BanLedger::evidence`]).
+    /// Never sent to a router.
+    pub evidence: Option<serde_json::Value>,
 }
 
 impl Ban {
@@ -41,7 +45,15 @@ impl Ban {
             duration,
             detector: detector.into(),
             reason: reason.into(),
+            evidence: None,
         }
+    }
+
+    /// With the finding's evidence.
+    #[must_use]
+    pub fn with_evidence(mut self, evidence: serde_json::Value) -> Self {
+        self.evidence = Some(evidence);
+        self
     }
 
     /// The address-list comment: the marker, the detector and the reason, sanitised
@@ -78,8 +90,27 @@ impl From<&Decision> for Ban {
             duration: Some(d.duration),
             detector: d.finding.detector.to_owned(),
             reason: d.reason.clone(),
+            evidence: Some(evidence_json(&d.finding)),
         }
     }
+}
+
+/// At most this many sample lines are kept with a ban's evidence.
+pub const MAX_EVIDENCE_SAMPLES: usize = 5;
+
+/// A finding's evidence as kept with its ban: its kind, severity and [`Evidence`] (lists
+/// already bounded by mtids-detect), with at most [`MAX_EVIDENCE_SAMPLES`] samples.
+///
+/// [`Evidence`]: mtids_detect::Evidence
+pub fn evidence_json(finding: &mtids_detect::Finding) -> serde_json::Value {
+    let mut evidence = finding.evidence.clone();
+    evidence.samples.truncate(MAX_EVIDENCE_SAMPLES);
+    let mut value = serde_json::to_value(&evidence).unwrap_or(serde_json::Value::Null);
+    if let Some(object) = value.as_object_mut() {
+        object.insert("kind".to_owned(), finding.kind.as_str().into());
+        object.insert("source".to_owned(), finding.source.to_string().into());
+    }
+    value
 }
 
 /// Appends `text` cleaned for a RouterOS comment until `out` has `max` bytes: printable

@@ -297,7 +297,15 @@ const MIGRATIONS: &[&str] = &[
         boot_ms      INTEGER,
         updated_ms   INTEGER NOT NULL
     );",
+    // 3: the evidence of the finding behind a ban (JSON, bounded), for `mtids bans show`.
+    "CREATE TABLE ban_evidence (
+        ban_id   INTEGER PRIMARY KEY REFERENCES bans (id),
+        evidence TEXT NOT NULL
+    );",
 ];
+
+/// The longest evidence text kept per ban, in bytes.
+pub const MAX_EVIDENCE_LEN: usize = 16 * 1024;
 
 const SELECT_BAN: &str = "SELECT id, router, list, target, reason, detector, created_ms, expires_ms, \
      state, router_item, last_error, updated_ms FROM bans";
@@ -1117,6 +1125,46 @@ impl BanLedger {
             ],
         )?;
         Ok(())
+    }
+
+    /// Keeps the evidence of ban `id` (JSON text from [`crate::Ban::evidence`]). Evidence
+    /// longer than [`MAX_EVIDENCE_LEN`] is not kept; a ban the file could not record yet
+    /// (a provisional id) gets none. Not kept in the backlog: evidence is an aid, the ban
+    /// is what matters.
+    ///
+    /// # Errors
+    /// The file could not be written.
+    pub fn set_evidence(&mut self, id: BanId, evidence: &str) -> Result<bool, LedgerError> {
+        let Some(real) = self.resolve(id).filter(|id| !id.is_provisional()) else {
+            return Ok(false);
+        };
+        if evidence.len() > MAX_EVIDENCE_LEN {
+            return Ok(false);
+        }
+        self.conn.execute(
+            "INSERT INTO ban_evidence (ban_id, evidence) VALUES (?1, ?2)
+             ON CONFLICT (ban_id) DO UPDATE SET evidence = ?2",
+            params![real.0, evidence],
+        )?;
+        Ok(true)
+    }
+
+    /// The evidence kept for ban `id`, if any.
+    ///
+    /// # Errors
+    /// The file could not be read.
+    pub fn evidence(&self, id: BanId) -> Result<Option<String>, LedgerError> {
+        let Some(real) = self.resolve(id) else {
+            return Ok(None);
+        };
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT evidence FROM ban_evidence WHERE ban_id = ?1",
+                params![real.0],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     /// One ban by id.

@@ -153,7 +153,10 @@ mod fleet;
 mod ledger;
 mod routeros;
 
-pub use ban::{Ban, COMMENT_MARKER, MAX_COMMENT_LEN, format_timeout, parse_routeros_duration};
+pub use ban::{
+    Ban, COMMENT_MARKER, MAX_COMMENT_LEN, MAX_EVIDENCE_SAMPLES, evidence_json, format_timeout,
+    parse_routeros_duration,
+};
 pub use dry_run::{DryRunAction, DryRunEnforcer};
 #[cfg(feature = "mock")]
 pub use enforcer::MockEnforcer;
@@ -165,7 +168,7 @@ pub use fleet::{
 };
 pub use ledger::{
     BanEvent, BanId, BanLedger, BanRecord, BanState, LedgerError, LedgerHealth, LogPosition,
-    MAX_BACKLOG, NewBan, RETRY_EVERY, Recorded,
+    MAX_BACKLOG, MAX_EVIDENCE_LEN, NewBan, RETRY_EVERY, Recorded,
 };
 pub use mtids_detect::IpPrefix;
 pub use routeros::{Clock, DEFAULT_LIST, RouterOsConfig, RouterOsEnforcer};

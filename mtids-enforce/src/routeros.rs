@@ -715,6 +715,13 @@ pub(crate) fn record_bans(
         .collect();
     let mut ledger = lock(ledger);
     let recorded = ledger.record_all(&new)?;
+    for (r, b) in recorded.iter().zip(bans) {
+        if let Some(evidence) = &b.evidence
+            && let Err(e) = ledger.set_evidence(r.id(), &evidence.to_string())
+        {
+            tracing::warn!(error = %e, "ban ledger: the evidence of a ban was not kept");
+        }
+    }
     Ok(recorded
         .into_iter()
         .zip(bans)

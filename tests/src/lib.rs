@@ -99,8 +99,13 @@ pub struct Running {
 impl Running {
     /// Starts the daemon and waits until it is connected and following the log.
     pub async fn start(config: Config) -> Running {
+        Running::start_with(config, Options::default()).await
+    }
+
+    /// As [`Running::start`], with `options` (extra notifiers, a clock); its reports
+    /// channel is replaced by the one [`Running::wait_for`] reads.
+    pub async fn start_with(config: Config, mut options: Options) -> Running {
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut options = Options::default();
         options.reports = Some(tx);
         let daemon = Daemon::start(config, options).unwrap();
         let mut running = Running {

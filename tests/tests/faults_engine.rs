@@ -404,3 +404,65 @@ async fn a_stall_with_a_ban_in_flight_is_noticed_by_the_liveness_check() {
     assert_eq!(sim.entries("198.51.100.77"), 1);
     running.stop().await;
 }
+
+/// A log flood while the daemon reconnects and catches up: the attack in the middle of it
+/// is banned well within routeros-proto's 60 s stall timeout. (The follow is read while
+/// the catch-up commands run: a follow left unread would fill its stream buffer, the
+/// client would stop reading the socket, and the catch-up's own answer would wait behind
+/// it. How many rows fall in that window here depends on timing; the guard is in
+/// `daemon/log_follow.rs`, `call_reading_follow`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attack_in_a_log_flood_across_a_reconnect_is_banned() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start().await;
+    let proxy = FaultProxy::start(sim.server.local_addr()).await;
+    let mut running = Running::start(config(&sim, &proxy, dir.path())).await;
+    // A position to resume from: one line read.
+    sim.router.log("system,info", "before the outage");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    proxy.refuse(true);
+    proxy.cut();
+    running
+        .wait_for(SOON, |r| matches!(r, Report::Disconnected { .. }))
+        .await
+        .expect("the loss is noticed");
+    // The router floods its log while the link comes back and the daemon catches up.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let router = sim.router.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut i = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && i < 2_000_000 {
+                router.log(
+                    "firewall,info",
+                    format!(
+                        "flood input: in:ether1 out:(unknown 0), proto TCP (ACK), 192.0.2.10:443->192.0.2.1:{}, len 52",
+                        1024 + i % 60_000
+                    ),
+                );
+                i += 1;
+                if i % 2_000 == 0 {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    proxy.refuse(false);
+    running
+        .wait_for(SOON, |r| matches!(r, Report::Connected { .. }))
+        .await
+        .expect("the daemon reconnects");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    fail_logins(&sim.router, "198.51.100.99", "admin", 6);
+    let banned_after = eventually(Duration::from_secs(30), || sim.listed("198.51.100.99")).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.join().unwrap();
+    assert!(
+        banned_after.is_some(),
+        "an attack during a log flood after a reconnect is banned well within the 60 s stall timeout"
+    );
+    running.stop().await;
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use mtids_cli::bans::{self, BansAction};
 use mtids_cli::config::{Config, OnCorrupt};
-use mtids_cli::daemon::{Daemon, Options, Report, Stats};
+use mtids_cli::daemon::{Daemon, Options, Stats};
 use mtids_cli::simulate::RecordingNotifier;
 use mtids_e2e::{LIST, Running, Sim, eventually, fail_logins};
 use mtids_enforce::{BanLedger, BanState};
@@ -21,24 +21,9 @@ const SOON: Duration = Duration::from_secs(5);
 
 /// Starts the daemon with `notifier` besides the configured ones, waits for the router.
 async fn start_with(config: Config, notifier: Arc<RecordingNotifier>) -> Running {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let mut options = Options::default();
-    options.reports = Some(tx);
     options.extra_notifiers.push(notifier);
-    let daemon = Daemon::start(config, options).unwrap();
-    let mut running = Running {
-        daemon,
-        reports: rx,
-        seen: Vec::new(),
-    };
-    running
-        .wait_for(Duration::from_secs(10), |r| {
-            matches!(r, Report::Connected { .. })
-        })
-        .await
-        .expect("the daemon connects");
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    running
+    Running::start_with(config, options).await
 }
 
 fn ledger_rows(path: &Path) -> Vec<(String, String)> {
@@ -139,7 +124,7 @@ async fn a_second_daemon_on_the_same_ledger_refuses_and_names_the_holder() {
     bans::run(
         &config,
         &BansAction::List {
-            router: None,
+            filter: Default::default(),
             live: false,
             json: false,
         },

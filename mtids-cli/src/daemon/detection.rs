@@ -69,7 +69,7 @@ pub(crate) async fn run_detection(
     shared: Arc<Shared>,
     mut engine: DetectionEngine,
     mut inputs: mpsc::Receiver<Input>,
-    enforcement: Enforcement,
+    mut enforcement: Enforcement,
 ) {
     restore_bans(&shared, &mut engine);
     let mut ledger_sync = super::ledger_sync::LedgerSync::new(&shared);
@@ -83,12 +83,15 @@ pub(crate) async fn run_detection(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let observed;
+        // The source of the event that completed a finding: the router in its evidence.
+        let seen_by;
         tokio::select! {
             input = inputs.recv() => {
                 let Some(input) = input else { break };
                 match input {
                     Input::Event { source, now, event, observed: at } => {
                         Stats::bump(&shared.stats.events);
+                        shared.live.event(source, now, shared.now());
                         if let Some(counters) = shared.event_counters.get(source) {
                             counters.count(event.kind());
                         }
@@ -97,6 +100,7 @@ pub(crate) async fn run_detection(
                         }
                         engine.observe(now, &event, &mut outcomes);
                         observed = at;
+                        seen_by = Some(source);
                     }
                     Input::RouterAddresses { router, addresses } => {
                         own.insert(router, addresses);
@@ -116,15 +120,27 @@ pub(crate) async fn run_detection(
                 }
                 dry_run_bans.expire(&shared, now);
                 observed = Instant::now();
+                seen_by = None;
             }
             _ = ledger_tick.tick(), if shared.ledger.is_some() => {
                 ledger_sync.tick(&shared, &mut engine, &enforcement.fleet);
                 continue;
             }
+            Some(command) = enforcement.commands.recv() => {
+                super::control::apply(&shared, &mut engine, &own, command);
+                continue;
+            }
             _ = shutdown.changed() => break,
         }
         for outcome in outcomes.drain(..) {
-            handle_outcome(&shared, &enforcement, &mut dry_run_bans, outcome, observed);
+            handle_outcome(
+                &shared,
+                &enforcement,
+                &mut dry_run_bans,
+                outcome,
+                observed,
+                seen_by,
+            );
         }
     }
 }
@@ -153,7 +169,7 @@ impl DryRunBans {
 
 /// Tells the policy about bans still active in the ledger, so a restart neither bans
 /// them again nor forgets the escalation.
-fn restore_bans(shared: &Shared, engine: &mut DetectionEngine) {
+pub(crate) fn restore_bans(shared: &Shared, engine: &mut DetectionEngine) {
     let now_sys = shared.now();
     let now = timestamp(now_sys);
     let Some(active) = shared.with_ledger("reading active bans", |l| l.active(None, now_sys))
@@ -178,6 +194,8 @@ fn restore_bans(shared: &Shared, engine: &mut DetectionEngine) {
 pub(crate) struct Enforcement {
     pub(crate) fleet: Arc<Fleet>,
     pub(crate) tracker: Arc<Tracker>,
+    /// From the control socket: reload, manual bans and unbans.
+    pub(crate) commands: mpsc::Receiver<super::control::EngineCommand>,
 }
 
 fn handle_outcome(
@@ -186,6 +204,7 @@ fn handle_outcome(
     dry_run_bans: &mut DryRunBans,
     outcome: Outcome,
     observed: Instant,
+    seen_by: Option<usize>,
 ) {
     Stats::bump(&shared.stats.findings);
     shared.metrics.finding(outcome.finding().detector);
@@ -203,7 +222,7 @@ fn handle_outcome(
                 ));
                 dry_run_bans.insert(shared, decision.target, until);
             }
-            ban(shared, enforcement, decision, observed);
+            ban(shared, enforcement, decision, observed, seen_by);
         }
         Outcome::Suppressed(s) => {
             tracing::info!(
@@ -226,7 +245,13 @@ fn handle_outcome(
     }
 }
 
-fn ban(shared: &Arc<Shared>, enforcement: &Enforcement, decision: Decision, observed: Instant) {
+fn ban(
+    shared: &Arc<Shared>,
+    enforcement: &Enforcement,
+    decision: Decision,
+    observed: Instant,
+    seen_by: Option<usize>,
+) {
     Stats::bump(&shared.stats.bans);
     let target = decision.target.to_string();
     let detector = decision.finding.detector;
@@ -259,12 +284,22 @@ fn ban(shared: &Arc<Shared>, enforcement: &Enforcement, decision: Decision, obse
     }
     let remove_connections = shared.config.enforcement.remove_connections
         && decision.finding.kind == FindingKind::AsymmetricConnection;
+    let mut evidence = mtids_enforce::evidence_json(&decision.finding);
+    if let (Some(object), Some(source)) = (evidence.as_object_mut(), seen_by) {
+        let router = shared
+            .config
+            .routers
+            .get(source)
+            .map_or("syslog", |r| r.name.as_str());
+        object.insert("router".to_owned(), router.into());
+    }
     let ban = mtids_enforce::Ban::new(
         decision.target,
         Some(decision.duration),
         detector,
         decision.reason.clone(),
-    );
+    )
+    .with_evidence(evidence);
     // Recorded in the ledger before anything else, then applied by each router's engine
     // whenever that router is connected; the alert waits for the answers.
     let reason = decision.reason.clone();
@@ -354,6 +389,9 @@ pub(crate) fn describe(f: &Finding) -> String {
     if !e.ports.is_empty() {
         let ports: Vec<String> = e.ports.iter().take(8).map(u16::to_string).collect();
         text.push_str(&format!("; ports {}", ports.join(",")));
+    }
+    if let Some(sample) = e.samples.first() {
+        text.push_str(&format!("; e.g. {sample}"));
     }
     text
 }

@@ -156,6 +156,7 @@ fn handle(shared: &Shared, tracker: &Tracker, event: FleetEvent) {
         FleetEvent::Connected { router, .. } => {
             Stats::bump(&shared.stats.connects);
             shared.metrics.router_connected(&router, true);
+            shared.live.connected(&router, Some(shared.now()));
             shared.report(Report::Connected { router });
         }
         FleetEvent::Lost {
@@ -164,6 +165,7 @@ fn handle(shared: &Shared, tracker: &Tracker, event: FleetEvent) {
             retry_in,
         } => {
             shared.metrics.router_connected(&router, false);
+            shared.live.connected(&router, None);
             shared.report(Report::Disconnected {
                 router,
                 error: reason,

@@ -3,14 +3,14 @@
 //! counted once per process. Where the log was read up to is kept in the ledger, so a
 //! restarted daemon resumes there and warms its detectors up with the lines just before.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
 use mtids_detect::{
     Date, DetectionConfig, LineContext, Timestamp, parse_log_row_bytes, parse_log_time,
 };
 use mtids_enforce::LogPosition;
-use routeros_proto::net::Client;
+use routeros_proto::net::{Client, Error as ApiError, Response, RowStream};
 use routeros_proto::{Command, Reply};
 
 use super::detection::{EventSender, Input};
@@ -56,11 +56,47 @@ fn warm_up_window(config: &DetectionConfig) -> Duration {
     Duration::from_secs(secs)
 }
 
+/// Most follow rows held while the catch-up commands run; past it the session is
+/// restarted (a flood that large is read again from the position after the reconnect).
+const MAX_EARLY_ROWS: usize = 65_536;
+
+/// Runs `command` while reading `follow` into `early`. The client stops reading the socket
+/// when a stream's unread replies reach its buffer (routeros-proto's backpressure), so a
+/// follow left unread during a flood would hold back this command's own answer.
+async fn call_reading_follow(
+    client: &Client,
+    command: Command,
+    follow: &mut RowStream,
+    early: &mut VecDeque<Result<Reply, ApiError>>,
+) -> Result<Response, String> {
+    let call = client.call(command);
+    tokio::pin!(call);
+    loop {
+        tokio::select! {
+            response = &mut call => return response.map_err(|e| e.to_string()),
+            row = follow.next(), if early.len() < MAX_EARLY_ROWS => match row {
+                Some(row) => early.push_back(row),
+                None => return Err("log follow ended".to_owned()),
+            },
+            () = std::future::ready(()), if early.len() >= MAX_EARLY_ROWS => {
+                return Err(format!(
+                    "more than {MAX_EARLY_ROWS} log lines arrived while catching up; reconnecting to read them from the position"
+                ));
+            }
+        }
+    }
+}
+
 /// The router's boot time: our clock minus its `uptime` (`/system/resource/print`, see
 /// ROUTEROS.md section 2: an uptime that went down means the router rebooted).
-async fn read_boot(shared: &Shared, client: &Client) -> Option<SystemTime> {
-    let rows = client
-        .call(Command::new("/system/resource/print").proplist(["uptime"]))
+async fn read_boot(
+    shared: &Shared,
+    client: &Client,
+    follow: &mut RowStream,
+    early: &mut VecDeque<Result<Reply, ApiError>>,
+) -> Option<SystemTime> {
+    let command = Command::new("/system/resource/print").proplist(["uptime"]);
+    let rows = call_reading_follow(client, command, follow, early)
         .await
         .ok()?;
     let uptime = rows
@@ -99,7 +135,9 @@ pub(super) async fn follow_log(
         .map(|r| r.name.clone());
     let topics = &shared.config.input.log_topics;
     let mut follow = client.stream(log_command(topics).follow_only());
-    let boot = read_boot(shared, client).await;
+    // Follow rows that arrive while the catch-up commands run, processed after them.
+    let mut early = VecDeque::new();
+    let boot = read_boot(shared, client, &mut follow, &mut early).await;
     let mut warm_up = false;
     if !cursor.loaded {
         cursor.loaded = true;
@@ -118,10 +156,8 @@ pub(super) async fn follow_log(
     let rebooted = matches!((cursor.boot, boot), (Some(old), Some(new)) if new > old + BOOT_SLACK);
     let mut seen: HashSet<u64> = HashSet::new();
     if let Some(last) = cursor.last_id {
-        let missed = client
-            .call(log_command(topics))
-            .await
-            .map_err(|e| e.to_string())?;
+        let missed =
+            call_reading_follow(client, log_command(topics), &mut follow, &mut early).await?;
         let now = shared.now();
         let ctx = LineContext::new(Date::of(timestamp(now)), 0);
         let window = warm_up_window(&shared.config.detection);
@@ -177,7 +213,8 @@ pub(super) async fn follow_log(
     save.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let row = tokio::select! {
-            row = follow.next() => row,
+            row = async { early.pop_front() }, if !early.is_empty() => row,
+            row = follow.next(), if early.is_empty() => row,
             _ = save.tick() => {
                 save_position(shared, router.as_deref(), cursor);
                 continue;

@@ -14,6 +14,7 @@
 //! Time comes from a [`Clock`] so `mtids simulate` can run the daemon on the simulated
 //! router's compressed time.
 
+pub mod control;
 mod crowdsec;
 mod detection;
 mod enforce;
@@ -33,6 +34,8 @@ use mtids_detect::{DetectionEngine, Outcome, Timestamp};
 use mtids_enforce::{BanLedger, Fleet, FleetConfig, FleetRouter, RouterOsConfig};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+
+use self::control::{Control, EngineCommand, Reloader};
 
 use crate::config::Config;
 use crate::error::CliError;
@@ -183,7 +186,10 @@ pub(crate) struct Shared {
     pub(crate) reports: Option<mpsc::UnboundedSender<Report>>,
     /// `None` in dry-run mode: nothing is recorded.
     pub(crate) ledger: Option<Arc<Mutex<BanLedger>>>,
-    pub(crate) alerts: Dispatcher,
+    /// The alert dispatcher; a reload may replace it.
+    pub(crate) alerts: LiveAlerts,
+    /// Router connections and event times, for `mtids status`.
+    pub(crate) live: control::Live,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) metrics: Metrics,
     /// `mtids_events_total` counters per event source: one per configured router (same
@@ -257,6 +263,48 @@ impl Shared {
     }
 }
 
+/// The alert dispatcher in use: the same calls as [`Dispatcher`]'s, and a reload can put
+/// a new one in place.
+pub(crate) struct LiveAlerts(std::sync::RwLock<Dispatcher>);
+
+impl LiveAlerts {
+    fn new(dispatcher: Dispatcher) -> LiveAlerts {
+        LiveAlerts(std::sync::RwLock::new(dispatcher))
+    }
+
+    /// The dispatcher in use now.
+    pub(crate) fn current(&self) -> Dispatcher {
+        match self.0.read() {
+            Ok(d) => d.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Puts `next` in place; returns the previous one (to shut down).
+    pub(crate) fn replace(&self, next: Dispatcher) -> Dispatcher {
+        let mut slot = match self.0.write() {
+            Ok(d) => d,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        std::mem::replace(&mut *slot, next)
+    }
+
+    /// See [`Dispatcher::submit`].
+    pub(crate) fn submit(&self, alert: mtids_alert::Alert) -> mtids_alert::Submitted {
+        self.current().submit(alert)
+    }
+
+    /// See [`Dispatcher::pending`].
+    pub(crate) fn pending(&self) -> usize {
+        self.current().pending()
+    }
+
+    /// See [`Dispatcher::destinations`].
+    pub(crate) fn destinations(&self) -> Vec<mtids_alert::DestinationStats> {
+        self.current().destinations()
+    }
+}
+
 /// A running daemon. Stop it with [`Daemon::shutdown`].
 pub struct Daemon {
     shared: Arc<Shared>,
@@ -274,6 +322,10 @@ pub struct Daemon {
     fleet: Arc<Fleet>,
     /// Turns the fleet's events into metrics, reports and alerts.
     outcomes: JoinHandle<()>,
+    /// Commands to the detection task (for the control socket).
+    engine: mpsc::Sender<EngineCommand>,
+    /// The control socket's task, once [`Daemon::serve_control`] started it.
+    control: Option<JoinHandle<()>>,
 }
 
 impl Daemon {
@@ -346,13 +398,15 @@ impl Daemon {
             }
         }
         event_counters.push(metrics.event_counters("syslog"));
+        let live = control::Live::new(config.routers.len() + 1);
         let shared = Arc::new(Shared {
             config,
             clock: options.clock,
             stats: Arc::new(Stats::default()),
             reports: options.reports,
             ledger,
-            alerts,
+            alerts: LiveAlerts::new(alerts),
+            live,
             shutdown,
             metrics,
             event_counters,
@@ -438,6 +492,7 @@ impl Daemon {
             listeners.push(pulls);
         }
         drop(events_tx);
+        let (engine_tx, engine_rx) = mpsc::channel(16);
         let detection = tokio::spawn(detection::run_detection(
             Arc::clone(&shared),
             engine,
@@ -445,6 +500,7 @@ impl Daemon {
             detection::Enforcement {
                 fleet: Arc::clone(&fleet),
                 tracker,
+                commands: engine_rx,
             },
         ));
         Ok(Daemon {
@@ -460,7 +516,52 @@ impl Daemon {
             _ledger_lock: ledger_lock,
             fleet,
             outcomes,
+            engine: engine_tx,
+            control: None,
         })
+    }
+
+    /// Serves the control socket (`[control] socket`, see [`control`]) until shutdown;
+    /// `reloader` re-reads the configuration for `mtids reload` and SIGHUP. `config` is
+    /// the configuration as loaded (before command-line overrides such as `--dry-run`),
+    /// what a reload compares with. Returns the socket's path.
+    ///
+    /// # Errors
+    /// The socket could not be bound (another daemon answers on it, or a file error).
+    pub fn serve_control(
+        &mut self,
+        config: Config,
+        reloader: Option<Reloader>,
+        extra_notifiers: Vec<Arc<dyn Notifier>>,
+    ) -> Result<std::path::PathBuf, CliError> {
+        let path = self.shared.config.control_socket();
+        let listener = control::bind(&path)?;
+        let control = Arc::new(Control {
+            shared: Arc::clone(&self.shared),
+            fleet: Arc::clone(&self.fleet),
+            engine: self.engine.clone(),
+            reloader,
+            applied: tokio::sync::Mutex::new(config),
+            extra_notifiers,
+            started: self.shared.now(),
+        });
+        tracing::info!(socket = %path.display(), "control socket listening");
+        self.control = Some(tokio::spawn(control::serve(
+            listener,
+            path.clone(),
+            control,
+            self.shared.shutdown.clone(),
+        )));
+        Ok(path)
+    }
+
+    /// Re-reads the configuration as `mtids reload` does (SIGHUP); returns the answer
+    /// that `mtids reload` prints. Without a control socket, there is nothing to reload.
+    pub async fn reload(&self) -> Result<serde_json::Value, CliError> {
+        let path = self.shared.config.control_socket();
+        crate::status::request(&path, &control::Request::Reload)
+            .await?
+            .ok_or_else(|| CliError::Usage("the control socket is not served".to_owned()))
     }
 
     /// The bound syslog UDP address, if listening (the real port when 0 was configured).
@@ -495,15 +596,18 @@ impl Daemon {
         Arc::clone(&self.shared.stats)
     }
 
-    /// The alert dispatcher (for its counters).
-    pub fn alerts(&self) -> &Dispatcher {
-        &self.shared.alerts
+    /// The alert dispatcher in use (for its counters).
+    pub fn alerts(&self) -> Dispatcher {
+        self.shared.alerts.current()
     }
 
     /// Stops every task, delivers pending alerts (for at most `within`) and closes the
     /// ledger.
     pub async fn shutdown(self, within: Duration) {
         let _ = self.stop.send(true);
+        if let Some(control) = self.control {
+            let _ = control.await;
+        }
         for task in self.listeners {
             let _ = task.await;
         }
@@ -518,7 +622,7 @@ impl Daemon {
             tracing::warn!("the router event task did not stop within 2 s");
         }
         crowdsec::shutdown(&self.shared, within).await;
-        let outcome = self.shared.alerts.shutdown(within).await;
+        let outcome = self.shared.alerts.current().shutdown(within).await;
         if outcome.undelivered > 0 {
             tracing::warn!(
                 undelivered = outcome.undelivered,
