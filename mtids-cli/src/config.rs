@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mtids_alert::{AlertConfig, ChatId, Secret, TelegramConfig};
+pub use mtids_crowdsec::{CrowdsecConfig, ResolvedConfig as ResolvedCrowdsec};
 use mtids_detect::DetectionConfig;
 use serde::Deserialize;
 
@@ -174,6 +175,13 @@ pub struct Config {
     pub ledger: LedgerConfig,
     /// The optional Prometheus endpoint.
     pub metrics: MetricsConfig,
+    /// The optional CrowdSec Local API: pull its bans, push mtids' own (mtids-crowdsec's
+    /// schema, see docs/crowdsec.md).
+    pub crowdsec: Option<CrowdsecConfig>,
+    /// `crowdsec` with its secrets read, filled by [`Config::load`] (the daemon resolves
+    /// a section set in code from the process environment).
+    #[serde(skip)]
+    pub crowdsec_resolved: Option<ResolvedCrowdsec>,
     /// The local control socket of `mtids run` (`mtids status`, `reload`, `bans`).
     pub control: ControlConfig,
 }
@@ -737,6 +745,7 @@ impl Config {
         config.apply_variables(vars)?;
         if router_passwords {
             config.resolve_passwords(&origin, vars, &mut warnings)?;
+            config.crowdsec_resolved = config.resolve_crowdsec(&origin, vars, &mut warnings)?;
         }
         config.validate(&origin)?;
         Ok(Loaded {
@@ -798,7 +807,12 @@ impl Config {
             let named_by_file = self
                 .routers
                 .iter()
-                .any(|r| r.password_env.as_deref() == Some(key.as_str()));
+                .any(|r| r.password_env.as_deref() == Some(key.as_str()))
+                || self.crowdsec.as_ref().is_some_and(|c| {
+                    [&c.bouncer_key_env, &c.machine_password_env]
+                        .iter()
+                        .any(|v| v.as_deref() == Some(key.as_str()))
+                });
             if key.starts_with("MTIDS_")
                 && !named_by_file
                 && !is_password_variable(key)
@@ -1024,6 +1038,42 @@ impl Config {
         Ok(())
     }
 
+    /// Checks the `[crowdsec]` section and reads its secrets, from `vars` (the same
+    /// variables as the router passwords' `password_env`) and files (first line, a
+    /// warning when others can read it). `None` without the section.
+    ///
+    /// # Errors
+    /// The first bad key, named `crowdsec.<key>`; never the secret itself.
+    pub fn resolve_crowdsec(
+        &self,
+        origin: &str,
+        vars: &Variables,
+        warnings: &mut Vec<String>,
+    ) -> Result<Option<ResolvedCrowdsec>, CliError> {
+        let Some(section) = &self.crowdsec else {
+            return Ok(None);
+        };
+        let seen = std::cell::RefCell::new(Vec::new());
+        let resolved = section
+            .resolve(
+                |name| vars.get(name).map(str::to_owned),
+                |path| {
+                    seen.borrow_mut().push(path.to_owned());
+                    std::fs::read_to_string(path)
+                },
+            )
+            .map_err(|e| match e {
+                mtids_crowdsec::CrowdsecError::InvalidConfig { field, reason } => {
+                    CliError::config(origin, format!("crowdsec.{field}"), reason)
+                }
+                other => CliError::config(origin, "crowdsec", other.to_string()),
+            })?;
+        for path in seen.into_inner() {
+            warn_if_world_readable(&path, warnings);
+        }
+        Ok(Some(resolved))
+    }
+
     /// Checks every value the types cannot; `origin` names the file in errors.
     ///
     /// # Errors
@@ -1033,6 +1083,17 @@ impl Config {
         let mut errors: Vec<(String, String)> = Vec::new();
         if let Err(reason) = check_log_level(&self.log.level) {
             errors.push(bad("log.level".into(), reason));
+        }
+        if let Some(group) = self.crowdsec.as_ref().and_then(|c| c.group.as_deref())
+            && !self
+                .routers
+                .iter()
+                .any(|r| r.group.as_deref() == Some(group))
+        {
+            errors.push(bad(
+                "crowdsec.group".into(),
+                format!("no `[[router]]` has `group = \"{group}\"`"),
+            ));
         }
         let mut names = std::collections::HashSet::new();
         for (i, r) in self.routers.iter().enumerate() {
@@ -1815,5 +1876,57 @@ fingerprint = "AB:CD:EF:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45
             .unwrap_err();
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains(".env:2"), "{e}");
+    }
+
+    #[test]
+    fn crowdsec_secrets_come_from_variables_and_files_and_bad_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("bouncer.key");
+        std::fs::write(&key, "k3y-from-file\n").unwrap();
+        let mut vars = Variables::new();
+        // An MTIDS_ variable named by the section is not an unknown variable.
+        vars.set("MTIDS_CROWDSEC_PASSWORD", "s3cret-pw", "environment");
+        let text = format!(
+            "[crowdsec]\nurl = \"http://127.0.0.1:8080\"\nbouncer_key_file = \"{}\"\n\
+             machine_id = \"edge-1\"\nmachine_password_env = \"MTIDS_CROWDSEC_PASSWORD\"\n\
+             pull_interval = \"500ms\"\n",
+            key.display()
+        );
+        let c = load_text(&text, &vars).unwrap().config;
+        let resolved = c.crowdsec_resolved.clone().unwrap();
+        assert_eq!(
+            resolved.bouncer_key.as_ref().unwrap().expose(),
+            "k3y-from-file"
+        );
+        let machine = resolved.machine.as_ref().unwrap();
+        assert_eq!(machine.password.expose(), "s3cret-pw");
+        assert!(resolved.push);
+        assert_eq!(resolved.pull_interval, Duration::from_millis(500));
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("k3y-from-file") && !debug.contains("s3cret-pw"),
+            "{debug}"
+        );
+
+        let e = load_text(
+            "[crowdsec]\nurl = \"http://127.0.0.1:8080\"\nbouncer_key_env = \"NOPE_UNSET_CS\"\n",
+            &Variables::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("crowdsec.bouncer_key_env"), "{e}");
+        let e = err_text("[crowdsec]\nurl = \"ftp://x\"\nbouncer_key_env = \"X\"\n");
+        assert!(e.contains("crowdsec.url"), "{e}");
+        let e = err_text("[crowdsec]\nurl = \"http://x\"\nbouncer_key = \"inline\"\n");
+        assert!(e.contains("bouncer_key"), "{e}");
+        let mut vars = Variables::new();
+        vars.set("CS_KEY", "k", "environment");
+        let e = load_text(
+            "[crowdsec]\nurl = \"http://x\"\nbouncer_key_env = \"CS_KEY\"\ngroup = \"nope\"\n",
+            &vars,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("crowdsec.group") && e.contains("nope"), "{e}");
     }
 }

@@ -107,6 +107,10 @@ struct Inner {
     syslog_dropped: Counter,
     on_render: Mutex<Vec<RenderHook>>,
     ledger_errors: Counter,
+    crowdsec_pulled: Family<Labels, Counter>,
+    crowdsec_unbanned: Counter,
+    crowdsec_pushes: Family<Labels, Counter>,
+    crowdsec_lapi_reachable: Gauge,
 }
 
 /// The `mtids_events_total` counters of one event source (a router, or `syslog`), one
@@ -267,6 +271,32 @@ impl Metrics {
              were kept in memory and retried)",
             ledger_errors.clone(),
         );
+        let crowdsec_pulled = Family::<Labels, Counter>::default();
+        let crowdsec_unbanned = Counter::default();
+        let crowdsec_pushes = Family::<Labels, Counter>::default();
+        let crowdsec_lapi_reachable = Gauge::default();
+        registry.register(
+            "crowdsec_pulled",
+            "Ban decisions pulled from the CrowdSec LAPI, by what became of them (applied, \
+             or the reason they were skipped)",
+            crowdsec_pulled.clone(),
+        );
+        registry.register(
+            "crowdsec_unbanned",
+            "Pulled bans lifted because their CrowdSec decisions ended or were deleted",
+            crowdsec_unbanned.clone(),
+        );
+        registry.register(
+            "crowdsec_pushes",
+            "mtids' own bans pushed to the CrowdSec LAPI as alerts, by outcome (delivered, \
+             dropped from the full queue, rejected by the LAPI)",
+            crowdsec_pushes.clone(),
+        );
+        registry.register(
+            "crowdsec_lapi_reachable",
+            "1 while the last pull from the CrowdSec LAPI succeeded",
+            crowdsec_lapi_reachable.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -287,6 +317,10 @@ impl Metrics {
                 syslog_dropped,
                 on_render: Mutex::new(Vec::new()),
                 ledger_errors,
+                crowdsec_pulled,
+                crowdsec_unbanned,
+                crowdsec_pushes,
+                crowdsec_lapi_reachable,
             }),
         }
     }
@@ -341,6 +375,43 @@ impl Metrics {
     /// writes since it was opened; a counter never goes down).
     pub fn set_ledger_errors(&self, total: u64) {
         raise_to(&self.inner.ledger_errors, total);
+    }
+
+    /// `n` ban decisions pulled from CrowdSec that became `outcome` (`applied`, or why
+    /// they were skipped: `pushed_by_us`, `guarded`, `over_cap`, `not_ban`, ...).
+    pub fn crowdsec_pulled(&self, outcome: &str, n: u64) {
+        let counter = self
+            .inner
+            .crowdsec_pulled
+            .get_or_create(&vec![("outcome", outcome.to_owned())]);
+        counter.inc_by(n);
+    }
+
+    /// A pulled ban lifted because CrowdSec ended it.
+    pub fn crowdsec_unbanned(&self) {
+        self.inner.crowdsec_unbanned.inc();
+    }
+
+    /// The watcher's counts (`WatcherStats`): delivered, dropped and rejected pushes.
+    pub fn set_crowdsec_pushes(&self, delivered: u64, dropped: u64, rejected: u64) {
+        for (outcome, total) in [
+            ("delivered", delivered),
+            ("dropped", dropped),
+            ("rejected", rejected),
+        ] {
+            raise_to(
+                &self
+                    .inner
+                    .crowdsec_pushes
+                    .get_or_create(&vec![("outcome", outcome.to_owned())]),
+                total,
+            );
+        }
+    }
+
+    /// Whether the last pull from the LAPI succeeded.
+    pub fn set_crowdsec_reachable(&self, up: bool) {
+        self.inner.crowdsec_lapi_reachable.set(i64::from(up));
     }
 
     /// The number of bans in force.

@@ -69,6 +69,10 @@ pub struct CrowdsecConfig {
     /// At most this many pulled bans are held at once; the rest are counted and logged.
     #[serde(default = "default_max_pulled_bans")]
     pub max_pulled_bans: usize,
+    /// Apply pulled bans on the routers of this group only (the integrator's router
+    /// groups; this crate does not check the name). `None`: every router.
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 fn default_pull_interval() -> Duration {
@@ -94,6 +98,7 @@ impl CrowdsecConfig {
             origins: Vec::new(),
             scenarios: Vec::new(),
             max_pulled_bans: DEFAULT_MAX_PULLED_BANS,
+            group: None,
         }
     }
 

@@ -33,6 +33,8 @@ pub(crate) enum Input {
         router: usize,
         addresses: Vec<InterfaceAddress>,
     },
+    /// Decisions pulled from the CrowdSec LAPI: applied here, through the same guard.
+    Crowdsec(Box<mtids_crowdsec::StreamUpdate>),
 }
 
 /// A router task's end of the channel to the detection task: its events are counted
@@ -103,6 +105,10 @@ pub(crate) async fn run_detection(
                     Input::RouterAddresses { router, addresses } => {
                         own.insert(router, addresses);
                         engine.set_router_addresses(own.values().flatten().copied().collect());
+                        continue;
+                    }
+                    Input::Crowdsec(update) => {
+                        super::crowdsec::apply(&shared, &mut engine, &enforcement.fleet, *update);
                         continue;
                     }
                 }
@@ -297,6 +303,7 @@ fn ban(
     // Recorded in the ledger before anything else, then applied by each router's engine
     // whenever that router is connected; the alert waits for the answers.
     let reason = decision.reason.clone();
+    let finding = decision.finding.clone();
     let tag = enforcement.tracker.track(
         decision.finding,
         decision.duration,
@@ -308,6 +315,7 @@ fn ban(
         .since(observed)
         .drop_connections(remove_connections);
     enforce::order(shared, &enforcement.fleet, &enforcement.tracker, &order);
+    super::crowdsec::push(shared, decision.target, decision.duration, &finding);
     // Logged once the fleet has recorded it for every router: a daemon killed right
     // after (`kill -9` mid-burst) finds every decision it logged pending in the ledger,
     // and the next start's reconcile applies it.

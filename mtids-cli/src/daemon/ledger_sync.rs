@@ -182,6 +182,7 @@ impl LedgerSync {
         self.cursor = last;
         let now_sys = shared.now();
         let now = timestamp(now_sys);
+        let mut pushed = std::collections::BTreeSet::new();
         for ban in bans {
             let Ok(target) = ban.target.parse::<IpPrefix>() else {
                 continue;
@@ -193,6 +194,12 @@ impl LedgerSync {
                     .map_or(Timestamp::from_millis(u64::MAX), timestamp);
                 policy.restore_ban(now, target, until, 1);
                 tracing::info!(address = %ban.target, router = %ban.router, "ban made outside the daemon learned from the ledger");
+                // One push per target (the ledger has a row per router).
+                if let Some(left) = ban.remaining(now_sys)
+                    && pushed.insert(target)
+                {
+                    super::crowdsec::push_manual(shared, target, left, &ban.detector, &ban.reason);
+                }
                 if ban.state == BanState::Pending {
                     // Not on the router yet (`--ledger-only`, or the command could not
                     // reach it): the daemon puts it there.

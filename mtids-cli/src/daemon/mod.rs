@@ -15,6 +15,7 @@
 //! router's compressed time.
 
 pub mod control;
+mod crowdsec;
 mod detection;
 mod enforce;
 mod ledger_sync;
@@ -196,6 +197,8 @@ pub(crate) struct Shared {
     pub(crate) event_counters: Vec<EventCounters>,
     /// Configured routers whose host is an IP address, to label syslog events by sender.
     syslog_senders: HashMap<IpAddr, usize>,
+    /// The CrowdSec LAPI clients, with a `[crowdsec]` section.
+    pub(crate) crowdsec: Option<crowdsec::Crowdsec>,
 }
 
 impl Shared {
@@ -226,6 +229,7 @@ impl Shared {
     fn refresh_gauges(&self, metrics: &Metrics) {
         metrics.set_alert_queue(self.alerts.pending());
         metrics.set_alert_destinations(&self.alerts.destinations());
+        crowdsec::refresh_metrics(self);
         // Dry run keeps no ledger: the detection task counts its decisions in force.
         if self.ledger.is_some() {
             let now = self.now();
@@ -368,6 +372,20 @@ impl Daemon {
             .map(|addr| MetricsServer::bind_now(addr, metrics.clone()))
             .transpose()?;
         let alerts = Dispatcher::spawn(config.alert.dispatcher.clone(), notifiers)?;
+        let crowdsec = match (&config.crowdsec_resolved, &config.crowdsec) {
+            (Some(resolved), _) => Some(resolved.clone()),
+            // Set in code rather than loaded: its secrets from the process environment.
+            (None, Some(_)) => {
+                let vars = crate::config::Variables::from_process(&mut Vec::new())?;
+                config.resolve_crowdsec("configuration", &vars, &mut Vec::new())?
+            }
+            (None, None) => None,
+        }
+        .map(|resolved| {
+            let group = config.crowdsec.as_ref().and_then(|c| c.group.as_deref());
+            crowdsec::Crowdsec::new(&resolved, group)
+        })
+        .transpose()?;
         let (stop, shutdown) = watch::channel(false);
         let mut event_counters = Vec::with_capacity(config.routers.len() + 1);
         let mut syslog_senders = HashMap::new();
@@ -393,6 +411,7 @@ impl Daemon {
             metrics,
             event_counters,
             syslog_senders,
+            crowdsec,
         });
         let weak = Arc::downgrade(&shared);
         shared.metrics.on_render(move |metrics| {
@@ -450,7 +469,11 @@ impl Daemon {
                 index,
                 detection::EventSender::new(index, events_tx.clone()),
             );
-            members.push(FleetRouter::new(client, enforce).input(Arc::new(session)));
+            members.push(
+                FleetRouter::new(client, enforce)
+                    .groups(router.group.iter().cloned())
+                    .input(Arc::new(session)),
+            );
         }
         let fleet = Arc::new(fleet.start(members));
         let tracker = Arc::new(enforce::Tracker::default());
@@ -461,6 +484,13 @@ impl Daemon {
         ));
         let mut listeners = Vec::new();
         syslog::spawn(&shared, syslog_listeners, &events_tx, &mut listeners);
+        if let Some(pulls) = shared
+            .crowdsec
+            .as_ref()
+            .and_then(|c| c.spawn_pulls(&shared, events_tx.clone()))
+        {
+            listeners.push(pulls);
+        }
         drop(events_tx);
         let (engine_tx, engine_rx) = mpsc::channel(16);
         let detection = tokio::spawn(detection::run_detection(
@@ -591,6 +621,7 @@ impl Daemon {
         {
             tracing::warn!("the router event task did not stop within 2 s");
         }
+        crowdsec::shutdown(&self.shared, within).await;
         let outcome = self.shared.alerts.current().shutdown(within).await;
         if outcome.undelivered > 0 {
             tracing::warn!(
