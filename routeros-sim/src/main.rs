@@ -187,6 +187,16 @@ async fn run(args: Args) -> Result<(), routeros_sim::SimError> {
             scenario.duration().as_secs(),
             args.speed
         );
+        if args.speed > 1.0 {
+            // Connection-tracking entries live `speed` times shorter in real time (a
+            // syn-sent entry's seconds of router time are milliseconds here): a client
+            // polling at a real router's pace would miss the asymmetric flood.
+            let poll_ms = (5_000.0 / args.speed).max(50.0) as u64;
+            eprintln!(
+                "routeros-sim: at speed {} connections live {}x shorter: poll the connection table every {poll_ms}ms or faster (mtids: input.connection_interval = \"{poll_ms}ms\")",
+                args.speed, args.speed
+            );
+        }
         let router = router.clone();
         let speed = args.speed;
         tokio::spawn(async move {

@@ -129,3 +129,31 @@ async fn api_ssl_from_pem_files_and_a_clear_error_for_a_bad_file() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_fast_scenario_says_how_often_to_poll_the_connection_table() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_routeros-sim"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--scenario",
+            "mixed",
+            "--speed",
+            "60",
+        ])
+        .env("ROUTEROS_SIM_PASSWORD", "binary-secret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let _running = Running(child);
+    let hint = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .take(200)
+        .find(|l| l.contains("input.connection_interval"))
+        .expect("a speed-up names the poll interval that keeps up with it");
+    // 5 s of router time at 60x: 83 ms of real time.
+    assert!(hint.contains("\"83ms\""), "{hint}");
+}
