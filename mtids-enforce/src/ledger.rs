@@ -991,6 +991,39 @@ impl BanLedger {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// How many distinct addresses have an active ban on at least one router at `now`:
+    /// one ban fanned out to 5,000 routers counts once.
+    pub fn count_active_targets(&self, now: SystemTime) -> Result<u64, LedgerError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT COUNT(DISTINCT target) FROM bans WHERE state IN ('pending', 'applied')
+               AND (expires_ms IS NULL OR expires_ms > ?1)",
+        )?;
+        let n: i64 = stmt.query_row(params![to_ms(now)], |row| row.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// [`count_active`](Self::count_active) of every router that has active bans at
+    /// `now`, in one query, by router name.
+    pub fn count_active_by_router(
+        &self,
+        now: SystemTime,
+    ) -> Result<Vec<(String, u64)>, LedgerError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT router, COUNT(*) FROM bans WHERE state IN ('pending', 'applied')
+               AND (expires_ms IS NULL OR expires_ms > ?1)
+             GROUP BY router ORDER BY router",
+        )?;
+        let rows = stmt.query_map(params![to_ms(now)], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (router, n) = row?;
+            out.push((router, u64::try_from(n).unwrap_or(0)));
+        }
+        Ok(out)
+    }
+
     /// The active ban (pending or applied, time left at `now`) of `target` on that
     /// router and list, if any.
     pub fn find_active(

@@ -699,14 +699,37 @@ pub(crate) fn record_bans(
     bans: &[Ban],
     now: SystemTime,
 ) -> Result<Vec<(BanId, Option<Duration>)>, EnforceError> {
-    let targets: Vec<String> = bans.iter().map(|b| render_target(&b.target)).collect();
-    let new: Vec<NewBan<'_>> = bans
+    let pairs: Vec<(&RouterOsConfig, &Ban)> = bans.iter().map(|b| (config, b)).collect();
+    record_on_routers(ledger, &pairs, now)
+}
+
+/// Records each `(router, ban)` pair in the ledger, all in ONE transaction (one lock, one
+/// disk sync): the fan-out of one ban to thousands of routers costs one write, not one
+/// per router. Effective durations as [`record_bans`].
+pub(crate) fn record_on_routers(
+    ledger: &Mutex<BanLedger>,
+    pairs: &[(&RouterOsConfig, &Ban)],
+    now: SystemTime,
+) -> Result<Vec<(BanId, Option<Duration>)>, EnforceError> {
+    // One rendering per distinct target (a fan-out is one ban on many routers).
+    let mut rendered: Vec<(IpPrefix, String)> = Vec::new();
+    for (_, b) in pairs {
+        if !rendered.iter().any(|(t, _)| *t == b.target) {
+            rendered.push((b.target, render_target(&b.target)));
+        }
+    }
+    let text = |target: &IpPrefix| {
+        rendered
+            .iter()
+            .find(|(t, _)| t == target)
+            .map_or("", |(_, s)| s.as_str())
+    };
+    let new: Vec<NewBan<'_>> = pairs
         .iter()
-        .zip(&targets)
-        .map(|(b, target)| NewBan {
+        .map(|(config, b)| NewBan {
             router: &config.router,
             list: config.list_for(&b.target),
-            target,
+            target: text(&b.target),
             reason: &b.reason,
             detector: &b.detector,
             created: now,
@@ -717,8 +740,8 @@ pub(crate) fn record_bans(
     let recorded = ledger.record_all(&new)?;
     Ok(recorded
         .into_iter()
-        .zip(bans)
-        .map(|(r, b)| match r {
+        .zip(pairs)
+        .map(|(r, (_, b))| match r {
             Recorded::New(id) => (id, b.duration),
             Recorded::Extended(id) => match ledger.get(id) {
                 Ok(record) => (id, record.remaining(now)),
