@@ -8,7 +8,7 @@ const OTHER_DESCRIPTORS: u64 = 512;
 
 /// What raising the limit came to, for the start-up log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Raised {
+pub(crate) enum DescriptorLimit {
     /// The soft limit already allowed `needed`.
     Enough { soft: u64 },
     /// The soft limit was raised from `from` to `to`.
@@ -24,17 +24,17 @@ pub(crate) fn needed(routers: usize) -> u64 {
 
 /// What to set the soft limit to, from the current `soft` and `hard` limits (`None`:
 /// unlimited) and what is `needed`.
-fn plan(soft: Option<u64>, hard: Option<u64>, needed: u64) -> (Option<u64>, Raised) {
+fn plan(soft: Option<u64>, hard: Option<u64>, needed: u64) -> (Option<u64>, DescriptorLimit) {
     let soft_n = soft.unwrap_or(u64::MAX);
     if soft_n >= needed {
-        return (None, Raised::Enough { soft: soft_n });
+        return (None, DescriptorLimit::Enough { soft: soft_n });
     }
     match hard {
         Some(hard) if hard < needed => {
             let to = (hard > soft_n).then_some(hard);
             (
                 to,
-                Raised::HardLimitTooLow {
+                DescriptorLimit::HardLimitTooLow {
                     soft: to.unwrap_or(soft_n),
                     hard,
                     needed,
@@ -43,7 +43,7 @@ fn plan(soft: Option<u64>, hard: Option<u64>, needed: u64) -> (Option<u64>, Rais
         }
         _ => (
             Some(needed),
-            Raised::Raised {
+            DescriptorLimit::Raised {
                 from: soft_n,
                 to: needed,
             },
@@ -75,10 +75,10 @@ pub(crate) fn raise_descriptor_limit(routers: usize) {
             }
         }
         match outcome {
-            Raised::Enough { soft } => {
+            DescriptorLimit::Enough { soft } => {
                 tracing::debug!(soft, needed, "open-file limit is enough")
             }
-            Raised::Raised { from, to } => {
+            DescriptorLimit::Raised { from, to } => {
                 tracing::info!(
                     from,
                     to,
@@ -86,7 +86,7 @@ pub(crate) fn raise_descriptor_limit(routers: usize) {
                     "raised the open-file limit for the fleet"
                 )
             }
-            Raised::HardLimitTooLow { soft, hard, needed } => tracing::warn!(
+            DescriptorLimit::HardLimitTooLow { soft, hard, needed } => tracing::warn!(
                 soft,
                 hard,
                 needed,
@@ -113,7 +113,7 @@ mod tests {
             plan(Some(1024), Some(524_288), need),
             (
                 Some(need),
-                Raised::Raised {
+                DescriptorLimit::Raised {
                     from: 1024,
                     to: need
                 }
@@ -121,25 +121,25 @@ mod tests {
         );
         assert_eq!(
             plan(Some(1024), None, need).1,
-            Raised::Raised {
+            DescriptorLimit::Raised {
                 from: 1024,
                 to: need
             }
         );
         assert_eq!(
             plan(Some(65_536), Some(65_536), need),
-            (None, Raised::Enough { soft: 65_536 })
+            (None, DescriptorLimit::Enough { soft: 65_536 })
         );
         assert_eq!(
             plan(None, None, need),
-            (None, Raised::Enough { soft: u64::MAX })
+            (None, DescriptorLimit::Enough { soft: u64::MAX })
         );
         // Hard limit too low: as far as it goes, and a warning.
         assert_eq!(
             plan(Some(1024), Some(4096), need),
             (
                 Some(4096),
-                Raised::HardLimitTooLow {
+                DescriptorLimit::HardLimitTooLow {
                     soft: 4096,
                     hard: 4096,
                     needed: need
@@ -150,7 +150,7 @@ mod tests {
             plan(Some(4096), Some(4096), need),
             (
                 None,
-                Raised::HardLimitTooLow {
+                DescriptorLimit::HardLimitTooLow {
                     soft: 4096,
                     hard: 4096,
                     needed: need
