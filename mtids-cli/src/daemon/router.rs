@@ -233,7 +233,7 @@ impl ConnectionFilter {
 /// a stack, `?>name=x` "pushes 'true' if property name has value greater than x", `?<name=x`
 /// less than, and an item matches when no `false` is left on the stack, so consecutive
 /// words are and-ed): <https://help.mikrotik.com/docs/spaces/ROS/pages/47579160/API>,
-/// <https://wiki.mikrotik.com/wiki/Manual:API#Queries>; also /work/shared/ROUTEROS.md
+/// <https://wiki.mikrotik.com/wiki/Manual:API#Queries>; also ROUTEROS.md
 /// "Command sentences". The destination-port check stays here: RouterOS prints the port
 /// inside `dst-address` (`ip:port`) on most versions, where a query cannot reach it.
 fn connection_command(menu: &str, protocols: &[String], filter: ConnectionFilter) -> Command {
