@@ -12,6 +12,7 @@
 //! | `mtids_findings_total` | counter | `detector` |
 //! | `mtids_decisions_total` | counter | `outcome` (ban, suppressed) |
 //! | `mtids_active_bans` | gauge | |
+//! | `mtids_active_bans_by_router` | gauge | `router` |
 //! | `mtids_detection_to_block_seconds` | histogram | |
 //! | `mtids_block_failures_total` | counter | `router` |
 //! | `mtids_router_connected` | gauge (0/1) | `router` |
@@ -95,6 +96,9 @@ struct Inner {
     bans: Counter,
     suppressed: Counter,
     active_bans: Gauge,
+    active_bans_by_router: Family<Labels, Gauge>,
+    /// Routers that have had an `active_bans_by_router` series.
+    active_ban_routers: Mutex<std::collections::HashSet<String>>,
     block_latency: Histogram,
     block_failures: Family<Labels, Counter>,
     router_connected: Family<Labels, Gauge>,
@@ -180,6 +184,7 @@ impl Metrics {
         let bans = decisions.get_or_create_owned(&vec![("outcome", "ban".to_owned())]);
         let suppressed = decisions.get_or_create_owned(&vec![("outcome", "suppressed".to_owned())]);
         let active_bans = Gauge::default();
+        let active_bans_by_router = Family::<Labels, Gauge>::default();
         // 0.5 ms to about 16 s: loopback blocks land in the first buckets, the seeds'
         // promise of "under 5 s" in the last.
         let block_latency = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
@@ -210,8 +215,13 @@ impl Metrics {
         );
         registry.register(
             "active_bans",
-            "Bans currently in force",
+            "Addresses banned now (on one router or more; a ban on every router counts once)",
             active_bans.clone(),
+        );
+        registry.register(
+            "active_bans_by_router",
+            "Bans in force on each router (address-list entries mtids keeps there)",
+            active_bans_by_router.clone(),
         );
         registry.register(
             "detection_to_block_seconds",
@@ -305,6 +315,8 @@ impl Metrics {
                 bans,
                 suppressed,
                 active_bans,
+                active_bans_by_router,
+                active_ban_routers: Mutex::default(),
                 block_latency,
                 block_failures,
                 router_connected,
@@ -414,11 +426,39 @@ impl Metrics {
         self.inner.crowdsec_lapi_reachable.set(i64::from(up));
     }
 
-    /// The number of bans in force.
+    /// The number of addresses banned now (distinct targets, however many routers).
     pub fn set_active_bans(&self, n: u64) {
         self.inner
             .active_bans
             .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// The bans in force per router; a router left out of `by_router` has none (its
+    /// series is kept at 0 rather than removed, as `mtids_router_connected` is).
+    pub fn set_active_bans_by_router<'a>(
+        &self,
+        by_router: impl IntoIterator<Item = (&'a str, u64)>,
+    ) {
+        let family = &self.inner.active_bans_by_router;
+        let mut seen = std::collections::HashSet::new();
+        for (router, n) in by_router {
+            family
+                .get_or_create(&vec![("router", router.to_owned())])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+            seen.insert(router.to_owned());
+        }
+        // Routers whose bans have all expired go back to 0.
+        let mut known = self
+            .inner
+            .active_ban_routers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for router in known.difference(&seen) {
+            family
+                .get_or_create(&vec![("router", router.clone())])
+                .set(0);
+        }
+        known.extend(seen);
     }
 
     /// One detection-to-block latency.
@@ -612,6 +652,33 @@ impl MetricsServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn active_bans_by_router_go_back_to_zero_when_a_router_has_none() {
+        let metrics = Metrics::new();
+        metrics.set_active_bans(2);
+        metrics.set_active_bans_by_router([("gw", 2), ("edge", 1)]);
+        let text = metrics.render();
+        assert!(text.contains("mtids_active_bans 2\n"), "{text}");
+        assert!(
+            text.contains("mtids_active_bans_by_router{router=\"gw\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mtids_active_bans_by_router{router=\"edge\"} 1"),
+            "{text}"
+        );
+        metrics.set_active_bans_by_router([("gw", 1)]);
+        let text = metrics.render();
+        assert!(
+            text.contains("mtids_active_bans_by_router{router=\"edge\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mtids_active_bans_by_router{router=\"gw\"} 1"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn event_counters_are_registered_at_zero_and_count_every_kind() {

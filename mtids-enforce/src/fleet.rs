@@ -32,7 +32,7 @@ use routeros_proto::net::{Client, ClientConfig, Error as NetError};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::routeros::{lock, record_bans};
+use crate::routeros::{lock, record_on_routers};
 use crate::{
     Ban, BanId, BanLedger, Blocked, Clock, EnforceError, Enforcer, ReconcileReport, RouterOsConfig,
     RouterOsEnforcer, parse_routeros_duration,
@@ -582,30 +582,35 @@ impl Fleet {
             return Err(EnforceError::NotEnforcing(names.join(", ")));
         };
         let now = (self.clock)();
-        let mut out = Vec::with_capacity(names.len());
-        for name in names {
-            let Some(handle) = self.routers.get(&name) else {
-                continue;
-            };
-            let recorded = record_bans(
-                ledger,
-                &handle.enforce,
-                std::slice::from_ref(&order.ban),
-                now,
-            );
+        let handles: Vec<(String, &RouterHandle)> = names
+            .into_iter()
+            .filter_map(|name| self.routers.get(&name).map(|h| (name, h)))
+            .collect();
+        // The whole fan-out in one ledger transaction: one lock and one sync, not a
+        // write per router.
+        let pairs: Vec<(&RouterOsConfig, &Ban)> = handles
+            .iter()
+            .map(|(_, h)| (&h.enforce, &order.ban))
+            .collect();
+        let recorded = match record_on_routers(ledger, &pairs, now) {
+            Ok(ids) => ids.into_iter().map(Some).collect(),
+            Err(e) => {
+                tracing::error!(
+                    routers = handles.len(),
+                    "cannot record a ban before queueing it: {e}"
+                );
+                vec![None; handles.len()]
+            }
+        };
+        let mut out = Vec::with_capacity(handles.len());
+        for ((name, handle), recorded) in handles.into_iter().zip(recorded) {
             let mut queued = order.clone();
-            let id = match recorded {
-                Ok(ids) => ids.first().map(|&(id, duration)| {
-                    // A repeat ban extended the one recorded: the router gets the
-                    // longest expiry, as the ledger says.
-                    queued.ban.duration = duration;
-                    id
-                }),
-                Err(e) => {
-                    tracing::error!(router = %name, "cannot record a ban before queueing it: {e}");
-                    None
-                }
-            };
+            let id = recorded.map(|(id, duration)| {
+                // A repeat ban extended the one recorded: the router gets the
+                // longest expiry, as the ledger says.
+                queued.ban.duration = duration;
+                id
+            });
             let job = Job::Block(Queued { order: queued, id });
             let result = match handle.jobs.try_send(job) {
                 Ok(()) => Ok(()),

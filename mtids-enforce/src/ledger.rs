@@ -999,6 +999,39 @@ impl BanLedger {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// How many distinct addresses have an active ban on at least one router at `now`:
+    /// one ban fanned out to 5,000 routers counts once.
+    pub fn count_active_targets(&self, now: SystemTime) -> Result<u64, LedgerError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT COUNT(DISTINCT target) FROM bans WHERE state IN ('pending', 'applied')
+               AND (expires_ms IS NULL OR expires_ms > ?1)",
+        )?;
+        let n: i64 = stmt.query_row(params![to_ms(now)], |row| row.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// [`count_active`](Self::count_active) of every router that has active bans at
+    /// `now`, in one query, by router name.
+    pub fn count_active_by_router(
+        &self,
+        now: SystemTime,
+    ) -> Result<Vec<(String, u64)>, LedgerError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT router, COUNT(*) FROM bans WHERE state IN ('pending', 'applied')
+               AND (expires_ms IS NULL OR expires_ms > ?1)
+             GROUP BY router ORDER BY router",
+        )?;
+        let rows = stmt.query_map(params![to_ms(now)], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (router, n) = row?;
+            out.push((router, u64::try_from(n).unwrap_or(0)));
+        }
+        Ok(out)
+    }
+
     /// The active ban (pending or applied, time left at `now`) of `target` on that
     /// router and list, if any.
     pub fn find_active(
@@ -1135,18 +1168,40 @@ impl BanLedger {
     /// # Errors
     /// The file could not be written.
     pub fn set_evidence(&mut self, id: BanId, evidence: &str) -> Result<bool, LedgerError> {
-        let Some(real) = self.resolve(id).filter(|id| !id.is_provisional()) else {
-            return Ok(false);
-        };
-        if evidence.len() > MAX_EVIDENCE_LEN {
-            return Ok(false);
+        Ok(self.set_evidence_all(&[(id, evidence)])? == 1)
+    }
+
+    /// As [`set_evidence`](Self::set_evidence) for many bans, in one transaction (the
+    /// fan-out of one ban to many routers); how many were kept.
+    ///
+    /// # Errors
+    /// The file could not be written.
+    pub fn set_evidence_all(&mut self, items: &[(BanId, &str)]) -> Result<usize, LedgerError> {
+        let items: Vec<(i64, &str)> = items
+            .iter()
+            .filter(|(_, evidence)| evidence.len() <= MAX_EVIDENCE_LEN)
+            .filter_map(|&(id, evidence)| {
+                let real = self.resolve(id).filter(|id| !id.is_provisional())?;
+                Some((real.0, evidence))
+            })
+            .collect();
+        if items.is_empty() {
+            return Ok(0);
         }
-        self.conn.execute(
-            "INSERT INTO ban_evidence (ban_id, evidence) VALUES (?1, ?2)
-             ON CONFLICT (ban_id) DO UPDATE SET evidence = ?2",
-            params![real.0, evidence],
-        )?;
-        Ok(true)
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO ban_evidence (ban_id, evidence) VALUES (?1, ?2)
+                 ON CONFLICT (ban_id) DO UPDATE SET evidence = ?2",
+            )?;
+            for (id, evidence) in &items {
+                insert.execute(params![id, evidence])?;
+            }
+        }
+        tx.commit()?;
+        Ok(items.len())
     }
 
     /// The evidence kept for ban `id`, if any.

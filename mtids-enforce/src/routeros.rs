@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -121,6 +122,8 @@ pub struct RouterOsEnforcer {
     ledger: Arc<Mutex<BanLedger>>,
     clock: Clock,
     cache: Mutex<HashMap<IpPrefix, CachedEntry>>,
+    /// The cache size at which expired entries are next swept out.
+    sweep_at: AtomicUsize,
     own: Mutex<Vec<IpAddr>>,
     last_uptime: Mutex<Option<Duration>>,
 }
@@ -156,6 +159,7 @@ impl RouterOsEnforcer {
             ledger,
             clock: Arc::new(SystemTime::now),
             cache: Mutex::new(HashMap::new()),
+            sweep_at: AtomicUsize::new(MIN_SWEEP),
             own: Mutex::new(Vec::new()),
             last_uptime: Mutex::new(None),
         }
@@ -334,8 +338,10 @@ impl RouterOsEnforcer {
     }
 
     fn remember(&self, target: IpPrefix, id: String, duration: Option<Duration>, comment: &str) {
-        let expires = duration.map(|d| self.now() + d);
-        lock(&self.cache).insert(
+        let now = self.now();
+        let expires = duration.map(|d| now + d);
+        let mut cache = lock(&self.cache);
+        cache.insert(
             target,
             CachedEntry {
                 id,
@@ -343,6 +349,12 @@ impl RouterOsEnforcer {
                 comment: comment.to_owned(),
             },
         );
+        let sweep_at = self.sweep_at.load(Ordering::Relaxed);
+        if cache.len() >= sweep_at {
+            let left = forget_expired(&mut cache, now);
+            self.sweep_at
+                .store((left * 2).max(MIN_SWEEP), Ordering::Relaxed);
+        }
     }
 
     /// The target is listed already: make its entry last at least `duration` (never
@@ -699,14 +711,37 @@ pub(crate) fn record_bans(
     bans: &[Ban],
     now: SystemTime,
 ) -> Result<Vec<(BanId, Option<Duration>)>, EnforceError> {
-    let targets: Vec<String> = bans.iter().map(|b| render_target(&b.target)).collect();
-    let new: Vec<NewBan<'_>> = bans
+    let pairs: Vec<(&RouterOsConfig, &Ban)> = bans.iter().map(|b| (config, b)).collect();
+    record_on_routers(ledger, &pairs, now)
+}
+
+/// Records each `(router, ban)` pair in the ledger, all in ONE transaction (one lock, one
+/// disk sync): the fan-out of one ban to thousands of routers costs one write, not one
+/// per router. Effective durations as [`record_bans`].
+pub(crate) fn record_on_routers(
+    ledger: &Mutex<BanLedger>,
+    pairs: &[(&RouterOsConfig, &Ban)],
+    now: SystemTime,
+) -> Result<Vec<(BanId, Option<Duration>)>, EnforceError> {
+    // One rendering per distinct target (a fan-out is one ban on many routers).
+    let mut rendered: Vec<(IpPrefix, String)> = Vec::new();
+    for (_, b) in pairs {
+        if !rendered.iter().any(|(t, _)| *t == b.target) {
+            rendered.push((b.target, render_target(&b.target)));
+        }
+    }
+    let text = |target: &IpPrefix| {
+        rendered
+            .iter()
+            .find(|(t, _)| t == target)
+            .map_or("", |(_, s)| s.as_str())
+    };
+    let new: Vec<NewBan<'_>> = pairs
         .iter()
-        .zip(&targets)
-        .map(|(b, target)| NewBan {
+        .map(|(config, b)| NewBan {
             router: &config.router,
             list: config.list_for(&b.target),
-            target,
+            target: text(&b.target),
             reason: &b.reason,
             detector: &b.detector,
             created: now,
@@ -715,17 +750,32 @@ pub(crate) fn record_bans(
         .collect();
     let mut ledger = lock(ledger);
     let recorded = ledger.record_all(&new)?;
-    for (r, b) in recorded.iter().zip(bans) {
-        if let Some(evidence) = &b.evidence
-            && let Err(e) = ledger.set_evidence(r.id(), &evidence.to_string())
+    // The evidence, rendered once per distinct ban, kept in one more transaction.
+    let mut evidence: Vec<(&Ban, String)> = Vec::new();
+    for (_, b) in pairs {
+        if let Some(e) = &b.evidence
+            && !evidence.iter().any(|(seen, _)| std::ptr::eq(*seen, *b))
         {
-            tracing::warn!(error = %e, "ban ledger: the evidence of a ban was not kept");
+            evidence.push((b, e.to_string()));
         }
+    }
+    let kept: Vec<(BanId, &str)> = recorded
+        .iter()
+        .zip(pairs)
+        .filter_map(|(r, (_, b))| {
+            let (_, text) = evidence.iter().find(|(seen, _)| std::ptr::eq(*seen, *b))?;
+            Some((r.id(), text.as_str()))
+        })
+        .collect();
+    if !kept.is_empty()
+        && let Err(e) = ledger.set_evidence_all(&kept)
+    {
+        tracing::warn!(error = %e, "ban ledger: the evidence of a ban was not kept");
     }
     Ok(recorded
         .into_iter()
-        .zip(bans)
-        .map(|(r, b)| match r {
+        .zip(pairs)
+        .map(|(r, (_, b))| match r {
             Recorded::New(id) => (id, b.duration),
             Recorded::Extended(id) => match ledger.get(id) {
                 Ok(record) => (id, record.remaining(now)),
@@ -733,6 +783,22 @@ pub(crate) fn record_bans(
             },
         })
         .collect())
+}
+
+/// No sweep of the cache below this many entries (a sweep would free little).
+const MIN_SWEEP: usize = 64;
+
+/// Drops the cached entries whose timeout has run out at `now` (the router has removed
+/// them); returns how many are left. Run once the cache has doubled since the last sweep
+/// (`sweep_at`): per router, the cache holds about the bans in force, not every ban since
+/// the connection came up, at an amortized cost of O(1) per ban. A target no longer
+/// cached is looked up on the router when needed.
+fn forget_expired(cache: &mut HashMap<IpPrefix, CachedEntry>, now: SystemTime) -> usize {
+    cache.retain(|_, e| e.expires.is_none_or(|t| t > now));
+    if cache.len() * 4 < cache.capacity() {
+        cache.shrink_to(cache.len() * 2);
+    }
+    cache.len()
 }
 
 /// Reads one address-list row; rows with an address that does not parse are skipped
@@ -986,6 +1052,36 @@ impl Enforcer for RouterOsEnforcer {
 #[cfg(test)]
 mod tests {
     use super::endpoint_ip;
+
+    #[test]
+    fn expired_entries_leave_the_cache_and_free_its_memory() {
+        use super::{CachedEntry, HashMap, IpPrefix, forget_expired};
+        use std::time::{Duration, SystemTime};
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut cache = HashMap::new();
+        for i in 0..10_000u32 {
+            let target: IpPrefix = std::net::Ipv4Addr::from(0x0b00_0000 + i)
+                .to_string()
+                .parse()
+                .unwrap();
+            // One in a hundred still in force (one of them permanent), the rest run out.
+            let expires = match i % 100 {
+                0 if i == 0 => None,
+                0 => Some(now + Duration::from_secs(60)),
+                _ => Some(now - Duration::from_secs(1)),
+            };
+            let entry = CachedEntry {
+                id: format!("*{i:X}"),
+                expires,
+                comment: "mtids brute_force: 10 failures".to_owned(),
+            };
+            cache.insert(target, entry);
+        }
+        assert_eq!(forget_expired(&mut cache, now), 100);
+        assert_eq!(cache.len(), 100);
+        assert!(cache.capacity() < 1_000, "capacity {}", cache.capacity());
+        assert!(cache.values().filter(|e| e.expires.is_none()).count() == 1);
+    }
 
     #[test]
     fn endpoints_in_every_printed_form() {

@@ -62,6 +62,35 @@ fn active_bans_survive_a_restart_with_their_remaining_time() {
 }
 
 #[test]
+fn active_bans_count_addresses_once_however_many_routers_hold_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = BanLedger::open(dir.path().join("bans.db")).unwrap();
+    // One ban fanned out to three routers in one transaction, and one on a single router.
+    let fanout: Vec<NewBan<'_>> = ["gw", "edge", "core"]
+        .iter()
+        .map(|r| ban(r, "198.51.100.7", at(0), Some(60)))
+        .chain([ban("gw", "203.0.113.9", at(0), Some(3600))])
+        .collect();
+    ledger.record_all(&fanout).unwrap();
+    assert_eq!(ledger.count_active(None, at(10)).unwrap(), 4);
+    assert_eq!(ledger.count_active_targets(at(10)).unwrap(), 2);
+    assert_eq!(
+        ledger.count_active_by_router(at(10)).unwrap(),
+        [
+            ("core".to_owned(), 1),
+            ("edge".to_owned(), 1),
+            ("gw".to_owned(), 2)
+        ]
+    );
+    // The fan-out ran out at 60 s: one address left, on one router.
+    assert_eq!(ledger.count_active_targets(at(120)).unwrap(), 1);
+    assert_eq!(
+        ledger.count_active_by_router(at(120)).unwrap(),
+        [("gw".to_owned(), 1)]
+    );
+}
+
+#[test]
 fn a_repeat_decision_extends_the_active_ban_and_never_shortens_it() {
     let dir = tempfile::tempdir().unwrap();
     let mut ledger = BanLedger::open(dir.path().join("bans.db")).unwrap();

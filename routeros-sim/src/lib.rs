@@ -77,7 +77,7 @@ pub use model::log::LogEntry;
 pub use model::resource::{OwnAddress, RouterOsVersion};
 pub use model::users::{Policies, Policy, User, challenge_response};
 pub use router::{
-    Control, Follow, LoginMethod, Outcome, RemoteLogStats, Router, RouterConfig, Session,
+    Control, Follow, LoginMethod, Outcome, RemoteLogStats, Router, RouterConfig, SentCount, Session,
 };
 pub use scenario::{AttackKind, GroundTruth, SCENARIOS, Scenario};
 pub use sentence::{Request, Sentence, TrapCategory};

@@ -257,6 +257,21 @@ struct Inner {
     sessions: [AtomicUsize; 2],
     /// The queues towards remote logging actions.
     remote: remote_log::Forwarder,
+    /// What the router sent, by command path: the cost of each kind of request.
+    sent: Mutex<std::collections::HashMap<String, SentCount>>,
+}
+
+/// What a router sent in answer to one command path ([`Router::sent`]): the router's cost
+/// of being asked, in reply sentences and bytes on the wire.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SentCount {
+    /// Commands answered.
+    pub commands: u64,
+    /// Reply sentences sent (`!re`, `!done`, `!trap`, `!empty`).
+    pub sentences: u64,
+    /// Bytes of those sentences on the wire (length prefixes included).
+    pub bytes: u64,
 }
 
 /// A simulated RouterOS router. Cheap to clone: every clone is the same router.
@@ -365,6 +380,7 @@ impl Router {
                 },
                 sessions: [AtomicUsize::new(0), AtomicUsize::new(0)],
                 remote: remote_log::Forwarder::default(),
+                sent: Mutex::default(),
             }),
         }
     }
@@ -703,6 +719,44 @@ impl Router {
             .faults
             .latency_micros
             .store(micros, Ordering::Relaxed);
+    }
+
+    /// What the router has sent in answer to `path` (e.g.
+    /// `/ip/firewall/connection/print`) since it started, or since [`reset_sent`](Self::reset_sent).
+    pub fn sent(&self, path: &str) -> SentCount {
+        self.inner
+            .sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(path)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Zeroes every [`sent`](Self::sent) count.
+    pub fn reset_sent(&self) {
+        self.inner
+            .sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
+    /// Counts `sentences` sent in answer to one `path` command (the server calls it).
+    pub(crate) fn count_sent(&self, path: &str, sentences: &[Sentence]) {
+        let bytes: usize = sentences.iter().map(|s| s.wire().len()).sum();
+        let mut sent = self
+            .inner
+            .sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = match sent.get_mut(path) {
+            Some(count) => count,
+            None => sent.entry(path.to_owned()).or_default(),
+        };
+        count.commands += 1;
+        count.sentences += sentences.len() as u64;
+        count.bytes += bytes as u64;
     }
 
     /// The added latency per command.

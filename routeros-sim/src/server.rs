@@ -221,11 +221,13 @@ where
                     };
                     match router.execute(session, &request) {
                         Outcome::Reply(sentences) => {
+                            router.count_sent(&request.command, &sentences);
                             if tx.send(Out::Sentences(due, sentences)).await.is_err() {
                                 break 'session;
                             }
                         }
                         Outcome::Follow { initial, follow } => {
+                            router.count_sent(&request.command, &initial);
                             if !initial.is_empty() && tx.send(Out::Sentences(due, initial)).await.is_err() {
                                 break 'session;
                             }

@@ -19,6 +19,7 @@ mod crowdsec;
 mod detection;
 mod enforce;
 mod ledger_sync;
+mod limits;
 mod log_follow;
 mod router;
 mod syslog;
@@ -233,10 +234,11 @@ impl Shared {
         // Dry run keeps no ledger: the detection task counts its decisions in force.
         if self.ledger.is_some() {
             let now = self.now();
-            if let Some(active) =
-                self.with_ledger("counting active bans", |l| l.count_active(None, now))
-            {
+            if let Some((active, by_router)) = self.with_ledger("counting active bans", |l| {
+                Ok((l.count_active_targets(now)?, l.count_active_by_router(now)?))
+            }) {
                 metrics.set_active_bans(active);
+                metrics.set_active_bans_by_router(by_router.iter().map(|(r, n)| (r.as_str(), *n)));
             }
         }
     }
@@ -337,6 +339,7 @@ impl Daemon {
     /// The engine, the ledger, the alerts, a syslog listener or the metrics endpoint
     /// could not be set up.
     pub fn start(config: Config, options: Options) -> Result<Daemon, CliError> {
+        limits::raise_descriptor_limit(config.routers.len());
         let engine = DetectionEngine::new(&config.detection)
             .map_err(|e| CliError::config("configuration", "detection", e.to_string()))?;
         let mut ledger_lock = None;

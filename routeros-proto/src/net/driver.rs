@@ -173,6 +173,10 @@ struct Driver {
 }
 
 const READ_CHUNK: usize = 64 * 1024;
+/// The read buffer a connection starts with; it doubles up to [`READ_CHUNK`] while reads
+/// fill it (a big print), so thousands of mostly idle connections (a fleet) do not each
+/// hold 64 KiB.
+const FIRST_READ_CHUNK: usize = 4 * 1024;
 /// How long closing may wait to write `/quit` (and pending `/cancel`s) out.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -198,7 +202,7 @@ pub(crate) async fn run<S: Transport>(
         end: None,
     };
     let (mut reader, mut writer) = tokio::io::split(stream);
-    let mut input = vec![0u8; READ_CHUNK];
+    let mut input = vec![0u8; FIRST_READ_CHUNK];
     let mut close_waiters: Vec<oneshot::Sender<()>> = Vec::new();
 
     while driver.end.is_none() {
@@ -234,7 +238,12 @@ pub(crate) async fn run<S: Transport>(
             }
             read = reader.read(&mut input), if reading => match read {
                 Ok(0) => driver.connection.handle_eof(clock::now()),
-                Ok(n) => driver.connection.handle_input(clock::now(), input.get(..n).unwrap_or_default()),
+                Ok(n) => {
+                    driver.connection.handle_input(clock::now(), input.get(..n).unwrap_or_default());
+                    if n == input.len() && input.len() < READ_CHUNK {
+                        input.resize(input.len() * 2, 0);
+                    }
+                }
                 Err(e) => driver.end = Some(Error::Io { during: "reading from the router", source: Arc::new(e) }),
             },
             () = sleep_until(timer), if timer.is_some() => driver.connection.handle_timeout(clock::now()),
