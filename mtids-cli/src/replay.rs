@@ -6,9 +6,12 @@
 //! made of it (a ban, or why not), then how many lines matched and how many did not, per
 //! kind. No router is needed.
 //!
-//! Speed: files are read in 1 MiB blocks, lines are found with `memchr` and parsed
-//! without allocating, and nothing is written per line (only per finding), so the
-//! replay runs at parser speed (see `benches/replay.rs`).
+//! Speed: files are read in chunks of about 1 MiB of whole lines; every core parses
+//! chunks (lines found with `memchr`, parsed without allocating), and each parsed chunk
+//! then waits for its turn to go through detection in input order, so the output is the
+//! same as with one thread (`--threads 1`). At most about three chunks per thread are in
+//! memory. Nothing is written per line (only per finding). See `benches/replay.rs` and
+//! `scripts/bench-replay-vs-fail2ban.sh`.
 
 use std::fmt::Write as _;
 use std::fs::File;
