@@ -343,18 +343,19 @@ fn split_lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 /// Cuts `input` into chunks of whole lines of about `chunk_bytes` and passes each to
 /// `emit`. Lines that do not end within [`MAX_LINE`] bytes are counted in `file` and
-/// `too_long` and dropped here, so a chunk never holds much more than `chunk_bytes` +
-/// [`MAX_LINE`] bytes. `take` hands out an empty buffer to fill (a recycled one when it can).
+/// dropped here, so a chunk never holds much more than `chunk_bytes` + [`MAX_LINE`]
+/// bytes; returns how many. `take` hands out an empty buffer to fill (a recycled one
+/// when it can).
 fn read_chunks(
     input: &mut dyn Read,
     chunk_bytes: usize,
     file: &mut FileSummary,
-    too_long: &mut u64,
     progress: Option<&ProgressBar>,
     read_err: &dyn Fn(io::Error) -> ReplayError,
     take: &mut dyn FnMut() -> Vec<u8>,
     emit: &mut dyn FnMut(Vec<u8>) -> Result<(), ReplayError>,
-) -> Result<(), ReplayError> {
+) -> Result<u64, ReplayError> {
+    let mut too_long = 0;
     let read_size = chunk_bytes.clamp(4096, CHUNK);
     let mut buf = take();
     // buf[..end] holds whole lines not yet emitted and the start of the next; while
@@ -373,7 +374,7 @@ fn read_chunks(
                 buf.truncate(end);
                 emit(buf)?;
             }
-            return Ok(());
+            return Ok(too_long);
         }
         file.bytes += n as u64;
         if let Some(bar) = progress {
@@ -410,14 +411,14 @@ fn read_chunks(
             end -= tail_start;
             emit(std::mem::replace(&mut buf, next))?;
             if end > MAX_LINE {
-                *too_long += 1;
+                too_long += 1;
                 file.lines += 1;
                 skipping = true;
                 end = 0;
             }
         } else if end - tail_start > MAX_LINE {
             // A line that has not ended within MAX_LINE bytes: count it once, drop it.
-            *too_long += 1;
+            too_long += 1;
             file.lines += 1;
             skipping = true;
             end = tail_start;
@@ -541,16 +542,15 @@ impl Replay {
         out: &mut dyn Write,
     ) -> Result<(), ReplayError> {
         let detect = &mut self.detect;
-        let ctx = detect.options.context.clone();
+        let ctx = detect.options.context;
         let spare_buffer: std::cell::Cell<Option<Vec<u8>>> = std::cell::Cell::new(None);
         let mut spare_lines: Vec<ParsedLine<'static>> = Vec::new();
         let mut lossy = Vec::new();
         let (mut lines, mut blank, mut long) = (0, 0, 0);
-        read_chunks(
+        *too_long += read_chunks(
             input,
             self.chunk_bytes,
             file,
-            too_long,
             progress,
             read_err,
             &mut || spare_buffer.take().unwrap_or_default(),
@@ -584,7 +584,7 @@ impl Replay {
     ) -> Result<(), ReplayError> {
         let threads = self.threads;
         let chunk_bytes = self.chunk_bytes;
-        let ctx = self.detect.options.context.clone();
+        let ctx = self.detect.options.context;
         let turn = Mutex::new(Turn {
             next: 0,
             detect: &mut self.detect,
@@ -643,7 +643,6 @@ impl Replay {
                 input,
                 chunk_bytes,
                 file,
-                too_long,
                 progress,
                 read_err,
                 &mut || recycled.try_recv().unwrap_or_default(),
@@ -658,7 +657,7 @@ impl Replay {
                 },
             );
             drop(chunks);
-            result
+            result.map(|n| *too_long += n)
         });
         let t = turn.into_inner().unwrap_or_else(PoisonError::into_inner);
         out.write_all(&t.output).map_err(ReplayError::Write)?;
