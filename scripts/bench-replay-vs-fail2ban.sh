@@ -4,6 +4,7 @@
 #
 #   scripts/bench-replay-vs-fail2ban.sh            # 200,000 lines
 #   LINES=1000000 scripts/bench-replay-vs-fail2ban.sh
+#   REPLAY_BIN=target/release/mtids scripts/bench-replay-vs-fail2ban.sh   # no build
 #
 # Installs fail2ban (and hyperfine when apt can) from Debian's packages if missing.
 # Debian 12's fail2ban 1.0.2 has no routeros-auth filter: fail2ban's own is used when
@@ -33,8 +34,11 @@ failregex = ^\s*\S+ system,error,critical login failure for user <F-USER>.*?</F-
 CONF
 fi
 
-cargo build --release --locked -p mtids-cli --bin mtids >/dev/null 2>&1 || cargo build --release --locked -p mtids-cli --bin mtids
-mtids=target/release/mtids
+# REPLAY_BIN=path skips the build (a release binary built already).
+mtids=${REPLAY_BIN:-target/release/mtids}
+if [ -z "${REPLAY_BIN:-}" ]; then
+    cargo build --release --locked -p mtids-cli --bin mtids
+fi
 python3 scripts/gen-routeros-log.py "$LINES" "$log"
 
 echo "log: $LINES lines, $(du -h "$log" | cut -f1), $(nproc) cores"
