@@ -123,14 +123,16 @@ fn write_log(path: &Path, n: usize) {
     out.flush().unwrap();
 }
 
-fn replay_file(path: &Path) -> (u64, u64) {
+fn replay_file(path: &Path, threads: usize) -> (u64, u64) {
     let options = ReplayOptions {
         context: LineContext::new(Date::new(2026, 11, 21), 0),
         format: OutputFormat::Json,
         show_unmatched: 0,
         progress: false,
     };
-    let mut replay = Replay::new(&DetectionConfig::default(), options).unwrap();
+    let mut replay = Replay::new(&DetectionConfig::default(), options)
+        .unwrap()
+        .with_threads(threads);
     let file = File::open(path).unwrap();
     let size = file.metadata().unwrap().len();
     let mut sink = std::io::sink();
@@ -154,22 +156,25 @@ fn main() {
     write_log(&path, n);
     let bytes = std::fs::metadata(&path).unwrap().len();
 
-    // The headline figure: best of five whole passes, wall clock.
-    let mut best = Duration::MAX;
-    let mut findings = 0;
-    for _ in 0..5 {
-        let start = Instant::now();
-        let (lines, f) = replay_file(&path);
-        best = best.min(start.elapsed());
-        assert_eq!(lines, n as u64);
-        findings = f;
+    // The headline figures: best of five whole passes, wall clock, on every core and on one.
+    let cores = mtids_cli::replay::default_threads();
+    for threads in [cores, 1] {
+        let mut best = Duration::MAX;
+        let mut findings = 0;
+        for _ in 0..5 {
+            let start = Instant::now();
+            let (lines, f) = replay_file(&path, threads);
+            best = best.min(start.elapsed());
+            assert_eq!(lines, n as u64);
+            findings = f;
+        }
+        println!(
+            "replay: {n} lines ({:.1} MB) on {threads} thread(s) in {:.3} s = {:.0} lines/s ({findings} findings)",
+            bytes as f64 / 1e6,
+            best.as_secs_f64(),
+            n as f64 / best.as_secs_f64()
+        );
     }
-    println!(
-        "replay: {n} lines ({:.1} MB) in {:.3} s = {:.0} lines/s ({findings} findings)",
-        bytes as f64 / 1e6,
-        best.as_secs_f64(),
-        n as f64 / best.as_secs_f64()
-    );
 
     let mut c = Criterion::default()
         .configure_from_args()
@@ -178,7 +183,7 @@ fn main() {
         .measurement_time(Duration::from_secs(10));
     let mut group = c.benchmark_group("replay");
     group.throughput(Throughput::Elements(n as u64));
-    group.bench_function("file_end_to_end", |b| b.iter(|| replay_file(&path)));
+    group.bench_function("file_end_to_end", |b| b.iter(|| replay_file(&path, cores)));
     group.finish();
     c.final_summary();
 }

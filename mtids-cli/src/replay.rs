@@ -6,20 +6,24 @@
 //! made of it (a ban, or why not), then how many lines matched and how many did not, per
 //! kind. No router is needed.
 //!
-//! Speed: files are read in 1 MiB blocks, lines are found with `memchr` and parsed
-//! without allocating, and nothing is written per line (only per finding), so the
-//! replay runs at parser speed (see `benches/replay.rs`).
+//! Speed: files are read in chunks of about 1 MiB of whole lines; every core parses
+//! chunks (lines found with `memchr`, parsed without allocating), and each parsed chunk
+//! then waits for its turn to go through detection in input order, so the output is the
+//! same as with one thread (`--threads 1`). At most about three chunks per thread are in
+//! memory. Nothing is written per line (only per finding). See `benches/replay.rs` and
+//! `scripts/bench-replay-vs-fail2ban.sh`.
 
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::PathBuf;
+use std::sync::{Condvar, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mtids_detect::{
     Date, DetectionConfig, DetectionEngine, Event, LineContext, Outcome, Suppression, Timestamp,
-    parse_log_line_bytes,
+    parse_log_line,
 };
 use serde_json::json;
 
@@ -100,6 +104,10 @@ pub struct ReplayArgs {
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Threads that parse lines (detection runs in input order whatever the number, so
+    /// the output is the same). Default: one per core.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 /// How findings are printed.
@@ -193,13 +201,23 @@ pub struct ReplaySummary {
 }
 
 /// A replay in progress: one detection engine fed by one input after another.
+///
+/// Inputs are cut into chunks of whole lines; with more than one thread the chunks are
+/// parsed in parallel and each parsed chunk then goes through detection in input order
+/// (only detection needs order), so the output is the same as with one thread.
 pub struct Replay {
+    detect: Detect,
+    threads: usize,
+    chunk_bytes: usize,
+}
+
+/// The ordered part of a replay: detection, counting, output of findings.
+struct Detect {
     engine: DetectionEngine,
     options: ReplayOptions,
     kind_counts: [u64; KINDS.len()],
     summary: ReplaySummary,
     outcomes: Vec<Outcome>,
-    scratch: String,
     now: Timestamp,
     header_written: bool,
 }
@@ -207,29 +225,260 @@ pub struct Replay {
 impl std::fmt::Debug for Replay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Replay")
-            .field("options", &self.options)
-            .field("summary", &self.summary)
+            .field("options", &self.detect.options)
+            .field("summary", &self.detect.summary)
+            .field("threads", &self.threads)
             .finish_non_exhaustive()
     }
 }
 
+/// Chunks handed to the parsing threads: 1 MiB of whole lines (about 5,000 RouterOS
+/// lines), so the per-chunk hand-over costs nothing next to parsing it.
+const CHUNK_BYTES: usize = CHUNK;
+
+/// The number of threads `mtids replay` parses with by default: one per core.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// One parsed line of a chunk, borrowing the chunk.
+struct ParsedLine<'c> {
+    timestamp: Option<Timestamp>,
+    event: Event<'c>,
+    /// The line as read (without its `\r`), for `--show-unmatched`.
+    raw: &'c [u8],
+}
+
+/// A chunk after parsing: its lines in order and what was skipped.
+struct ParsedChunk<'c> {
+    lines: Vec<ParsedLine<'c>>,
+    /// Lines in the chunk, skipped ones included.
+    line_count: u64,
+    blank: u64,
+    too_long: u64,
+}
+
+/// Empties `v` and hands back its allocation for items of another lifetime (the standard
+/// library collects in place when the element layouts match), so a worker reuses one
+/// vector for every chunk it parses.
+fn recycle<'b>(mut v: Vec<ParsedLine<'_>>) -> Vec<ParsedLine<'b>> {
+    v.clear();
+    v.into_iter().map(|_| unreachable_line()).collect()
+}
+
+#[allow(clippy::unreachable)] // the iterator is empty: this is never called
+fn unreachable_line<'b>() -> ParsedLine<'b> {
+    unreachable!("recycle() maps an empty vector")
+}
+
+/// Parses every line of `data` (whole lines; the last may lack its newline).
+///
+/// Lines that are not UTF-8 are parsed from a lossy copy kept in `lossy`, which must
+/// outlive the result; `lossy` is cleared first.
+fn parse_chunk<'c>(
+    data: &'c [u8],
+    ctx: &LineContext,
+    lossy: &'c mut Vec<String>,
+    spare: Vec<ParsedLine<'_>>,
+) -> ParsedChunk<'c> {
+    lossy.clear();
+    let mut chunk = ParsedChunk {
+        lines: recycle(spare),
+        line_count: 0,
+        blank: 0,
+        too_long: 0,
+    };
+    // First pass: the lossy copies, so that the second can borrow them all.
+    for line in split_lines(data) {
+        if line.len() <= MAX_LINE && std::str::from_utf8(line).is_err() {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            lossy.push(String::from_utf8_lossy(line).into_owned());
+        }
+    }
+    let lossy: &'c [String] = lossy;
+    let mut lossy_next = lossy.iter();
+    for line in split_lines(data) {
+        chunk.line_count += 1;
+        if line.len() > MAX_LINE {
+            chunk.too_long += 1;
+            continue;
+        }
+        let utf8 = std::str::from_utf8(line).ok();
+        let raw = line.strip_suffix(b"\r").unwrap_or(line);
+        let text: &'c str = match utf8 {
+            Some(t) => t.strip_suffix('\r').unwrap_or(t),
+            None => lossy_next.next().map_or("", String::as_str),
+        };
+        if raw.iter().all(|&b| b == b' ' || b == b'\t') {
+            chunk.blank += 1;
+            continue;
+        }
+        let parsed = parse_log_line(text, ctx);
+        chunk.lines.push(ParsedLine {
+            timestamp: parsed.timestamp,
+            event: parsed.event,
+            raw,
+        });
+    }
+    chunk
+}
+
+/// The lines of `data`, split at `\n`; a last line without one is included.
+fn split_lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = data;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        match memchr::memchr(b'\n', rest) {
+            Some(pos) => {
+                let line = rest.get(..pos).unwrap_or_default();
+                rest = rest.get(pos + 1..).unwrap_or_default();
+                Some(line)
+            }
+            None => Some(std::mem::take(&mut rest)),
+        }
+    })
+}
+
+/// Cuts `input` into chunks of whole lines of about `chunk_bytes` and passes each to
+/// `emit`. Lines that do not end within [`MAX_LINE`] bytes are counted in `file` and
+/// dropped here, so a chunk never holds much more than `chunk_bytes` + [`MAX_LINE`]
+/// bytes; returns how many. `take` hands out an empty buffer to fill (a recycled one
+/// when it can).
+fn read_chunks(
+    input: &mut dyn Read,
+    chunk_bytes: usize,
+    file: &mut FileSummary,
+    progress: Option<&ProgressBar>,
+    read_err: &dyn Fn(io::Error) -> ReplayError,
+    take: &mut dyn FnMut() -> Vec<u8>,
+    emit: &mut dyn FnMut(Vec<u8>) -> Result<(), ReplayError>,
+) -> Result<u64, ReplayError> {
+    let mut too_long = 0;
+    let read_size = chunk_bytes.clamp(4096, CHUNK);
+    let mut buf = take();
+    // buf[..end] holds whole lines not yet emitted and the start of the next; while
+    // `skipping`, the rest of a too long line is being dropped and buf[..end] are whole lines.
+    let (mut end, mut skipping) = (0usize, false);
+    loop {
+        buf.resize(end + read_size, 0);
+        let n = match input.read(buf.get_mut(end..).unwrap_or_default()) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_err(e)),
+        };
+        if n == 0 {
+            // The last line may lack its newline.
+            if end > 0 {
+                buf.truncate(end);
+                emit(buf)?;
+            }
+            return Ok(too_long);
+        }
+        file.bytes += n as u64;
+        if let Some(bar) = progress {
+            bar.inc(n as u64);
+        }
+        let fresh = end;
+        end += n;
+        if skipping {
+            match memchr::memchr(b'\n', buf.get(fresh..end).unwrap_or_default()) {
+                None => {
+                    end = fresh;
+                    continue;
+                }
+                Some(pos) => {
+                    // The end of a too long line, counted when it was dropped.
+                    buf.copy_within(fresh + pos + 1..end, fresh);
+                    end -= pos + 1;
+                    skipping = false;
+                }
+            }
+        }
+        let last_newline = memchr::memrchr(b'\n', buf.get(fresh..end).unwrap_or_default())
+            .map(|pos| fresh + pos)
+            .or_else(|| {
+                // No newline in the new bytes: the last one is before them, if any.
+                memchr::memrchr(b'\n', buf.get(..fresh).unwrap_or_default())
+            });
+        let tail_start = last_newline.map_or(0, |pos| pos + 1);
+        if end >= chunk_bytes && tail_start > 0 {
+            let mut next = take();
+            next.clear();
+            next.extend_from_slice(buf.get(tail_start..end).unwrap_or_default());
+            buf.truncate(tail_start);
+            end -= tail_start;
+            emit(std::mem::replace(&mut buf, next))?;
+            if end > MAX_LINE {
+                too_long += 1;
+                file.lines += 1;
+                skipping = true;
+                end = 0;
+            }
+        } else if end - tail_start > MAX_LINE {
+            // A line that has not ended within MAX_LINE bytes: count it once, drop it.
+            too_long += 1;
+            file.lines += 1;
+            skipping = true;
+            end = tail_start;
+        }
+    }
+}
+
+/// Locks `m`; a thread that panicked holding it leaves counts, nothing inconsistent.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The state shared by the parsing threads: whose turn it is to detect, and the output
+/// of the chunks detected so far, for the calling thread to write.
+struct Turn<'d> {
+    next: u64,
+    detect: &'d mut Detect,
+    output: Vec<u8>,
+    line_count: u64,
+    blank: u64,
+    too_long: u64,
+    error: Option<ReplayError>,
+}
+
 impl Replay {
-    /// A replay with detection set up from `config`.
+    /// A replay with detection set up from `config`, parsing on [`default_threads`] threads.
     pub fn new(config: &DetectionConfig, options: ReplayOptions) -> Result<Replay, ReplayError> {
         let engine = DetectionEngine::new(config).map_err(|e| ReplayError::Config {
             path: "(detection)".to_owned(),
             reason: e.to_string(),
         })?;
         Ok(Replay {
-            engine,
-            options,
-            kind_counts: [0; KINDS.len()],
-            summary: ReplaySummary::default(),
-            outcomes: Vec::new(),
-            scratch: String::new(),
-            now: Timestamp::ZERO,
-            header_written: false,
+            detect: Detect {
+                engine,
+                options,
+                kind_counts: [0; KINDS.len()],
+                summary: ReplaySummary::default(),
+                outcomes: Vec::new(),
+                now: Timestamp::ZERO,
+                header_written: false,
+            },
+            threads: default_threads(),
+            chunk_bytes: CHUNK_BYTES,
         })
+    }
+
+    /// Parses on `threads` threads (1: in the calling thread only). The output does not
+    /// depend on it.
+    #[must_use]
+    pub fn with_threads(mut self, threads: usize) -> Replay {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// Hands the parsing threads chunks of about `bytes` bytes (default 1 MiB). Memory is
+    /// bounded by about three chunks per thread. The output does not depend on it.
+    #[must_use]
+    pub fn with_chunk_bytes(mut self, bytes: usize) -> Replay {
+        self.chunk_bytes = bytes.max(1);
+        self
     }
 
     /// Reads `input` to its end, line by line, printing findings to `out` as they come.
@@ -253,69 +502,177 @@ impl Replay {
             lines: 0,
             bytes: 0,
         };
-        let mut buf = vec![0u8; CHUNK];
-        // Unprocessed bytes are buf[start..end]; `skipping` drops the rest of a too long line.
-        let (mut start, mut end, mut skipping) = (0usize, 0usize, false);
-        loop {
-            if start > 0 {
-                buf.copy_within(start..end, 0);
-                end -= start;
-                start = 0;
-            }
-            let n = match input.read(buf.get_mut(end..).unwrap_or_default()) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(read_err(e)),
-            };
-            if n == 0 {
-                // The last line may lack its newline.
-                if end > 0 && !skipping {
-                    file.lines += 1;
-                    let line = buf.get(..end).unwrap_or_default();
-                    self.line(line, out)?;
-                }
-                break;
-            }
-            end += n;
-            file.bytes += n as u64;
-            if let Some(bar) = &progress {
-                bar.inc(n as u64);
-            }
-            while let Some(pos) = memchr::memchr(b'\n', buf.get(start..end).unwrap_or_default()) {
-                let line = buf.get(start..start + pos).unwrap_or_default();
-                start += pos + 1;
-                if std::mem::take(&mut skipping) {
-                    // The end of a too long line, counted when it was dropped.
-                    continue;
-                }
-                file.lines += 1;
-                if line.len() > MAX_LINE {
-                    self.summary.too_long += 1;
-                    continue;
-                }
-                self.line(line, out)?;
-            }
-            if end - start > MAX_LINE {
-                // A line that has not ended within MAX_LINE bytes: count it once, drop it.
-                if !skipping {
-                    self.summary.too_long += 1;
-                    file.lines += 1;
-                    skipping = true;
-                }
-                start = end;
-            }
-        }
+        let mut too_long = 0;
+        let result = if self.threads <= 1 {
+            self.feed_here(
+                &mut input,
+                &mut file,
+                &mut too_long,
+                progress.as_ref(),
+                &read_err,
+                out,
+            )
+        } else {
+            self.feed_parallel(
+                &mut input,
+                &mut file,
+                &mut too_long,
+                progress.as_ref(),
+                &read_err,
+                out,
+            )
+        };
         if let Some(bar) = progress {
             bar.finish_and_clear();
         }
-        self.summary.lines += file.lines;
-        self.summary.files.push(file);
+        self.detect.summary.too_long += too_long;
+        self.detect.summary.lines += file.lines;
+        self.detect.summary.files.push(file);
+        result
+    }
+
+    /// One thread: each chunk is parsed, then detected, in the calling thread.
+    fn feed_here(
+        &mut self,
+        input: &mut dyn Read,
+        file: &mut FileSummary,
+        too_long: &mut u64,
+        progress: Option<&ProgressBar>,
+        read_err: &dyn Fn(io::Error) -> ReplayError,
+        out: &mut dyn Write,
+    ) -> Result<(), ReplayError> {
+        let detect = &mut self.detect;
+        let ctx = detect.options.context;
+        let spare_buffer: std::cell::Cell<Option<Vec<u8>>> = std::cell::Cell::new(None);
+        let mut spare_lines: Vec<ParsedLine<'static>> = Vec::new();
+        let mut lossy = Vec::new();
+        let (mut lines, mut blank, mut long) = (0, 0, 0);
+        *too_long += read_chunks(
+            input,
+            self.chunk_bytes,
+            file,
+            progress,
+            read_err,
+            &mut || spare_buffer.take().unwrap_or_default(),
+            &mut |data| {
+                let chunk = parse_chunk(&data, &ctx, &mut lossy, std::mem::take(&mut spare_lines));
+                lines += chunk.line_count;
+                blank += chunk.blank;
+                long += chunk.too_long;
+                let result = detect.chunk(&chunk.lines, out);
+                spare_lines = recycle(chunk.lines);
+                spare_buffer.set(Some(data));
+                result
+            },
+        )?;
+        file.lines += lines;
+        *too_long += long;
+        detect.summary.blank += blank;
         Ok(())
+    }
+
+    /// Several threads: the calling thread reads chunks and writes findings; the workers
+    /// parse a chunk each, then wait for their turn to detect it.
+    fn feed_parallel(
+        &mut self,
+        input: &mut dyn Read,
+        file: &mut FileSummary,
+        too_long: &mut u64,
+        progress: Option<&ProgressBar>,
+        read_err: &dyn Fn(io::Error) -> ReplayError,
+        out: &mut dyn Write,
+    ) -> Result<(), ReplayError> {
+        let threads = self.threads;
+        let chunk_bytes = self.chunk_bytes;
+        let ctx = self.detect.options.context;
+        let turn = Mutex::new(Turn {
+            next: 0,
+            detect: &mut self.detect,
+            output: Vec::new(),
+            line_count: 0,
+            blank: 0,
+            too_long: 0,
+            error: None,
+        });
+        let turn_changed = Condvar::new();
+        // At most `threads` chunks wait to be parsed: with one being parsed per worker and
+        // the one being read, memory stays at about 2 x threads + 1 chunks.
+        let (chunks, queue) = mpsc::sync_channel::<(u64, Vec<u8>)>(threads);
+        let queue = Mutex::new(queue);
+        let (give_back, recycled) = mpsc::channel::<Vec<u8>>();
+
+        let read_result = std::thread::scope(|scope| {
+            for _ in 0..threads {
+                let (turn, turn_changed, queue, ctx) = (&turn, &turn_changed, &queue, &ctx);
+                let give_back = give_back.clone();
+                scope.spawn(move || {
+                    let mut spare_lines: Vec<ParsedLine<'static>> = Vec::new();
+                    let mut lossy = Vec::new();
+                    loop {
+                        let next = lock(queue).recv();
+                        let Ok((seq, data)) = next else { break };
+                        let chunk =
+                            parse_chunk(&data, ctx, &mut lossy, std::mem::take(&mut spare_lines));
+                        {
+                            let mut guard = lock(turn);
+                            while guard.next != seq {
+                                guard = turn_changed
+                                    .wait(guard)
+                                    .unwrap_or_else(PoisonError::into_inner);
+                            }
+                            let t = &mut *guard;
+                            t.line_count += chunk.line_count;
+                            t.blank += chunk.blank;
+                            t.too_long += chunk.too_long;
+                            if t.error.is_none()
+                                && let Err(e) = t.detect.chunk(&chunk.lines, &mut t.output)
+                            {
+                                t.error = Some(e);
+                            }
+                            t.next += 1;
+                        }
+                        turn_changed.notify_all();
+                        spare_lines = recycle(chunk.lines);
+                        let _ = give_back.send(data);
+                    }
+                });
+            }
+            drop(give_back);
+            let mut seq = 0u64;
+            let result = read_chunks(
+                input,
+                chunk_bytes,
+                file,
+                progress,
+                read_err,
+                &mut || recycled.try_recv().unwrap_or_default(),
+                &mut |data| {
+                    // A send fails only when every worker is gone (they panicked).
+                    chunks.send((seq, data)).map_err(|_| {
+                        ReplayError::Write(io::Error::other("a parser thread stopped"))
+                    })?;
+                    seq += 1;
+                    let output = std::mem::take(&mut lock(&turn).output);
+                    out.write_all(&output).map_err(ReplayError::Write)
+                },
+            );
+            drop(chunks);
+            result.map(|n| *too_long += n)
+        });
+        let t = turn.into_inner().unwrap_or_else(PoisonError::into_inner);
+        out.write_all(&t.output).map_err(ReplayError::Write)?;
+        file.lines += t.line_count;
+        *too_long += t.too_long;
+        t.detect.summary.blank += t.blank;
+        if let Some(e) = t.error {
+            return Err(e);
+        }
+        read_result
     }
 
     fn progress_bar(&self, name: &str, size: Option<u64>) -> Option<ProgressBar> {
         let size = size.filter(|&s| s >= PROGRESS_MIN_BYTES)?;
-        if !self.options.progress || !io::stderr().is_terminal() {
+        if !self.detect.options.progress || !io::stderr().is_terminal() {
             return None;
         }
         let bar = ProgressBar::with_draw_target(Some(size), ProgressDrawTarget::stderr());
@@ -328,25 +685,34 @@ impl Replay {
         Some(bar)
     }
 
-    fn line(&mut self, line: &[u8], out: &mut dyn Write) -> Result<(), ReplayError> {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(|&b| b == b' ' || b == b'\t') {
-            self.summary.blank += 1;
-            return Ok(());
+    /// Ends the replay: writes the summary to `out` and returns it.
+    pub fn finish(self, out: &mut dyn Write) -> Result<ReplaySummary, ReplayError> {
+        self.detect.finish(out)
+    }
+}
+
+impl Detect {
+    /// Detection over one parsed chunk, in order.
+    fn chunk(&mut self, lines: &[ParsedLine<'_>], out: &mut dyn Write) -> Result<(), ReplayError> {
+        for line in lines {
+            self.line(line, out)?;
         }
-        let parsed = parse_log_line_bytes(line, &self.options.context, &mut self.scratch);
-        let kind = kind_index(&parsed.event);
+        Ok(())
+    }
+
+    fn line(&mut self, line: &ParsedLine<'_>, out: &mut dyn Write) -> Result<(), ReplayError> {
+        let kind = kind_index(&line.event);
         if let Some(c) = self.kind_counts.get_mut(kind) {
             *c += 1;
         }
-        if matches!(parsed.event, Event::Unrecognized)
+        if matches!(line.event, Event::Unrecognized)
             && self.summary.unmatched_samples.len() < self.options.show_unmatched
         {
             self.summary
                 .unmatched_samples
-                .push(String::from_utf8_lossy(line).into_owned());
+                .push(String::from_utf8_lossy(line.raw).into_owned());
         }
-        match parsed.timestamp {
+        match line.timestamp {
             // Lines may go back a little (syslog relays): time never runs backwards here.
             Some(t) => {
                 self.now = self.now.max(t);
@@ -360,7 +726,7 @@ impl Replay {
             self.engine.handle_timeout(self.now, &mut self.outcomes);
         }
         self.engine
-            .observe(self.now, &parsed.event, &mut self.outcomes);
+            .observe(self.now, &line.event, &mut self.outcomes);
         if !self.outcomes.is_empty() {
             self.write_outcomes(out)?;
         }
@@ -681,7 +1047,8 @@ pub fn run(
             return Err(e);
         }
     }
-    let mut replay = Replay::new(config, options)?;
+    let mut replay =
+        Replay::new(config, options)?.with_threads(args.threads.unwrap_or_else(default_threads));
     let started = Instant::now();
     let mut first_error = None;
     for path in &args.files {

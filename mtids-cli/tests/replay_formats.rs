@@ -155,6 +155,7 @@ fn run_reads_several_files_with_one_engine_and_reports_a_missing_one() {
         utc_offset: "Z".into(),
         show_unmatched: 0,
         no_progress: true,
+        threads: None,
     };
     let mut out = Vec::new();
     // The missing file is reported, the two others are still replayed.

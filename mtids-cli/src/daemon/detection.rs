@@ -28,6 +28,17 @@ pub(crate) enum Input {
         event: Event<'static>,
         observed: Instant,
     },
+    /// Events of one source in the order seen (a syslog read): one message, not one
+    /// per line. `permit` holds their places in the syslog listeners' bounded queue
+    /// until they are consumed.
+    Events {
+        /// As in [`Input::Event`].
+        source: usize,
+        now: Timestamp,
+        events: Vec<Event<'static>>,
+        observed: Instant,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    },
     /// A router's own addresses (never banned).
     RouterAddresses {
         router: usize,
@@ -99,6 +110,23 @@ pub(crate) async fn run_detection(
                             engine.handle_timeout(now, &mut outcomes);
                         }
                         engine.observe(now, &event, &mut outcomes);
+                        observed = at;
+                        seen_by = Some(source);
+                    }
+                    Input::Events { source, now, events, observed: at, permit } => {
+                        shared.live.event(source, now, shared.now());
+                        let counters = shared.event_counters.get(source);
+                        for event in &events {
+                            Stats::bump(&shared.stats.events);
+                            if let Some(counters) = counters {
+                                counters.count(event.kind());
+                            }
+                            if engine.poll_timeout().is_some_and(|t| t <= now) {
+                                engine.handle_timeout(now, &mut outcomes);
+                            }
+                            engine.observe(now, event, &mut outcomes);
+                        }
+                        drop(permit);
                         observed = at;
                         seen_by = Some(source);
                     }

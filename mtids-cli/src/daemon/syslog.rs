@@ -28,11 +28,11 @@ use std::time::{Duration, Instant};
 use mtids_detect::{Date, Event, LineContext, parse_log_line};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-use self::framing::{Frame, Framer, looks_run_together, split_frames};
+use self::framing::{FrameRef, Framer, looks_run_together, split_frames};
 use super::detection::Input;
 use super::{Shared, Stats, timestamp};
 use crate::config::InputConfig;
@@ -41,6 +41,21 @@ use crate::metrics::SyslogLine;
 
 /// Longest syslog line read; longer ones are counted as `too_long` and skipped.
 pub(crate) const MAX_LINE: usize = 8192;
+
+/// Events parsed from one read (or one wakeup's datagrams) go to detection as one
+/// message of at most this many: one channel hand-over per batch, not per line.
+const BATCH: usize = 256;
+
+/// Parsed events on their way to detection from every syslog listener, at most: each
+/// batch holds a permit per event until detection has consumed it, so the queue in front
+/// of detection stays bounded in events (memory), not only in messages.
+const MAX_QUEUED_EVENTS: usize = 16_384;
+
+/// Datagrams read per wakeup of the UDP listener before its batch is sent.
+const UDP_BURST: usize = 256;
+
+/// Size of one TCP/TLS read: large reads, few wakeups.
+const STREAM_READ: usize = 256 * 1024;
 
 /// Senders remembered for the once-per-sender framing warning.
 const MAX_WARNED_SENDERS: usize = 1024;
@@ -200,12 +215,17 @@ pub(crate) fn spawn(
     events: &mpsc::Sender<Input>,
     tasks: &mut Vec<JoinHandle<()>>,
 ) {
+    let queue = Arc::new(Semaphore::new(MAX_QUEUED_EVENTS));
+    let sink = |events: &mpsc::Sender<Input>| BatchSink {
+        events: events.clone(),
+        queue: Arc::clone(&queue),
+    };
     if let Some(socket) = listeners.udp {
         watch_kernel_drops(shared, &socket);
         tasks.push(tokio::spawn(run_udp(
             Arc::clone(shared),
             socket,
-            events.clone(),
+            sink(events),
         )));
     }
     if let Some(listener) = listeners.tcp {
@@ -213,7 +233,7 @@ pub(crate) fn spawn(
             Arc::clone(shared),
             listener,
             None,
-            events.clone(),
+            sink(events),
         )));
     }
     if let Some((listener, acceptor)) = listeners.tls {
@@ -221,7 +241,7 @@ pub(crate) fn spawn(
             Arc::clone(shared),
             listener,
             Some(acceptor),
-            events.clone(),
+            sink(events),
         )));
     }
 }
@@ -284,28 +304,107 @@ mod kernel {
     }
 }
 
-async fn run_udp(shared: Arc<Shared>, socket: std::net::UdpSocket, events: mpsc::Sender<Input>) {
+/// Where parsed syslog events go: batches to the detection task, within the shared
+/// bound on queued events.
+#[derive(Clone)]
+struct BatchSink {
+    events: mpsc::Sender<Input>,
+    queue: Arc<Semaphore>,
+}
+
+/// Events parsed from one sender, not yet sent.
+struct Batch {
+    source: usize,
+    events: Vec<Event<'static>>,
+    observed: Instant,
+}
+
+impl Batch {
+    fn new(source: usize) -> Batch {
+        Batch {
+            source,
+            events: Vec::with_capacity(BATCH),
+            observed: Instant::now(),
+        }
+    }
+
+    /// Sends the events parsed so far (if any) as one message; `Err` when detection is gone.
+    async fn flush(&mut self, shared: &Shared, sink: &BatchSink) -> Result<(), ()> {
+        if self.events.is_empty() {
+            return Ok(());
+        }
+        let n = u32::try_from(self.events.len()).unwrap_or(u32::MAX);
+        let permit: OwnedSemaphorePermit = Arc::clone(&sink.queue)
+            .acquire_many_owned(n)
+            .await
+            .map_err(|_| ())?;
+        let events = std::mem::replace(&mut self.events, Vec::with_capacity(BATCH));
+        let observed = std::mem::replace(&mut self.observed, Instant::now());
+        sink.events
+            .send(Input::Events {
+                source: self.source,
+                now: timestamp(shared.now()),
+                events,
+                observed,
+                permit,
+            })
+            .await
+            .map_err(|_| ())
+    }
+
+    /// Parses `raw` into the batch, sending it first when full.
+    async fn line(&mut self, shared: &Shared, raw: &[u8], sink: &BatchSink) -> Result<(), ()> {
+        if self.events.len() >= BATCH {
+            self.flush(shared, sink).await?;
+        }
+        if self.events.is_empty() {
+            self.observed = Instant::now();
+        }
+        if let Some(event) = parse_line(shared, self.source, raw) {
+            self.events.push(event);
+        }
+        Ok(())
+    }
+}
+
+async fn run_udp(shared: Arc<Shared>, socket: std::net::UdpSocket, sink: BatchSink) {
     let Ok(socket) = UdpSocket::from_std(socket) else {
         return;
     };
     let delimiter = cef_delimiter(&shared);
     let mut shutdown = shared.shutdown.clone();
     let mut buf = vec![0u8; 65_536];
+    let mut batch = Batch::new(0);
     loop {
         tokio::select! {
             r = socket.recv_from(&mut buf) => {
-                let Ok((n, peer)) = r else { continue };
-                let source = shared.syslog_source(peer.ip());
-                let data = buf.get(..n).unwrap_or_default();
-                // RouterOS ends CEF with its delimiter even over UDP (ROUTEROS.md §5).
-                for line in split_frames(data, &delimiter) {
-                    if line.len() > MAX_LINE {
-                        too_long(&shared);
-                        continue;
+                let mut next = r;
+                // Everything already queued in the socket, up to a burst, is read in this
+                // wakeup and goes to detection as few messages.
+                for _ in 0..UDP_BURST {
+                    let Ok((n, peer)) = next else { break };
+                    let source = shared.syslog_source(peer.ip());
+                    if source != batch.source {
+                        if batch.flush(&shared, &sink).await.is_err() {
+                            return;
+                        }
+                        batch.source = source;
                     }
-                    if handle_line(&shared, source, line, &events).await.is_err() {
-                        return;
+                    let data = buf.get(..n).unwrap_or_default();
+                    // RouterOS ends CEF with its delimiter even over UDP (ROUTEROS.md §5).
+                    for line in split_frames(data, &delimiter) {
+                        if line.len() > MAX_LINE {
+                            too_long(&shared);
+                            continue;
+                        }
+                        if batch.line(&shared, line, &sink).await.is_err() {
+                            return;
+                        }
                     }
+                    next = socket.try_recv_from(&mut buf);
+                }
+                if batch.flush(&shared, &sink).await.is_err() {
+                    return;
                 }
             }
             _ = shutdown.changed() => return,
@@ -330,7 +429,7 @@ fn too_long(shared: &Shared) {
 /// What every connection of one stream listener shares.
 struct StreamContext {
     shared: Arc<Shared>,
-    events: mpsc::Sender<Input>,
+    sink: BatchSink,
     delimiter: Vec<u8>,
     idle: Duration,
     /// Senders already told that their messages run together.
@@ -372,7 +471,7 @@ async fn run_stream(
     shared: Arc<Shared>,
     listener: std::net::TcpListener,
     tls: Option<TlsAcceptor>,
-    events: mpsc::Sender<Input>,
+    sink: BatchSink,
 ) {
     let Ok(listener) = TcpListener::from_std(listener) else {
         return;
@@ -383,7 +482,7 @@ async fn run_stream(
         delimiter: cef_delimiter(&shared),
         idle: shared.config.input.syslog_tcp_idle_timeout,
         shared: Arc::clone(&shared),
-        events,
+        sink,
         warned: Mutex::new(HashSet::new()),
         transport,
         handshake_warned: AtomicBool::new(false),
@@ -464,8 +563,9 @@ async fn read_frames(
     let shared = &*context.shared;
     let source = shared.syslog_source(peer.ip());
     let mut framer = Framer::new(context.delimiter.clone(), MAX_LINE);
-    let mut chunk = vec![0u8; 16 * 1024];
+    let mut chunk = vec![0u8; STREAM_READ];
     let mut warned = false;
+    let mut batch = Batch::new(source);
     loop {
         let n = match tokio::time::timeout(context.idle, stream.read(&mut chunk)).await {
             Err(_) => {
@@ -480,33 +580,35 @@ async fn read_frames(
             Ok(Ok(n)) => n,
         };
         framer.push(chunk.get(..n).unwrap_or_default());
-        while let Some(frame) = framer.next_frame() {
+        while let Some(frame) = framer.next_frame_ref() {
             match frame {
-                Frame::Line(line) => {
-                    if !warned && looks_run_together(&line) {
+                FrameRef::Line(line) => {
+                    if !warned && looks_run_together(line) {
                         warned = true;
                         context.warn_unframed(peer);
                     }
-                    if handle_line(shared, source, &line, &context.events)
-                        .await
-                        .is_err()
-                    {
+                    if batch.line(shared, line, &context.sink).await.is_err() {
                         return;
                     }
                 }
-                Frame::TooLong { head } => {
+                FrameRef::TooLong { head } => {
                     too_long(shared);
-                    if !warned && looks_run_together(&head) {
+                    if !warned && looks_run_together(head) {
                         warned = true;
                         context.warn_unframed(peer);
                     }
                 }
-                Frame::Malformed => {
+                FrameRef::Malformed => {
                     Stats::bump(&shared.stats.malformed_rows);
                     shared.metrics.syslog_line(SyslogLine::Malformed);
+                    // What came before the broken frame still counts.
+                    let _ = batch.flush(shared, &context.sink).await;
                     return; // Framing lost: drop the connection, the sender reconnects.
                 }
             }
+        }
+        if batch.flush(shared, &context.sink).await.is_err() {
+            return;
         }
         if !warned && looks_run_together(framer.buffered()) {
             warned = true;
@@ -515,13 +617,9 @@ async fn read_frames(
     }
 }
 
-async fn handle_line(
-    shared: &Shared,
-    source: usize,
-    raw: &[u8],
-    events: &mpsc::Sender<Input>,
-) -> Result<(), ()> {
-    let observed = Instant::now();
+/// Parses one syslog line; the event when it is one detection reads (unrecognised lines
+/// are counted here, as the detection task never sees them).
+fn parse_line(shared: &Shared, source: usize, raw: &[u8]) -> Option<Event<'static>> {
     Stats::bump(&shared.stats.log_rows);
     let text = String::from_utf8_lossy(raw);
     let text = text.trim_end_matches(['\r', '\n', '\0']);
@@ -535,19 +633,10 @@ async fn handle_line(
         if let Some(counters) = shared.event_counters.get(source) {
             counters.count(Event::Unrecognized.kind());
         }
-        return Ok(());
+        return None;
     }
     shared.metrics.syslog_line(SyslogLine::Recognized);
-    let event = parsed.event.into_owned();
-    events
-        .send(Input::Event {
-            source,
-            now: timestamp(now_sys),
-            event,
-            observed,
-        })
-        .await
-        .map_err(|_| ())
+    Some(parsed.event.into_owned())
 }
 
 /// `<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG` becomes `TIMESTAMP HOST APP MSG`, the

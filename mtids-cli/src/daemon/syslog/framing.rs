@@ -22,6 +22,7 @@ const MAX_COUNT_DIGITS: usize = 5;
 
 /// One unit read from the stream.
 #[derive(Debug, PartialEq, Eq)]
+#[cfg(test)]
 pub(crate) enum Frame {
     /// A message, without its delimiter (and without a trailing `\r`).
     Line(Vec<u8>),
@@ -36,11 +37,45 @@ pub(crate) enum Frame {
     Malformed,
 }
 
-/// Splits a byte stream into [`Frame`]s; at most `max + delimiter` bytes are buffered
+/// A frame borrowed from the [`Framer`]'s buffer, valid until the next
+/// call: the hot path parses it in place instead of copying every line.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum FrameRef<'a> {
+    /// A message, without its delimiter (and without a trailing `\r`).
+    Line(&'a [u8]),
+    /// A delimited message longer than the limit: skipped up to its delimiter. `head`
+    /// holds its first bytes (up to the limit), to tell what the sender is doing.
+    TooLong {
+        /// The start of the skipped message.
+        head: &'a [u8],
+    },
+    /// An octet count that is not one (too many digits, or larger than the limit):
+    /// framing is lost, the connection must be closed.
+    Malformed,
+}
+
+#[cfg(test)]
+impl FrameRef<'_> {
+    fn to_owned_frame(&self) -> Frame {
+        match self {
+            FrameRef::Line(l) => Frame::Line(l.to_vec()),
+            FrameRef::TooLong { head } => Frame::TooLong {
+                head: head.to_vec(),
+            },
+            FrameRef::Malformed => Frame::Malformed,
+        }
+    }
+}
+
+/// Splits a byte stream into frames; at most `max + delimiter` bytes are buffered
 /// (plus one read).
 #[derive(Debug)]
 pub(crate) struct Framer {
     buf: Vec<u8>,
+    /// Where the unread bytes start in `buf`: frames are consumed by moving it, and the
+    /// consumed bytes are dropped once per [`Framer::push`] (not once per frame, which
+    /// moved the rest of the buffer for every line).
+    start: usize,
     delimiter: Vec<u8>,
     max: usize,
     /// Discarding the rest of an overlong frame, up to its delimiter.
@@ -64,6 +99,7 @@ impl Framer {
     pub(crate) fn new(delimiter: Vec<u8>, max: usize) -> Self {
         Self {
             buf: Vec::new(),
+            start: 0,
             delimiter,
             max,
             skipping: false,
@@ -72,71 +108,82 @@ impl Framer {
 
     /// Appends bytes read from the stream.
     pub(crate) fn push(&mut self, bytes: &[u8]) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
         self.buf.extend_from_slice(bytes);
     }
 
     /// Bytes received and not yet part of a frame.
     pub(crate) fn buffered(&self) -> &[u8] {
-        &self.buf
+        self.buf.get(self.start..).unwrap_or_default()
     }
 
     /// The next complete frame, or `None` until more bytes arrive.
+    #[cfg(test)]
     pub(crate) fn next_frame(&mut self) -> Option<Frame> {
+        self.next_frame_ref().map(|f| f.to_owned_frame())
+    }
+
+    /// The next complete frame, borrowed, or `None` until more bytes arrive.
+    pub(crate) fn next_frame_ref(&mut self) -> Option<FrameRef<'_>> {
         loop {
+            let rest = self.buf.get(self.start..).unwrap_or_default();
             if self.skipping {
-                match find_end(&self.buf, &self.delimiter) {
+                match find_end(rest, &self.delimiter) {
                     Some((end, len)) => {
-                        self.buf.drain(..end + len);
+                        self.start += end + len;
                         self.skipping = false;
                     }
                     None => {
                         // Keep a possible partial delimiter at the end.
-                        let keep = self.delimiter.len().saturating_sub(1).min(self.buf.len());
-                        self.buf.drain(..self.buf.len() - keep);
+                        let keep = self.delimiter.len().saturating_sub(1).min(rest.len());
+                        self.start = self.buf.len() - keep;
                         return None;
                     }
                 }
             }
-            if self.buf.is_empty() {
+            let at = self.start;
+            let rest = self.buf.get(at..).unwrap_or_default();
+            if rest.is_empty() {
                 return None;
             }
-            match octet_count(&self.buf) {
+            match octet_count(rest) {
                 Count::Frame { len, header } => {
                     if len > self.max {
-                        return Some(Frame::Malformed);
+                        return Some(FrameRef::Malformed);
                     }
                     let end = header + len;
-                    let frame = self.buf.get(header..end)?.to_vec();
-                    self.buf.drain(..end);
-                    return Some(Frame::Line(frame));
+                    rest.get(..end)?;
+                    self.start = at + end;
+                    return self.buf.get(at + header..at + end).map(FrameRef::Line);
                 }
                 Count::NeedMore => return None,
-                Count::Bad => return Some(Frame::Malformed),
+                Count::Bad => return Some(FrameRef::Malformed),
                 Count::No => {}
             }
-            match find_end(&self.buf, &self.delimiter) {
+            match find_end(rest, &self.delimiter) {
                 Some((end, len)) => {
-                    let mut frame: Vec<u8> = self.buf.drain(..end + len).collect();
-                    frame.truncate(end);
+                    self.start = at + end + len;
+                    let frame = self.buf.get(at..at + end).unwrap_or_default();
                     if frame.len() > self.max {
-                        frame.truncate(self.max);
-                        return Some(Frame::TooLong { head: frame });
+                        let head = frame.get(..self.max).unwrap_or_default();
+                        return Some(FrameRef::TooLong { head });
                     }
-                    if frame.last() == Some(&b'\r') {
-                        frame.pop();
-                    }
+                    let frame = frame.strip_suffix(b"\r").unwrap_or(frame);
                     if frame.iter().all(u8::is_ascii_whitespace) {
                         continue; // A blank line between frames.
                     }
-                    return Some(Frame::Line(frame));
+                    return Some(FrameRef::Line(frame));
                 }
-                None if self.buf.len() > self.max => {
-                    let head = self.buf.get(..self.max).unwrap_or_default().to_vec();
+                None if rest.len() > self.max => {
                     // The tail may hold the start of the delimiter: scan it again.
-                    let keep = self.delimiter.len().saturating_sub(1).min(self.buf.len());
-                    self.buf.drain(..self.buf.len() - keep);
+                    let keep = self.delimiter.len().saturating_sub(1).min(rest.len());
+                    self.start = self.buf.len() - keep;
                     self.skipping = true;
-                    return Some(Frame::TooLong { head });
+                    let head = self.buf.get(at..at + self.max).unwrap_or_default();
+                    return Some(FrameRef::TooLong { head });
                 }
                 None => return None,
             }
@@ -148,8 +195,12 @@ impl Framer {
 /// terminator's length.
 pub(crate) fn find_end(buf: &[u8], delimiter: &[u8]) -> Option<(usize, usize)> {
     let newline = memchr::memchr(b'\n', buf).map(|i| (i, 1));
+    // A delimiter that ends the frame first starts before the newline: look no further
+    // (scanning the whole buffer for a delimiter the sender never sends made every
+    // line cost the rest of the buffer).
+    let scope = newline.map_or(buf, |(n, _)| buf.get(..n + delimiter.len()).unwrap_or(buf));
     let custom = (delimiter != b"\n" && !delimiter.is_empty())
-        .then(|| memchr::memmem::find(buf, delimiter).map(|i| (i, delimiter.len())))
+        .then(|| memchr::memmem::find(scope, delimiter).map(|i| (i, delimiter.len())))
         .flatten();
     match (newline, custom) {
         (Some(n), Some(c)) => Some(if c.0 <= n.0 { c } else { n }),

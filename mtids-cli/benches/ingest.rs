@@ -1,0 +1,324 @@
+//! Syslog ingest of the real `mtids run`: lines per second end to end (sender, socket,
+//! framing, parsing in the listener, the batch channel, detection), kernel drops on the
+//! UDP socket (what `mtids_syslog_dropped_total` reports) and resident memory.
+//!
+//! ```sh
+//! cargo bench -p mtids-cli --bench ingest                              # 2 M lines, UDP and TCP
+//! MTIDS_INGEST_LINES=5000000 MTIDS_INGEST_TRANSPORT=tcp cargo bench -p mtids-cli --bench ingest
+//! cargo test -p mtids-cli --bench ingest                               # smoke size (CI)
+//! ```
+//!
+//! It starts routeros-sim in this process, writes a configuration with `[input]
+//! syslog_udp` and `syslog_tcp` on loopback, spawns the `mtids run` binary and sends the
+//! lines from one thread of this process, in the BSD form RouterOS sends (ROUTEROS.md §5):
+//! 80 % firewall lines of new connections from many sources, 20 % SSH login failures
+//! below the threshold. UDP gets one line per datagram, as RouterOS sends them; TCP one
+//! stream of newline-terminated lines. Each run ends with a brute force from a marker
+//! address: once the daemon logs its finding, the single detection task has consumed
+//! every line before it (or the line was dropped by the kernel, which the drop counter
+//! says). Lines/s is lines consumed (sent minus dropped) over the time until then.
+//! Exit status 1 if the marker is never seen or the daemon does not stop cleanly.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::io::{BufWriter, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use routeros_sim::{Router, RouterConfig, Server, ServerConfig};
+
+/// The brute-forcing marker addresses of the UDP run and the TCP run.
+const MARKER_UDP: &str = "198.51.100.98";
+const MARKER_TCP: &str = "198.51.100.99";
+
+fn env_u64(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    Some(
+        value
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a whole number, got `{value}`")),
+    )
+}
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A free loopback UDP port.
+fn free_udp_port() -> SocketAddr {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn write_config(path: &Path, router: SocketAddr, udp: SocketAddr, tcp: SocketAddr) {
+    let text = format!(
+        r#"[log]
+level = "info"
+
+[[router]]
+name = "sim"
+host = "{host}"
+port = {port}
+user = "admin"
+
+[input]
+syslog_udp = "{udp}"
+syslog_tcp = "{tcp}"
+syslog_udp_buffer = 4194304
+
+[ledger]
+path = "{ledger}"
+"#,
+        host = router.ip(),
+        port = router.port(),
+        ledger = path.with_file_name("bans.db").display(),
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+/// The `i`-th line of the flood.
+fn line(i: u64, out: &mut Vec<u8>) {
+    let a = (i >> 8) as u8;
+    let b = i as u8;
+    if i % 5 == 4 {
+        write!(
+            out,
+            "<27>Nov 21 10:00:01 gw.example system,error,critical login failure for user admin from 10.{a}.{b}.7 via ssh"
+        )
+    } else {
+        write!(
+            out,
+            "<30>Nov 21 10:00:01 gw.example firewall,info WAN input: in:ether1 out:(unknown 0), connection-state:new src-mac 02:00:00:00:00:01, proto TCP (SYN), 11.{a}.{b}.{}:{}->203.0.113.1:443, len 60",
+            i % 200,
+            1024 + i % 60_000
+        )
+    }
+    .unwrap();
+}
+
+fn marker(address: &str, out: &mut Vec<u8>) {
+    write!(
+        out,
+        "<27>Nov 21 10:00:01 gw.example system,error,critical login failure for user admin from {address} via ssh"
+    )
+    .unwrap();
+}
+
+/// The kernel's drop count of the UDP socket bound to `port` (`/proc/net/udp`, the
+/// source of `mtids_syslog_dropped_total`).
+fn udp_drops(port: u16) -> u64 {
+    let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+    let local = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .find_map(|row| {
+            let c: Vec<&str> = row.split_whitespace().collect();
+            (c.get(1) == Some(&local.as_str()))
+                .then(|| c.get(12)?.parse().ok())
+                .flatten()
+        })
+        .unwrap_or(0)
+}
+
+fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cond()
+}
+
+fn marker_seen(log: &Path, address: &str) -> bool {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .contains(address)
+}
+
+fn stop(child: &mut Child) -> Option<std::process::ExitStatus> {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Sends `n` lines one per datagram, then the marker's brute force; the time until its
+/// finding is logged.
+fn run_udp(to: SocketAddr, n: u64, log: &Path) -> (Duration, bool) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.connect(to).unwrap();
+    let mut buf = Vec::with_capacity(512);
+    let start = Instant::now();
+    for i in 0..n {
+        buf.clear();
+        line(i, &mut buf);
+        // A full socket buffer is the daemon's problem (a drop), not the sender's.
+        let _ = socket.send(&buf);
+    }
+    // The marker until its finding shows: its datagrams may be dropped like any other.
+    buf.clear();
+    marker(MARKER_UDP, &mut buf);
+    let seen = wait_until(Duration::from_secs(120), || {
+        for _ in 0..20 {
+            let _ = socket.send(&buf);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        marker_seen(log, MARKER_UDP)
+    });
+    (start.elapsed(), seen)
+}
+
+/// Sends `n` lines over one TCP connection, then the marker's brute force.
+fn run_tcp(to: SocketAddr, n: u64, log: &Path) -> (Duration, bool) {
+    let stream = TcpStream::connect(to).unwrap();
+    let mut out = BufWriter::with_capacity(1 << 20, stream.try_clone().unwrap());
+    let mut buf = Vec::with_capacity(512);
+    let start = Instant::now();
+    for i in 0..n {
+        buf.clear();
+        line(i, &mut buf);
+        buf.push(b'\n');
+        out.write_all(&buf).unwrap();
+    }
+    for _ in 0..20 {
+        buf.clear();
+        marker(MARKER_TCP, &mut buf);
+        buf.push(b'\n');
+        out.write_all(&buf).unwrap();
+    }
+    out.flush().unwrap();
+    drop(out);
+    let seen = wait_until(Duration::from_secs(120), || marker_seen(log, MARKER_TCP));
+    let elapsed = start.elapsed();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    let mut stream = stream;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = stream.read_to_end(&mut rest);
+    (elapsed, seen)
+}
+
+fn main() -> ExitCode {
+    if let Some(filter) = std::env::args().skip(1).find(|a| !a.starts_with('-'))
+        && !"ingest".contains(filter.as_str())
+    {
+        return ExitCode::SUCCESS;
+    }
+    let full = std::env::args().any(|a| a == "--bench");
+    let n = env_u64("MTIDS_INGEST_LINES").unwrap_or(if full { 2_000_000 } else { 50_000 });
+    let transport = std::env::var("MTIDS_INGEST_TRANSPORT").unwrap_or_else(|_| "both".into());
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let router = Router::new(RouterConfig::default());
+    let server = runtime
+        .block_on(Server::bind(
+            router.clone(),
+            ServerConfig::plain(SocketAddr::from(([127, 0, 0, 1], 0))),
+        ))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mtids.toml");
+    let (udp, tcp) = (free_udp_port(), free_port());
+    write_config(&config, server.local_addr(), udp, tcp);
+    let log = dir.path().join("mtids.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mtids"))
+        .args(["--config".as_ref(), config.as_os_str(), "run".as_ref()])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("spawning mtids run");
+    let pid = child.id();
+    let ready = wait_until(Duration::from_secs(30), || {
+        TcpStream::connect(tcp).is_ok() && router.session_count() > 0
+    });
+    if !ready {
+        let _ = stop(&mut child);
+        eprintln!(
+            "ingest: the daemon did not start:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        return ExitCode::FAILURE;
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (idle, _) = rss_mib(pid);
+    let mut ok = true;
+    if transport == "both" || transport == "udp" {
+        let drops_before = udp_drops(udp.port());
+        let (t, seen) = run_udp(udp, n, &log);
+        let dropped = udp_drops(udp.port()) - drops_before;
+        let consumed = n.saturating_sub(dropped);
+        let (rss, hwm) = rss_mib(pid);
+        println!(
+            "ingest udp: {n} lines sent, {dropped} dropped by the kernel ({:.1} %), {consumed} consumed in {:.3} s = {:.0} lines/s; RSS idle {idle:.1} MiB, now {rss:.1} MiB, peak {hwm:.1} MiB",
+            dropped as f64 * 100.0 / n as f64,
+            t.as_secs_f64(),
+            consumed as f64 / t.as_secs_f64()
+        );
+        ok &= seen;
+    }
+    if transport == "both" || transport == "tcp" {
+        let (t, seen) = run_tcp(tcp, n, &log);
+        let (rss, hwm) = rss_mib(pid);
+        println!(
+            "ingest tcp: {n} lines consumed in {:.3} s = {:.0} lines/s; RSS idle {idle:.1} MiB, now {rss:.1} MiB, peak {hwm:.1} MiB",
+            t.as_secs_f64(),
+            n as f64 / t.as_secs_f64()
+        );
+        ok &= seen;
+    }
+    let status = stop(&mut child);
+    if !ok {
+        eprintln!("ingest: the marker's finding never showed: the lines were not consumed");
+    }
+    if !status.is_some_and(|s| s.success()) {
+        eprintln!("ingest: the daemon did not stop cleanly: {status:?}");
+        ok = false;
+    }
+    if !ok {
+        eprintln!("{}", std::fs::read_to_string(&log).unwrap_or_default());
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
