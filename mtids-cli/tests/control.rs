@@ -6,53 +6,15 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use mtids_enforce::BanLedger;
 use routeros_sim::{Policies, Router, RouterConfig, Server, ServerConfig};
 
-/// Kills the daemon if the test fails before it stopped it.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(config: &Path, dir: &Path) -> (Daemon, mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mtids"))
-        .arg("--config")
-        .arg(config)
-        .arg("run")
-        .env_remove("MTIDS_CONFIG")
-        .env_remove("RUST_LOG")
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    (Daemon(child), rx)
-}
-
-fn message(line: &str) -> Option<(String, serde_json::Value)> {
-    let v: serde_json::Value = serde_json::from_str(line).ok()?;
-    Some((v.get("message")?.as_str()?.to_owned(), v))
-}
+mod common;
+use common::{message, start};
 
 /// Waits for a log line whose message is `wanted` and that satisfies `also`.
 fn wait_for(

@@ -5,56 +5,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use mtids_enforce::BanLedger;
 use routeros_sim::{Policies, Router, RouterConfig, Server, ServerConfig, User};
 
-/// Kills the daemon if the test fails before it did.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `mtids run` with JSON logs; its stderr lines arrive on the receiver.
-fn start(config: &Path, dir: &Path) -> (Daemon, mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mtids"))
-        .arg("--config")
-        .arg(config)
-        .arg("run")
-        .env_remove("MTIDS_CONFIG")
-        .env_remove("RUST_LOG")
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    (Daemon(child), rx)
-}
-
-fn message(line: &str) -> Option<(String, serde_json::Value)> {
-    let v: serde_json::Value = serde_json::from_str(line).ok()?;
-    Some((v.get("message")?.as_str()?.to_owned(), v))
-}
+mod common;
+use common::{message, start};
 
 /// Waits for a line with `wanted` as its message, keeping every line read.
 fn wait_for(rx: &mpsc::Receiver<String>, lines: &mut Vec<String>, wanted: &str, within: Duration) {
