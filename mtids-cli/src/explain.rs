@@ -18,7 +18,7 @@ use mtids_detect::{
 };
 
 use crate::CliError;
-use crate::replay::{MAX_LINE, format_time, parse_date, parse_utc_offset, today_utc};
+use crate::replay::{LogTimeArgs, MAX_LINE, format_time};
 
 /// The arguments of `mtids explain`.
 #[derive(Debug, Clone, clap::Args)]
@@ -27,18 +27,9 @@ pub struct ExplainArgs {
     /// The log file to explain, one line at a time (`-` or nothing: standard input).
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// The date the logs were written (YYYY-MM-DD), for headers without a year or date.
-    /// Default: today (UTC).
-    #[arg(long, value_name = "YYYY-MM-DD")]
-    pub date: Option<String>,
-    /// The router's offset from UTC for headers without one (`+01:00`, `-0530`, `Z`).
-    #[arg(
-        long,
-        value_name = "OFFSET",
-        default_value = "Z",
-        allow_hyphen_values = true
-    )]
-    pub utc_offset: String,
+    /// How log times without a year, a date or an offset are completed.
+    #[command(flatten)]
+    pub time: LogTimeArgs,
 }
 
 /// `mtids explain` as the binary runs it: detection settings from the configuration's
@@ -48,12 +39,10 @@ pub struct ExplainArgs {
 /// A bad `--date`/`--utc-offset`, an invalid detection configuration, or a file that cannot
 /// be read (exit 2 for the first two, 1 for the last).
 pub fn execute(config: &DetectionConfig, args: &ExplainArgs) -> Result<(), CliError> {
-    let date = match &args.date {
-        Some(d) => parse_date(d).map_err(|e| CliError::Usage(e.to_string()))?,
-        None => today_utc(),
-    };
-    let offset = parse_utc_offset(&args.utc_offset).map_err(|e| CliError::Usage(e.to_string()))?;
-    let ctx = LineContext::new(date, offset);
+    let ctx = args
+        .time
+        .context()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     let mut engine = DetectionEngine::new(config)
         .map_err(|e| CliError::Usage(format!("detection configuration: {e}")))?;
     let stdout = io::stdout();

@@ -74,16 +74,11 @@ pub enum ReplayError {
     },
 }
 
-/// The arguments of `mtids replay`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ReplayArgs {
-    /// Log files to replay, in order (`-` reads standard input). Any header RouterOS or
-    /// rsyslog writes is accepted: BSD syslog, RFC 3339, `/log print`.
-    #[arg(required = true, value_name = "FILE")]
-    pub files: Vec<PathBuf>,
-    /// Print one JSON object per finding and a summary object, instead of a table.
-    #[arg(long)]
-    pub json: bool,
+/// How log lines' times are completed, for `replay` and `explain`: syslog headers carry
+/// no year, `/log print` lines of today only a time, and most headers no offset.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[non_exhaustive]
+pub struct LogTimeArgs {
     /// The date the logs were written (YYYY-MM-DD): its year completes syslog headers
     /// without one, and the date completes `/log print` lines with only a time.
     /// Default: today (UTC).
@@ -98,6 +93,43 @@ pub struct ReplayArgs {
         allow_hyphen_values = true
     )]
     pub utc_offset: String,
+}
+
+impl LogTimeArgs {
+    /// The date (default today, UTC) and offset (default UTC) given.
+    pub fn new(date: Option<&str>, utc_offset: &str) -> Self {
+        LogTimeArgs {
+            date: date.map(str::to_owned),
+            utc_offset: utc_offset.to_owned(),
+        }
+    }
+
+    /// The context that completes the lines' times.
+    ///
+    /// # Errors
+    /// A malformed `--date` or `--utc-offset`.
+    pub fn context(&self) -> Result<LineContext, ReplayError> {
+        let date = match &self.date {
+            Some(d) => parse_date(d)?,
+            None => today_utc(),
+        };
+        Ok(LineContext::new(date, parse_utc_offset(&self.utc_offset)?))
+    }
+}
+
+/// The arguments of `mtids replay`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReplayArgs {
+    /// Log files to replay, in order (`-` reads standard input). Any header RouterOS or
+    /// rsyslog writes is accepted: BSD syslog, RFC 3339, `/log print`.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Print one JSON object per finding and a summary object, instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// How log times without a year, a date or an offset are completed.
+    #[command(flatten)]
+    pub time: LogTimeArgs,
     /// Also print up to N lines that matched no known message (to see what is missed).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub show_unmatched: usize,
@@ -1013,12 +1045,8 @@ pub fn run(
     args: &ReplayArgs,
     out: &mut dyn Write,
 ) -> Result<ReplaySummary, ReplayError> {
-    let date = match &args.date {
-        Some(d) => parse_date(d)?,
-        None => today_utc(),
-    };
     let options = ReplayOptions {
-        context: LineContext::new(date, parse_utc_offset(&args.utc_offset)?),
+        context: args.time.context()?,
         format: if args.json {
             OutputFormat::Json
         } else {

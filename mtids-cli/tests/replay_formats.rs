@@ -151,8 +151,7 @@ fn run_reads_several_files_with_one_engine_and_reports_a_missing_one() {
     let args = ReplayArgs {
         files: vec![log.clone(), dir.path().join("missing.log"), log],
         json: true,
-        date: Some("2026-11-21".into()),
-        utc_offset: "Z".into(),
+        time: replay::LogTimeArgs::new(Some("2026-11-21"), "Z"),
         show_unmatched: 0,
         no_progress: true,
         threads: None,
