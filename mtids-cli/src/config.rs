@@ -175,6 +175,8 @@ pub struct Config {
     pub ledger: LedgerConfig,
     /// The optional Prometheus endpoint.
     pub metrics: MetricsConfig,
+    /// The optional read-only web page.
+    pub web: WebConfig,
     /// The optional CrowdSec Local API: pull its bans, push mtids' own (mtids-crowdsec's
     /// schema, see docs/crowdsec.md).
     pub crowdsec: Option<CrowdsecConfig>,
@@ -552,6 +554,16 @@ pub enum OnCorrupt {
 #[non_exhaustive]
 pub struct MetricsConfig {
     /// Serve `/metrics` on this address; absent means no endpoint.
+    pub listen: Option<SocketAddr>,
+}
+
+/// The read-only web page (`[web]`, see docs/operations.md).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct WebConfig {
+    /// Serve the page and `/api/state` on this address (plain HTTP: keep it on loopback,
+    /// e.g. `127.0.0.1:9185`); absent means no page.
     pub listen: Option<SocketAddr>,
 }
 
