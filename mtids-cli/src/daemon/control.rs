@@ -410,6 +410,9 @@ impl Control {
         if differs(&applied.ledger.on_corrupt, &fresh.ledger.on_corrupt) {
             restart.push("ledger.on_corrupt");
         }
+        if differs(&applied.web, &fresh.web) {
+            restart.push("web");
+        }
         if differs(&applied.metrics, &fresh.metrics) {
             restart.push("metrics");
         }
