@@ -565,6 +565,12 @@ pub struct WebConfig {
     /// Serve the page and `/api/state` on this address (plain HTTP: keep it on loopback,
     /// e.g. `127.0.0.1:9185`); absent means no page.
     pub listen: Option<SocketAddr>,
+    /// Ask for HTTP basic auth (user [`WebConfig::user`]) with the password in this file
+    /// (its first line); the `MTIDS_WEB_PASSWORD` variable is used when no file is set.
+    /// Neither: no authentication.
+    pub password_file: Option<PathBuf>,
+    /// The basic-auth user name (default `mtids`).
+    pub user: Option<String>,
 }
 
 /// The control socket (`[control]`).

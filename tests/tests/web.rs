@@ -17,9 +17,15 @@ const HOSTILE_USER: &str = "<script>alert(1)</script>";
 
 /// `GET path` over a new TCP connection: the status line and the body.
 async fn get(addr: SocketAddr, path: &str) -> (String, String) {
+    get_with(addr, path, "").await
+}
+
+/// As [`get`], with extra header lines (each ending in `\r\n`).
+async fn get_with(addr: SocketAddr, path: &str, headers: &str) -> (String, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: mtids\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!("GET {path} HTTP/1.1\r\nHost: mtids\r\n{headers}Connection: close\r\n\r\n")
+            .as_bytes(),
     )
     .await
     .unwrap();
@@ -153,5 +159,31 @@ async fn the_page_shows_a_ban_with_its_evidence_and_a_hostile_user_name_as_text(
         png.len()
     );
 
+    running.daemon.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_password_file_the_page_and_the_api_ask_for_basic_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start().await;
+    let mut config = sim.config(dir.path());
+    let password = dir.path().join("web.password");
+    std::fs::write(&password, "s3cret\n").unwrap();
+    config.web.listen = Some("127.0.0.1:0".parse().unwrap());
+    config.web.password_file = Some(password);
+    let running = Running::start(config).await;
+    let addr = running.daemon.web_addr().unwrap();
+    for path in ["/", "/api/state"] {
+        let (status, _) = get(addr, path).await;
+        assert!(status.starts_with("HTTP/1.1 401"), "{path}: {status}");
+        // "mtids:wrong"
+        let (status, _) = get_with(addr, path, "Authorization: Basic bXRpZHM6d3Jvbmc=\r\n").await;
+        assert!(status.starts_with("HTTP/1.1 401"), "{path}: {status}");
+        // "mtids:s3cret"
+        let (status, body) =
+            get_with(addr, path, "Authorization: Basic bXRpZHM6czNjcmV0\r\n").await;
+        assert!(status.starts_with("HTTP/1.1 200"), "{path}: {status}");
+        assert!(!body.is_empty());
+    }
     running.daemon.shutdown(Duration::from_secs(2)).await;
 }

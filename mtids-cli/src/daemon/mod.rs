@@ -379,6 +379,10 @@ impl Daemon {
             .listen
             .map(|addr| MetricsServer::bind_now(addr, metrics.clone()))
             .transpose()?;
+        let web_auth = match config.web.listen {
+            Some(_) => web::expected_auth(&config.web)?,
+            None => None,
+        };
         let web_listener = config.web.listen.map(web::bind).transpose()?;
         let alerts = Dispatcher::spawn(config.alert.dispatcher.clone(), notifiers)?;
         let crowdsec = match (&config.crowdsec_resolved, &config.crowdsec) {
@@ -491,7 +495,7 @@ impl Daemon {
             if let Some(addr) = web_addr {
                 tracing::info!(%addr, "web page listening");
             }
-            web::spawn(listener, Arc::clone(&shared), Arc::clone(&fleet))
+            web::spawn(listener, Arc::clone(&shared), Arc::clone(&fleet), web_auth)
         });
         let tracker = Arc::new(enforce::Tracker::default());
         let outcomes = tokio::spawn(enforce::run_events(

@@ -180,6 +180,39 @@ pub(crate) fn state(shared: &Shared, fleet: &Fleet, started: SystemTime) -> Valu
     })
 }
 
+/// The `Authorization` header value the page asks for, if a password is configured
+/// (`web.password_file`, else `MTIDS_WEB_PASSWORD`).
+pub(crate) fn expected_auth(config: &crate::config::WebConfig) -> Result<Option<String>, CliError> {
+    use base64::Engine as _;
+    let password = match &config.password_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                CliError::io(format!("reading web.password_file {}", path.display()), e)
+            })?;
+            Some(text.lines().next().unwrap_or_default().to_owned())
+        }
+        None => std::env::var("MTIDS_WEB_PASSWORD").ok(),
+    };
+    let Some(password) = password else {
+        return Ok(None);
+    };
+    if password.is_empty() {
+        return Err(CliError::config(
+            "configuration",
+            "web.password_file",
+            "the password is empty",
+        ));
+    }
+    let user = config.user.as_deref().unwrap_or("mtids");
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    Ok(Some(format!("Basic {token}")))
+}
+
+/// Compares without an early exit, so the time taken says nothing about the password.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Binds `addr` at once (port 0 picks one); must run inside a tokio runtime.
 pub(crate) fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, CliError> {
     let context = || format!("binding the web page on {addr} (web.listen)");
@@ -195,6 +228,7 @@ pub(crate) fn spawn(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
     fleet: Arc<Fleet>,
+    auth: Option<String>,
 ) -> (oneshot::Sender<()>, JoinHandle<()>) {
     let started = shared.now();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -238,6 +272,31 @@ pub(crate) fn spawn(
                 }
             }),
         );
+    let app = app.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let auth = auth.clone();
+            async move {
+                if let Some(expected) = auth {
+                    let given = request
+                        .headers()
+                        .get(axum::http::header::AUTHORIZATION)
+                        .map(|v| v.as_bytes().to_vec())
+                        .unwrap_or_default();
+                    if !same(&given, expected.as_bytes()) {
+                        return axum::response::IntoResponse::into_response((
+                            axum::http::StatusCode::UNAUTHORIZED,
+                            [(
+                                axum::http::header::WWW_AUTHENTICATE,
+                                "Basic realm=\"mtids\"",
+                            )],
+                            "authentication required\n",
+                        ));
+                    }
+                }
+                next.run(request).await
+            }
+        },
+    ));
     let task = tokio::spawn(async move {
         let shutdown = async move {
             let _ = stopped.await;
