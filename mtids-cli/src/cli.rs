@@ -105,4 +105,8 @@ pub struct SimulateArgs {
     /// No live progress lines.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Serve the read-only web page on this address (e.g. 127.0.0.1:9185) during the
+    /// simulation, and keep it open after the scenario until Ctrl-C.
+    #[arg(long, value_name = "ADDR")]
+    pub web: Option<std::net::SocketAddr>,
 }

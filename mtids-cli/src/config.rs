@@ -175,6 +175,8 @@ pub struct Config {
     pub ledger: LedgerConfig,
     /// The optional Prometheus endpoint.
     pub metrics: MetricsConfig,
+    /// The optional read-only web page.
+    pub web: WebConfig,
     /// The optional CrowdSec Local API: pull its bans, push mtids' own (mtids-crowdsec's
     /// schema, see docs/crowdsec.md).
     pub crowdsec: Option<CrowdsecConfig>,
@@ -553,6 +555,22 @@ pub enum OnCorrupt {
 pub struct MetricsConfig {
     /// Serve `/metrics` on this address; absent means no endpoint.
     pub listen: Option<SocketAddr>,
+}
+
+/// The read-only web page (`[web]`, see docs/operations.md).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct WebConfig {
+    /// Serve the page and `/api/state` on this address (plain HTTP: keep it on loopback,
+    /// e.g. `127.0.0.1:9185`); absent means no page.
+    pub listen: Option<SocketAddr>,
+    /// Ask for HTTP basic auth (user [`WebConfig::user`]) with the password in this file
+    /// (its first line); the `MTIDS_WEB_PASSWORD` variable is used when no file is set.
+    /// Neither: no authentication.
+    pub password_file: Option<PathBuf>,
+    /// The basic-auth user name (default `mtids`).
+    pub user: Option<String>,
 }
 
 /// The control socket (`[control]`).

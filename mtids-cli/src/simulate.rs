@@ -174,6 +174,7 @@ pub async fn run_simulation(
     let ledger = temp_ledger_path();
     config.ledger.path.clone_from(&ledger);
     config.alert.dispatcher.max_messages_per_window = 0;
+    config.web.listen = args.web;
     // The simulated asymmetric flood hits Winbox (8291) on the router itself; the
     // detector's default ports are the seed's web ports only.
     let ports = &mut config.detection.asymmetric_connection.ports;
@@ -197,6 +198,9 @@ pub async fn run_simulation(
         && !args.quiet
     {
         eprintln!("metrics of the simulated defence: http://{addr}/metrics");
+    }
+    if let Some(addr) = daemon.web_addr() {
+        eprintln!("web page of the simulated defence: http://{addr}/");
     }
 
     // Wait until the daemon is logged in and following before the scenario starts.
@@ -279,6 +283,10 @@ pub async fn run_simulation(
         .collect();
     let events = Stats::get(&stats.events);
     let malformed = Stats::get(&stats.malformed_rows);
+    if let Some(addr) = daemon.web_addr() {
+        eprintln!("scenario done; the page stays on http://{addr}/ until Ctrl-C");
+        let _ = tokio::signal::ctrl_c().await;
+    }
     daemon.shutdown(Duration::from_secs(2)).await;
     while let Ok(r) = rx.try_recv() {
         reports.push((Instant::now(), r));

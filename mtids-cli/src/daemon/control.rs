@@ -300,113 +300,7 @@ impl Control {
     }
 
     fn status(&self) -> Value {
-        let shared = &self.shared;
-        let now = shared.now();
-        let since = lock(&shared.live.since).clone();
-        let routers: Vec<Value> = shared
-            .config
-            .routers
-            .iter()
-            .enumerate()
-            .map(|(index, r)| {
-                let status = self.fleet.status(&r.name).unwrap_or_default();
-                let last = shared
-                    .live
-                    .last_event_ms
-                    .get(index)
-                    .map_or(0, |a| a.load(Ordering::Relaxed));
-                let lag = shared
-                    .live
-                    .lag_ms
-                    .get(index)
-                    .map_or(0, |a| a.load(Ordering::Relaxed));
-                json!({
-                    "name": r.name,
-                    "connected": status.connected,
-                    "since": since.get(&r.name).copied().map(fmt_time),
-                    "connections": status.connections,
-                    "reconnects": status.connections.saturating_sub(1),
-                    "last_error": status.last_error,
-                    "last_event": millis_time(last).map(fmt_time),
-                    "lag_ms": millis_time(last).map(|_| lag),
-                    "bans_applied": status.applied,
-                })
-            })
-            .collect();
-        let syslog_last = shared
-            .live
-            .last_event_ms
-            .get(shared.config.routers.len())
-            .map_or(0, |a| a.load(Ordering::Relaxed));
-        let stats = &shared.stats;
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let counters = json!({
-            "events": get(&stats.events),
-            "log_rows": get(&stats.log_rows),
-            "connection_rows": get(&stats.connection_rows),
-            "malformed_rows": get(&stats.malformed_rows),
-            "findings": get(&stats.findings),
-            "bans": get(&stats.bans),
-            "blocks_applied": get(&stats.blocks_applied),
-            "blocks_failed": get(&stats.blocks_failed),
-            "blocks_restored": get(&stats.blocks_restored),
-            "connections_removed": get(&stats.connections_removed),
-        });
-        let (active_bans, active_addresses, ledger) = match &shared.ledger {
-            None => (None, None, Value::Null),
-            Some(_) => {
-                let active = shared
-                    .with_ledger("listing active bans", |l| l.active(None, now))
-                    .unwrap_or_default();
-                let mut addresses: Vec<&str> = active.iter().map(|b| b.target.as_str()).collect();
-                addresses.sort_unstable();
-                addresses.dedup();
-                let health = shared
-                    .with_ledger("reading its health", |l| Ok(l.health()))
-                    .unwrap_or_default();
-                (
-                    Some(active.len()),
-                    Some(addresses.len()),
-                    json!({
-                        "path": shared.config.ledger.path.display().to_string(),
-                        "backlog": health.backlog,
-                        "errors_total": health.errors_total,
-                        "dropped": health.dropped,
-                        "failing_since": health.failing_since.map(fmt_time),
-                        "last_error": health.last_error,
-                    }),
-                )
-            }
-        };
-        let alerts: Vec<Value> = shared
-            .alerts
-            .destinations()
-            .into_iter()
-            .map(|d| {
-                json!({
-                    "name": d.name,
-                    "pending": d.pending,
-                    "sent": d.sent,
-                    "failed": d.failed,
-                    "dropped": d.dropped,
-                    "hung": d.hung,
-                })
-            })
-            .collect();
-        json!({
-            "pid": std::process::id(),
-            "started": fmt_time(self.started),
-            "uptime_secs": now.duration_since(self.started).map_or(0, |d| d.as_secs()),
-            "dry_run": shared.dry_run(),
-            "routers": routers,
-            "syslog_last_event": millis_time(syslog_last).map(fmt_time),
-            "counters": counters,
-            "active_bans": active_bans,
-            "active_addresses": active_addresses,
-            "alert_queue": shared.alerts.pending(),
-            "alerts": alerts,
-            "ledger": ledger,
-        })
+        status_snapshot(&self.shared, &self.fleet, self.started)
     }
 
     /// Re-reads the configuration; checks every live part before applying any, so a bad
@@ -515,6 +409,9 @@ impl Control {
         }
         if differs(&applied.ledger.on_corrupt, &fresh.ledger.on_corrupt) {
             restart.push("ledger.on_corrupt");
+        }
+        if differs(&applied.web, &fresh.web) {
+            restart.push("web");
         }
         if differs(&applied.metrics, &fresh.metrics) {
             restart.push("metrics");
@@ -750,4 +647,115 @@ pub(crate) fn apply(
             engine.policy_mut().restore_ban(now, target, until, 1);
         }
     }
+}
+
+/// The status snapshot: the control socket's `status` answer and the web page's
+/// `status` field.
+pub(crate) fn status_snapshot(shared: &Shared, fleet: &Fleet, started: SystemTime) -> Value {
+    let now = shared.now();
+    let since = lock(&shared.live.since).clone();
+    let routers: Vec<Value> = shared
+        .config
+        .routers
+        .iter()
+        .enumerate()
+        .map(|(index, r)| {
+            let status = fleet.status(&r.name).unwrap_or_default();
+            let last = shared
+                .live
+                .last_event_ms
+                .get(index)
+                .map_or(0, |a| a.load(Ordering::Relaxed));
+            let lag = shared
+                .live
+                .lag_ms
+                .get(index)
+                .map_or(0, |a| a.load(Ordering::Relaxed));
+            json!({
+                "name": r.name,
+                "connected": status.connected,
+                "since": since.get(&r.name).copied().map(fmt_time),
+                "connections": status.connections,
+                "reconnects": status.connections.saturating_sub(1),
+                "last_error": status.last_error,
+                "last_event": millis_time(last).map(fmt_time),
+                "lag_ms": millis_time(last).map(|_| lag),
+                "bans_applied": status.applied,
+            })
+        })
+        .collect();
+    let syslog_last = shared
+        .live
+        .last_event_ms
+        .get(shared.config.routers.len())
+        .map_or(0, |a| a.load(Ordering::Relaxed));
+    let stats = &shared.stats;
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let counters = json!({
+        "events": get(&stats.events),
+        "log_rows": get(&stats.log_rows),
+        "connection_rows": get(&stats.connection_rows),
+        "malformed_rows": get(&stats.malformed_rows),
+        "findings": get(&stats.findings),
+        "bans": get(&stats.bans),
+        "blocks_applied": get(&stats.blocks_applied),
+        "blocks_failed": get(&stats.blocks_failed),
+        "blocks_restored": get(&stats.blocks_restored),
+        "connections_removed": get(&stats.connections_removed),
+    });
+    let (active_bans, active_addresses, ledger) = match &shared.ledger {
+        None => (None, None, Value::Null),
+        Some(_) => {
+            let active = shared
+                .with_ledger("listing active bans", |l| l.active(None, now))
+                .unwrap_or_default();
+            let mut addresses: Vec<&str> = active.iter().map(|b| b.target.as_str()).collect();
+            addresses.sort_unstable();
+            addresses.dedup();
+            let health = shared
+                .with_ledger("reading its health", |l| Ok(l.health()))
+                .unwrap_or_default();
+            (
+                Some(active.len()),
+                Some(addresses.len()),
+                json!({
+                    "path": shared.config.ledger.path.display().to_string(),
+                    "backlog": health.backlog,
+                    "errors_total": health.errors_total,
+                    "dropped": health.dropped,
+                    "failing_since": health.failing_since.map(fmt_time),
+                    "last_error": health.last_error,
+                }),
+            )
+        }
+    };
+    let alerts: Vec<Value> = shared
+        .alerts
+        .destinations()
+        .into_iter()
+        .map(|d| {
+            json!({
+                "name": d.name,
+                "pending": d.pending,
+                "sent": d.sent,
+                "failed": d.failed,
+                "dropped": d.dropped,
+                "hung": d.hung,
+            })
+        })
+        .collect();
+    json!({
+        "pid": std::process::id(),
+        "started": fmt_time(started),
+        "uptime_secs": now.duration_since(started).map_or(0, |d| d.as_secs()),
+        "dry_run": shared.dry_run(),
+        "routers": routers,
+        "syslog_last_event": millis_time(syslog_last).map(fmt_time),
+        "counters": counters,
+        "active_bans": active_bans,
+        "active_addresses": active_addresses,
+        "alert_queue": shared.alerts.pending(),
+        "alerts": alerts,
+        "ledger": ledger,
+    })
 }

@@ -102,6 +102,7 @@ pub(crate) async fn run_detection(
                 match input {
                     Input::Event { source, now, event, observed: at } => {
                         Stats::bump(&shared.stats.events);
+                        shared.web.events(shared.now(), 1);
                         shared.live.event(source, now, shared.now());
                         if let Some(counters) = shared.event_counters.get(source) {
                             counters.count(event.kind());
@@ -115,6 +116,7 @@ pub(crate) async fn run_detection(
                     }
                     Input::Events { source, now, events, observed: at, permit } => {
                         shared.live.event(source, now, shared.now());
+                        shared.web.events(shared.now(), events.len() as u64);
                         let counters = shared.event_counters.get(source);
                         for event in &events {
                             Stats::bump(&shared.stats.events);
@@ -237,6 +239,7 @@ fn handle_outcome(
     Stats::bump(&shared.stats.findings);
     shared.metrics.finding(outcome.finding().detector);
     shared.metrics.decision(matches!(outcome, Outcome::Ban(_)));
+    shared.web.outcome(shared.now(), &outcome);
     shared.report(Report::Outcome {
         outcome: Box::new(outcome.clone()),
         observed,

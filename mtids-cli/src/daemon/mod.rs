@@ -23,6 +23,7 @@ mod limits;
 mod log_follow;
 mod router;
 mod syslog;
+mod web;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -200,6 +201,8 @@ pub(crate) struct Shared {
     syslog_senders: HashMap<IpAddr, usize>,
     /// The CrowdSec LAPI clients, with a `[crowdsec]` section.
     pub(crate) crowdsec: Option<crowdsec::Crowdsec>,
+    /// Recent outcomes and the 24 h series for the web page.
+    pub(crate) web: web::Recorder,
 }
 
 impl Shared {
@@ -315,6 +318,8 @@ pub struct Daemon {
     syslog_tls: Option<std::net::SocketAddr>,
     metrics_addr: Option<SocketAddr>,
     metrics_server: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+    web_addr: Option<SocketAddr>,
+    web_server: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
     stop: watch::Sender<bool>,
     /// The syslog listeners.
     listeners: Vec<JoinHandle<()>>,
@@ -374,6 +379,11 @@ impl Daemon {
             .listen
             .map(|addr| MetricsServer::bind_now(addr, metrics.clone()))
             .transpose()?;
+        let web_auth = match config.web.listen {
+            Some(_) => web::expected_auth(&config.web)?,
+            None => None,
+        };
+        let web_listener = config.web.listen.map(web::bind).transpose()?;
         let alerts = Dispatcher::spawn(config.alert.dispatcher.clone(), notifiers)?;
         let crowdsec = match (&config.crowdsec_resolved, &config.crowdsec) {
             (Some(resolved), _) => Some(resolved.clone()),
@@ -415,6 +425,7 @@ impl Daemon {
             event_counters,
             syslog_senders,
             crowdsec,
+            web: web::Recorder::default(),
         });
         let weak = Arc::downgrade(&shared);
         shared.metrics.on_render(move |metrics| {
@@ -479,6 +490,13 @@ impl Daemon {
             );
         }
         let fleet = Arc::new(fleet.start(members));
+        let web_addr = web_listener.as_ref().and_then(|l| l.local_addr().ok());
+        let web_server = web_listener.map(|listener| {
+            if let Some(addr) = web_addr {
+                tracing::info!(%addr, "web page listening");
+            }
+            web::spawn(listener, Arc::clone(&shared), Arc::clone(&fleet), web_auth)
+        });
         let tracker = Arc::new(enforce::Tracker::default());
         let outcomes = tokio::spawn(enforce::run_events(
             Arc::clone(&shared),
@@ -513,6 +531,8 @@ impl Daemon {
             syslog_tls,
             metrics_addr,
             metrics_server,
+            web_addr,
+            web_server,
             stop,
             listeners,
             detection,
@@ -588,6 +608,12 @@ impl Daemon {
         self.metrics_addr
     }
 
+    /// The bound address of the web page, if `web.listen` is set (the real port when 0
+    /// was configured).
+    pub fn web_addr(&self) -> Option<SocketAddr> {
+        self.web_addr
+    }
+
     /// The daemon's Prometheus metrics (rendered by the endpoint, or read directly with
     /// [`Metrics::render`]).
     pub fn metrics(&self) -> &Metrics {
@@ -631,6 +657,15 @@ impl Daemon {
                 undelivered = outcome.undelivered,
                 "alerts not delivered before shutdown"
             );
+        }
+        if let Some((stop, server)) = self.web_server {
+            let _ = stop.send(());
+            if tokio::time::timeout(Duration::from_secs(2), server)
+                .await
+                .is_err()
+            {
+                tracing::warn!("web page did not stop within 2 s");
+            }
         }
         // Last, so a scrape during the shutdown still answers. A scraper holding a
         // request open cannot keep the process alive.
