@@ -138,7 +138,7 @@ impl std::fmt::Debug for RouterOsEnforcer {
 }
 
 /// Most address-list commands one router has in flight at once (see `send_all`).
-pub(crate) const SEND_WINDOW: usize = 32;
+pub(crate) const SEND_WINDOW: usize = 16;
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic elsewhere while holding the lock leaves plain data: go on with it.
