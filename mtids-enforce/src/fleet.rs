@@ -302,7 +302,8 @@ pub enum FleetEvent {
         router: String,
         /// The order's tag.
         tag: u64,
-        /// The ban.
+        /// The ban (without its evidence when the ledger recorded it: read it there,
+        /// [`crate::BanLedger::evidence`]).
         ban: Ban,
         /// What the router did.
         blocked: Blocked,
@@ -356,6 +357,26 @@ pub struct RouterStatus {
 struct Queued {
     order: BanOrder,
     id: Option<BanId>,
+}
+
+/// `order` as one router's queue holds it. Once the ledger has recorded the ban (with its
+/// evidence), the evidence is not copied into every router's queue and events: on a
+/// fleet that was a JSON tree per router per ban. Unrecorded, the enforcer records it
+/// when it is sent, evidence included.
+fn queued_order(order: &BanOrder, recorded: bool) -> BanOrder {
+    let ban = &order.ban;
+    BanOrder {
+        ban: Ban {
+            target: ban.target,
+            duration: ban.duration,
+            detector: ban.detector.clone(),
+            reason: ban.reason.clone(),
+            evidence: if recorded { None } else { ban.evidence.clone() },
+        },
+        tag: order.tag,
+        since: order.since,
+        drop_connections: order.drop_connections,
+    }
 }
 
 enum Job {
@@ -604,7 +625,7 @@ impl Fleet {
         };
         let mut out = Vec::with_capacity(handles.len());
         for ((name, handle), recorded) in handles.into_iter().zip(recorded) {
-            let mut queued = order.clone();
+            let mut queued = queued_order(order, recorded.is_some());
             let id = recorded.map(|(id, duration)| {
                 // A repeat ban extended the one recorded: the router gets the
                 // longest expiry, as the ledger says.

@@ -139,7 +139,13 @@ async fn every_order_is_answered_by_tag_applied_or_refused_never_failed_for_a_lo
     // Applied now, with its tag.
     let gw = Scope::Router("gw".into());
     fleet
-        .order(&gw, &BanOrder::new(ban("198.51.100.7", 600)).tag(7))
+        .order(
+            &gw,
+            &BanOrder::new(
+                ban("198.51.100.7", 600).with_evidence(serde_json::json!({"users": ["admin"]})),
+            )
+            .tag(7),
+        )
         .unwrap();
     let applied = next(&mut events, "applied", |e| {
         matches!(e, FleetEvent::Applied { .. })
@@ -156,6 +162,15 @@ async fn every_order_is_answered_by_tag_applied_or_refused_never_failed_for_a_lo
         ),
         "{applied:?}"
     );
+    // The evidence is in the ledger, once; not copied into the router's queue and event
+    // (a JSON tree per router per ban on a fleet, issue 15).
+    let FleetEvent::Applied { ban: sent, .. } = &applied else {
+        unreachable!()
+    };
+    assert_eq!(sent.evidence, None);
+    let recorded = ledger.lock().unwrap().history("198.51.100.7").unwrap();
+    let kept = ledger.lock().unwrap().evidence(recorded[0].id).unwrap();
+    assert!(kept.is_some_and(|e| e.contains("admin")));
 
     // The router's own address: refused, as a Failed event with the reason.
     fleet
