@@ -562,8 +562,8 @@ pub struct MetricsConfig {
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct WebConfig {
-    /// Serve the page and `/api/state` on this address (plain HTTP: keep it on loopback,
-    /// e.g. `127.0.0.1:9185`); absent means no page.
+    /// Serve the page and `/api/state` on this address (plain HTTP unless `tls_cert` is
+    /// set: keep it on loopback then, e.g. `127.0.0.1:9185`); absent means no page.
     pub listen: Option<SocketAddr>,
     /// Ask for HTTP basic auth (user [`WebConfig::user`]) with the password in this file
     /// (its first line); the `MTIDS_WEB_PASSWORD` variable is used when no file is set.
@@ -571,6 +571,11 @@ pub struct WebConfig {
     pub password_file: Option<PathBuf>,
     /// The basic-auth user name (default `mtids`).
     pub user: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (with `tls_key`), for a page that is
+    /// not on loopback; absent: plain HTTP.
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The control socket (`[control]`).

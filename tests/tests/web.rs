@@ -187,3 +187,67 @@ async fn with_a_password_file_the_page_and_the_api_ask_for_basic_auth() {
     }
     running.daemon.shutdown(Duration::from_secs(2)).await;
 }
+
+/// With `web.tls_cert` and `web.tls_key` the page is HTTPS only: a client that trusts the
+/// certificate gets the state, and plain HTTP on that port gets no page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_certificate_the_page_is_served_over_tls_only() {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start().await;
+    let certificate = routeros_sim::SelfSignedCertificate::generate(&["127.0.0.1"]).unwrap();
+    let cert = dir.path().join("web-cert.pem");
+    let key = dir.path().join("web-key.pem");
+    std::fs::write(&cert, certificate.cert_pem()).unwrap();
+    std::fs::write(&key, certificate.key_pem()).unwrap();
+    let mut config = sim.config(dir.path());
+    config.web.listen = Some("127.0.0.1:0".parse().unwrap());
+    config.web.tls_cert = Some(cert);
+    config.web.tls_key = Some(key);
+    let running = Running::start(config).await;
+    let addr = running.daemon.web_addr().unwrap();
+
+    // A client that never finishes its handshake holds up no other.
+    let _slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certificate.cert_der().clone()).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = tokio::time::timeout(
+        SOON,
+        tokio_rustls::TlsConnector::from(Arc::new(client)).connect(name, tcp),
+    )
+    .await
+    .expect("the handshake is not held up by the idle client")
+    .unwrap();
+    tls.write_all(b"GET /api/state HTTP/1.1\r\nHost: mtids\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    let _ = tls.read_to_end(&mut response).await; // The server may close without notify.
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"status\""), "{response}");
+
+    // Plain HTTP on the TLS port: no page.
+    let mut plain = tokio::net::TcpStream::connect(addr).await.unwrap();
+    plain
+        .write_all(b"GET / HTTP/1.1\r\nHost: mtids\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(SOON, plain.read_to_end(&mut answer)).await;
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("HTTP/1.1 200"),
+        "plain HTTP got a page"
+    );
+    running.daemon.shutdown(Duration::from_secs(2)).await;
+}

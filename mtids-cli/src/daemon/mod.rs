@@ -384,6 +384,26 @@ impl Daemon {
             None => None,
         };
         let web_listener = config.web.listen.map(web::bind).transpose()?;
+        let web_tls = match (&config.web.tls_cert, &config.web.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(syslog::server_tls(
+                cert,
+                key,
+                ("web.tls_cert", "web.tls_key"),
+            )?),
+            (cert, _) => {
+                let missing = if cert.is_some() {
+                    "web.tls_key"
+                } else {
+                    "web.tls_cert"
+                };
+                return Err(CliError::config(
+                    "configuration",
+                    missing,
+                    "web TLS needs both web.tls_cert and web.tls_key",
+                ));
+            }
+        };
         let alerts = Dispatcher::spawn(config.alert.dispatcher.clone(), notifiers)?;
         let crowdsec = match (&config.crowdsec_resolved, &config.crowdsec) {
             (Some(resolved), _) => Some(resolved.clone()),
@@ -495,7 +515,16 @@ impl Daemon {
             if let Some(addr) = web_addr {
                 tracing::info!(%addr, "web page listening");
             }
-            web::spawn(listener, Arc::clone(&shared), Arc::clone(&fleet), web_auth)
+            let (shared, fleet) = (Arc::clone(&shared), Arc::clone(&fleet));
+            match web_tls {
+                Some(acceptor) => web::spawn(
+                    web::TlsListener::new(listener, acceptor),
+                    shared,
+                    fleet,
+                    web_auth,
+                ),
+                None => web::spawn(listener, shared, fleet, web_auth),
+            }
         });
         let tracker = Arc::new(enforce::Tracker::default());
         let outcomes = tokio::spawn(enforce::run_events(

@@ -153,6 +153,23 @@ fn bind_udp(addr: SocketAddr, buffer: usize) -> Result<std::net::UdpSocket, CliE
 /// RouterOS with `remote-protocol=tls` is a TLS client and presents no certificate
 /// (ROUTEROS.md §5), so none is asked for.
 fn tls_acceptor(input: &InputConfig) -> Result<TlsAcceptor, CliError> {
+    let (Some(cert), Some(key)) = (&input.syslog_tls_cert, &input.syslog_tls_key) else {
+        return Err(CliError::config(
+            "configuration",
+            "input.syslog_tls_cert",
+            "input.syslog_tls needs both syslog_tls_cert and syslog_tls_key",
+        ));
+    };
+    server_tls(cert, key, ("input.syslog_tls_cert", "input.syslog_tls_key"))
+}
+
+/// A TLS server (rustls with ring, no client certificate asked for) from a PEM certificate
+/// chain and key; `keys` name the two configuration keys in errors.
+pub(crate) fn server_tls(
+    cert: &Path,
+    key: &Path,
+    keys: (&str, &str),
+) -> Result<TlsAcceptor, CliError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let bad = |key: &str, path: &Path, reason: String| {
@@ -162,49 +179,28 @@ fn tls_acceptor(input: &InputConfig) -> Result<TlsAcceptor, CliError> {
             format!("{}: {reason}", path.display()),
         )
     };
-    let (Some(cert), Some(key)) = (&input.syslog_tls_cert, &input.syslog_tls_key) else {
-        return Err(CliError::config(
-            "configuration",
-            "input.syslog_tls_cert",
-            "input.syslog_tls needs both syslog_tls_cert and syslog_tls_key",
-        ));
-    };
+    let (cert_key, key_key) = keys;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect::<Result<_, _>>())
         .map_err(|e| {
             bad(
-                "input.syslog_tls_cert",
+                cert_key,
                 cert,
                 format!("cannot read PEM certificates ({e})"),
             )
         })?;
     if chain.is_empty() {
-        return Err(bad(
-            "input.syslog_tls_cert",
-            cert,
-            "no CERTIFICATE block in it".into(),
-        ));
+        return Err(bad(cert_key, cert, "no CERTIFICATE block in it".into()));
     }
-    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-        bad(
-            "input.syslog_tls_key",
-            key,
-            format!("cannot read a PEM private key ({e})"),
-        )
-    })?;
+    let private = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| bad(key_key, key, format!("cannot read a PEM private key ({e})")))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| bad("input.syslog_tls_cert", cert, e.to_string()))?
+        .map_err(|e| bad(cert_key, cert, e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(chain, private)
-        .map_err(|e| {
-            bad(
-                "input.syslog_tls_key",
-                key,
-                format!("does not go with input.syslog_tls_cert ({e})"),
-            )
-        })?;
+        .map_err(|e| bad(key_key, key, format!("does not go with {cert_key} ({e})")))?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

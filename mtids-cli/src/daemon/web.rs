@@ -223,13 +223,87 @@ pub(crate) fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, CliError
     tokio::net::TcpListener::from_std(listener).map_err(|e| CliError::io(context(), e))
 }
 
+/// Most TLS handshakes in progress at once; connections past it are closed at once.
+const MAX_HANDSHAKES: usize = 64;
+
+/// How long a client may take over its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The page's HTTPS listener: handshakes run beside each other (a slow client holds up
+/// no other), bounded in number and time; failed ones are dropped quietly.
+pub(crate) struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    handshakes: tokio::task::JoinSet<
+        Option<(
+            tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+            SocketAddr,
+        )>,
+    >,
+}
+
+impl TlsListener {
+    pub(crate) fn new(tcp: tokio::net::TcpListener, acceptor: tokio_rustls::TlsAcceptor) -> Self {
+        TlsListener {
+            tcp,
+            acceptor,
+            handshakes: tokio::task::JoinSet::new(),
+        }
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            tokio::select! {
+                accepted = self.tcp.accept() => match accepted {
+                    Ok((stream, peer)) if self.handshakes.len() < MAX_HANDSHAKES => {
+                        let acceptor = self.acceptor.clone();
+                        self.handshakes.spawn(async move {
+                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                Ok(Ok(tls)) => Some((tls, peer)),
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "web page: TLS handshake failed");
+                                    None
+                                }
+                                Err(_) => None,
+                            }
+                        });
+                    }
+                    Ok(_) => {} // Too many handshakes at once: this one is dropped.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "web page: accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                },
+                Some(done) = self.handshakes.join_next(), if !self.handshakes.is_empty() => {
+                    if let Ok(Some(ready)) = done {
+                        return ready;
+                    }
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
 /// Serves the page until the returned sender fires or is dropped.
-pub(crate) fn spawn(
-    listener: tokio::net::TcpListener,
+pub(crate) fn spawn<L>(
+    listener: L,
     shared: Arc<Shared>,
     fleet: Arc<Fleet>,
     auth: Option<String>,
-) -> (oneshot::Sender<()>, JoinHandle<()>) {
+) -> (oneshot::Sender<()>, JoinHandle<()>)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let started = shared.now();
     let (stop, stopped) = oneshot::channel::<()>();
     let app = axum::Router::new()
