@@ -26,37 +26,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use routeros_sim::{Connection, Router, RouterConfig, Server, ServerConfig};
 
+mod common;
+use common::{env_u64, free_port, mib, stop, tail};
+
 const LIST: &str = "mtids-blocked";
 const CONNECTION_PRINT: &str = "/ip/firewall/connection/print";
-
-fn env_u64(name: &str) -> Option<u64> {
-    let value = std::env::var(name).ok()?;
-    Some(
-        value
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a whole number, got `{value}`")),
-    )
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / f64::from(1 << 20)
-}
-
-/// A loopback port nobody listens on right now.
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
 
 /// The bench holds two sockets per router (listener and accepted session).
 fn raise_own_descriptor_limit(routers: u64) {
@@ -108,27 +89,6 @@ fn descriptors(pid: u32) -> usize {
 
 /// Clock ticks per second of `/proc/PID/stat` (USER_HZ, 100 on Linux).
 const TICKS: f64 = 100.0;
-
-fn stop(child: &mut Child) -> Option<std::process::ExitStatus> {
-    let pid = child.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(30) {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
-}
-
-fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
-}
 
 fn write_config(path: &Path, routers: &[SocketAddr], syslog: SocketAddr, bans: u64) {
     let mut text = String::from("[log]\nlevel = \"warn\"\n\n");
@@ -274,7 +234,7 @@ fn main() -> ExitCode {
         .expect("spawning mtids run");
     let pid = child.id();
     let fail = |child: &mut Child, why: String| {
-        let _ = stop(child);
+        let _ = stop(child, Duration::from_secs(30));
         eprintln!("fleet: {why}\ndaemon log (last lines):\n{}", tail(&log));
         ExitCode::FAILURE
     };
@@ -411,7 +371,7 @@ fn main() -> ExitCode {
         .collect::<Vec<_>>()
         .join(", ");
     println!("fleet: resident set by kind: {smaps}");
-    let status = stop(&mut child);
+    let status = stop(&mut child, Duration::from_secs(30));
     runtime.block_on(async {
         for server in servers {
             server.shutdown().await;

@@ -22,33 +22,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::io::{BufWriter, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use routeros_sim::{Router, RouterConfig, Server, ServerConfig};
 
+mod common;
+use common::{env_u64, free_port, stop, wait_until};
+
 /// The brute-forcing marker addresses of the UDP run and the TCP run.
 const MARKER_UDP: &str = "198.51.100.98";
 const MARKER_TCP: &str = "198.51.100.99";
-
-fn env_u64(name: &str) -> Option<u64> {
-    let value = std::env::var(name).ok()?;
-    Some(
-        value
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a whole number, got `{value}`")),
-    )
-}
-
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
 
 /// A free loopback UDP port.
 fn free_udp_port() -> SocketAddr {
@@ -141,37 +127,10 @@ fn rss_mib(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    cond()
-}
-
 fn marker_seen(log: &Path, address: &str) -> bool {
     std::fs::read_to_string(log)
         .unwrap_or_default()
         .contains(address)
-}
-
-fn stop(child: &mut Child) -> Option<std::process::ExitStatus> {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(20) {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
 }
 
 /// Sends `n` lines one per datagram, then the marker's brute force; the time until its
@@ -274,7 +233,7 @@ fn main() -> ExitCode {
         TcpStream::connect(tcp).is_ok() && router.session_count() > 0
     });
     if !ready {
-        let _ = stop(&mut child);
+        let _ = stop(&mut child, Duration::from_secs(20));
         eprintln!(
             "ingest: the daemon did not start:\n{}",
             std::fs::read_to_string(&log).unwrap_or_default()
@@ -308,7 +267,7 @@ fn main() -> ExitCode {
         );
         ok &= seen;
     }
-    let status = stop(&mut child);
+    let status = stop(&mut child, Duration::from_secs(20));
     if !ok {
         eprintln!("ingest: the marker's finding never showed: the lines were not consumed");
     }

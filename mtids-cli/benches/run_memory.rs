@@ -43,15 +43,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::io::{BufWriter, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mtids_detect::DetectionConfig;
 use routeros_sim::{Router, RouterConfig, Server, ServerConfig};
+
+mod common;
+use common::{env_u64, free_port, mib, stop, tail, wait_until};
 
 /// The budget's fixed part: the idle daemon, the event queue, allocator slack.
 const BASE_BYTES: u64 = 32 << 20;
@@ -63,20 +66,6 @@ const MARKER: &str = "198.51.100.99";
 const LIST: &str = "mtids-blocked";
 /// Destination ports of the flood: a few, so no source comes near a port scan.
 const PORTS: [u16; 6] = [22, 23, 80, 443, 3389, 8291];
-
-fn env_u64(name: &str) -> Option<u64> {
-    let value = std::env::var(name).ok()?;
-    Some(
-        value
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a whole number, got `{value}`")),
-    )
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / f64::from(1 << 20)
-}
 
 /// The detection section, with every cap written out so the configuration states them.
 fn detection() -> DetectionConfig {
@@ -142,14 +131,6 @@ path = "{ledger}"
         ledger = ledger.display(),
     );
     std::fs::write(path, text).unwrap();
-}
-
-/// A loopback port nobody listens on right now.
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 /// `VmRSS` and `VmHWM` of `pid` in bytes, or `None` once the process is gone.
@@ -229,38 +210,6 @@ fn flood(syslog: SocketAddr, sources: u64, attack_every: u64, progress: &AtomicU
     lines
 }
 
-fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    cond()
-}
-
-fn stop(child: &mut Child) -> Option<std::process::ExitStatus> {
-    let pid = child.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(20) {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
-}
-
-fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
-}
-
 fn main() -> ExitCode {
     // `cargo bench` passes `--bench`; a filter that does not name us skips the run.
     if let Some(filter) = std::env::args().skip(1).find(|a| !a.starts_with('-'))
@@ -318,7 +267,7 @@ fn main() -> ExitCode {
         TcpStream::connect(syslog).is_ok() && router.session_count() > 0
     });
     if !ready {
-        let _ = stop(&mut child);
+        let _ = stop(&mut child, Duration::from_secs(20));
         eprintln!(
             "run_memory: the daemon did not listen on {syslog} and log in to the router within 30 s:\n{}",
             tail(&log)
@@ -372,7 +321,7 @@ fn main() -> ExitCode {
     done.store(true, Ordering::Relaxed);
     let (samples, timeline) = sampler.join().unwrap();
     let max_rss = max_rss.load(Ordering::Relaxed).max(end_rss);
-    let status = stop(&mut child);
+    let status = stop(&mut child, Duration::from_secs(20));
 
     println!(
         "run_memory: {sources} unique sources, {lines} lines over syslog TCP: read in {:.2} s, consumed in {:.2} s = {:.0} lines/s",
