@@ -28,6 +28,14 @@ fn config(sim: &Sim, proxy: &FaultProxy, dir: &Path) -> Config {
     config
 }
 
+/// A scratch directory, a simulated router, and a fault proxy in front of it.
+async fn behind_proxy() -> (tempfile::TempDir, Sim, FaultProxy) {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start().await;
+    let proxy = FaultProxy::start(sim.server.local_addr()).await;
+    (dir, sim, proxy)
+}
+
 /// The ledger's state of the ban of `ip` on the router (the latest row).
 fn ledger_state(dir: &Path, ip: &str) -> Option<BanState> {
     let ledger = BanLedger::open(dir.join("bans.db")).unwrap();
@@ -55,9 +63,7 @@ fn banned(report: &Report, ip: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ban_decided_while_the_router_is_unreachable_is_applied_when_it_is_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = Sim::start().await;
-    let proxy = FaultProxy::start(sim.server.local_addr()).await;
+    let (dir, sim, proxy) = behind_proxy().await;
     let mut config = config(&sim, &proxy, dir.path());
     config.input.api_log = false; // Only syslog: the router is away.
     let mut running = Running::start(config).await;
@@ -149,9 +155,7 @@ async fn a_ban_decided_while_the_router_is_unreachable_is_applied_when_it_is_bac
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_link_with_only_the_log_followed_is_dropped_and_the_attack_banned_after() {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = Sim::start().await;
-    let proxy = FaultProxy::start(sim.server.local_addr()).await;
+    let (dir, sim, proxy) = behind_proxy().await;
     let mut config = config(&sim, &proxy, dir.path());
     config.input.connections = false;
     config.input.resource = false;
@@ -225,9 +229,7 @@ async fn a_stalled_link_with_only_the_log_followed_is_dropped_and_the_attack_ban
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_backoff_starts_over_after_a_healthy_session() {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = Sim::start().await;
-    let proxy = FaultProxy::start(sim.server.local_addr()).await;
+    let (dir, sim, proxy) = behind_proxy().await;
     let mut config = config(&sim, &proxy, dir.path());
     config.input.max_backoff = Duration::from_secs(60);
     let mut running = Running::start(config).await;
@@ -284,9 +286,7 @@ async fn the_backoff_starts_over_after_a_healthy_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_ban_of_a_burst_cut_and_reset_midway_ends_applied() {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = Sim::start().await;
-    let proxy = FaultProxy::start(sim.server.local_addr()).await;
+    let (dir, sim, proxy) = behind_proxy().await;
     let mut config = config(&sim, &proxy, dir.path());
     config.input.api_log = false;
     let mut running = Running::start(config).await;
@@ -352,9 +352,7 @@ async fn every_ban_of_a_burst_cut_and_reset_midway_ends_applied() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stall_with_a_ban_in_flight_is_noticed_by_the_liveness_check() {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = Sim::start().await;
-    let proxy = FaultProxy::start(sim.server.local_addr()).await;
+    let (dir, sim, proxy) = behind_proxy().await;
     let mut config = config(&sim, &proxy, dir.path());
     config.input.api_log = false;
     config.input.connections = false;
@@ -413,9 +411,7 @@ async fn a_stall_with_a_ban_in_flight_is_noticed_by_the_liveness_check() {
 /// `daemon/log_follow.rs`, `call_reading_follow`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attack_in_a_log_flood_across_a_reconnect_is_banned() {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = Sim::start().await;
-    let proxy = FaultProxy::start(sim.server.local_addr()).await;
+    let (dir, sim, proxy) = behind_proxy().await;
     let mut running = Running::start(config(&sim, &proxy, dir.path())).await;
     // A position to resume from: one line read.
     sim.router.log("system,info", "before the outage");
