@@ -286,7 +286,12 @@ struct ParsedLine<'c> {
 /// A chunk after parsing: its lines in order and what was skipped.
 struct ParsedChunk<'c> {
     lines: Vec<ParsedLine<'c>>,
-    /// Lines in the chunk, skipped ones included.
+    counts: ChunkCounts,
+}
+
+/// The lines of a chunk, skipped ones included, and how many were skipped.
+#[derive(Clone, Copy, Default)]
+struct ChunkCounts {
     line_count: u64,
     blank: u64,
     too_long: u64,
@@ -305,36 +310,53 @@ fn unreachable_line<'b>() -> ParsedLine<'b> {
     unreachable!("recycle() maps an empty vector")
 }
 
-/// Parses every line of `data` (whole lines; the last may lack its newline).
-///
-/// Lines that are not UTF-8 are parsed from a lossy copy kept in `lossy`, which must
-/// outlive the result; `lossy` is cleared first.
+/// Parses every line of `data` into a vector (for a worker thread, which detects later).
 fn parse_chunk<'c>(
     data: &'c [u8],
     ctx: &LineContext,
     lossy: &'c mut Vec<String>,
     spare: Vec<ParsedLine<'_>>,
 ) -> ParsedChunk<'c> {
-    lossy.clear();
-    let mut chunk = ParsedChunk {
-        lines: recycle(spare),
-        line_count: 0,
-        blank: 0,
-        too_long: 0,
+    let mut lines = recycle(spare);
+    let counts = parse_lines(data, ctx, lossy, |line| {
+        lines.push(line);
+        Ok::<(), std::convert::Infallible>(())
+    });
+    let counts = match counts {
+        Ok(c) => c,
+        Err(never) => match never {},
     };
+    ParsedChunk { lines, counts }
+}
+
+/// Parses every line of `data` (whole lines; the last may lack its newline) and hands
+/// each to `sink`, in order, until it fails. Blank and too long lines are only counted.
+///
+/// Lines that are not UTF-8 are parsed from a lossy copy kept in `lossy`, which must
+/// outlive the result; `lossy` is cleared first.
+fn parse_lines<'c, E>(
+    data: &'c [u8],
+    ctx: &LineContext,
+    lossy: &'c mut Vec<String>,
+    mut sink: impl FnMut(ParsedLine<'c>) -> Result<(), E>,
+) -> Result<ChunkCounts, E> {
+    lossy.clear();
+    let mut counts = ChunkCounts::default();
     // Logs are almost always valid UTF-8: check the whole chunk once (one SIMD pass)
     // instead of every line twice; only a chunk with a bad byte takes the per-line path.
     if let Ok(text) = std::str::from_utf8(data) {
         for line in split_lines_str(text) {
-            chunk.line_count += 1;
+            counts.line_count += 1;
             if line.len() > MAX_LINE {
-                chunk.too_long += 1;
+                counts.too_long += 1;
                 continue;
             }
             let line = line.strip_suffix('\r').unwrap_or(line);
-            push_line(&mut chunk, line, line.as_bytes(), ctx);
+            if let Some(parsed) = parse_one(&mut counts, line, line.as_bytes(), ctx) {
+                sink(parsed)?;
+            }
         }
-        return chunk;
+        return Ok(counts);
     }
     // First pass: the lossy copies, so that the second can borrow them all.
     for line in split_lines(data) {
@@ -346,9 +368,9 @@ fn parse_chunk<'c>(
     let lossy: &'c [String] = lossy;
     let mut lossy_next = lossy.iter();
     for line in split_lines(data) {
-        chunk.line_count += 1;
+        counts.line_count += 1;
         if line.len() > MAX_LINE {
-            chunk.too_long += 1;
+            counts.too_long += 1;
             continue;
         }
         let utf8 = std::str::from_utf8(line).ok();
@@ -357,24 +379,30 @@ fn parse_chunk<'c>(
             Some(t) => t.strip_suffix('\r').unwrap_or(t),
             None => lossy_next.next().map_or("", String::as_str),
         };
-        push_line(&mut chunk, text, raw, ctx);
+        if let Some(parsed) = parse_one(&mut counts, text, raw, ctx) {
+            sink(parsed)?;
+        }
     }
-    chunk
+    Ok(counts)
 }
 
-/// Parses one line (`text`, without its `\r`; `raw` as read) into `chunk`, or counts it
-/// as blank.
-fn push_line<'c>(chunk: &mut ParsedChunk<'c>, text: &'c str, raw: &'c [u8], ctx: &LineContext) {
+/// Parses one line (`text`, without its `\r`; `raw` as read), or counts it as blank.
+fn parse_one<'c>(
+    counts: &mut ChunkCounts,
+    text: &'c str,
+    raw: &'c [u8],
+    ctx: &LineContext,
+) -> Option<ParsedLine<'c>> {
     if raw.iter().all(|&b| b == b' ' || b == b'\t') {
-        chunk.blank += 1;
-        return;
+        counts.blank += 1;
+        return None;
     }
     let parsed = parse_log_line(text, ctx);
-    chunk.lines.push(ParsedLine {
+    Some(ParsedLine {
         timestamp: parsed.timestamp,
         event: parsed.event,
         raw,
-    });
+    })
 }
 
 /// [`split_lines`] over text known to be UTF-8 (`\n` is never inside a character).
@@ -604,7 +632,7 @@ impl Replay {
         result
     }
 
-    /// One thread: each chunk is parsed, then detected, in the calling thread.
+    /// One thread: each line is parsed, then detected, in the calling thread.
     fn feed_here(
         &mut self,
         input: &mut dyn Read,
@@ -617,9 +645,8 @@ impl Replay {
         let detect = &mut self.detect;
         let ctx = detect.options.context;
         let spare_buffer: std::cell::Cell<Option<Vec<u8>>> = std::cell::Cell::new(None);
-        let mut spare_lines: Vec<ParsedLine<'static>> = Vec::new();
         let mut lossy = Vec::new();
-        let (mut lines, mut blank, mut long) = (0, 0, 0);
+        let mut counts = ChunkCounts::default();
         *too_long += read_chunks(
             input,
             self.chunk_bytes,
@@ -628,19 +655,19 @@ impl Replay {
             read_err,
             &mut || spare_buffer.take().unwrap_or_default(),
             &mut |data| {
-                let chunk = parse_chunk(&data, &ctx, &mut lossy, std::mem::take(&mut spare_lines));
-                lines += chunk.line_count;
-                blank += chunk.blank;
-                long += chunk.too_long;
-                let result = detect.chunk(&chunk.lines, out);
-                spare_lines = recycle(chunk.lines);
+                // Each line goes to detection as it is parsed: nothing is collected.
+                let result = parse_lines(&data, &ctx, &mut lossy, |line| detect.line(&line, out));
                 spare_buffer.set(Some(data));
-                result
+                let c = result?;
+                counts.line_count += c.line_count;
+                counts.blank += c.blank;
+                counts.too_long += c.too_long;
+                Ok(())
             },
         )?;
-        file.lines += lines;
-        *too_long += long;
-        detect.summary.blank += blank;
+        file.lines += counts.line_count;
+        *too_long += counts.too_long;
+        detect.summary.blank += counts.blank;
         Ok(())
     }
 
@@ -694,9 +721,9 @@ impl Replay {
                                     .unwrap_or_else(PoisonError::into_inner);
                             }
                             let t = &mut *guard;
-                            t.line_count += chunk.line_count;
-                            t.blank += chunk.blank;
-                            t.too_long += chunk.too_long;
+                            t.line_count += chunk.counts.line_count;
+                            t.blank += chunk.counts.blank;
+                            t.too_long += chunk.counts.too_long;
                             if t.error.is_none()
                                 && let Err(e) = t.detect.chunk(&chunk.lines, &mut t.output)
                             {
