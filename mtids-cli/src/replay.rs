@@ -462,7 +462,11 @@ fn read_chunks(
     // `skipping`, the rest of a too long line is being dropped and buf[..end] are whole lines.
     let (mut end, mut skipping) = (0usize, false);
     loop {
-        buf.resize(end + read_size, 0);
+        // Buffers come back at the length of the chunk they held: grow only when short, so
+        // the bytes about to be overwritten by the read are not zeroed first each time.
+        if buf.len() < end + read_size {
+            buf.resize(end + read_size, 0);
+        }
         let n = match input.read(buf.get_mut(end..).unwrap_or_default()) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -505,10 +509,15 @@ fn read_chunks(
         let tail_start = last_newline.map_or(0, |pos| pos + 1);
         if end >= chunk_bytes && tail_start > 0 {
             let mut next = take();
-            next.clear();
-            next.extend_from_slice(buf.get(tail_start..end).unwrap_or_default());
+            let tail = end - tail_start;
+            if next.len() < tail {
+                next.resize(tail, 0);
+            }
+            if let (Some(to), Some(from)) = (next.get_mut(..tail), buf.get(tail_start..end)) {
+                to.copy_from_slice(from);
+            }
             buf.truncate(tail_start);
-            end -= tail_start;
+            end = tail;
             emit(std::mem::replace(&mut buf, next))?;
             if end > MAX_LINE {
                 too_long += 1;
