@@ -407,19 +407,10 @@ fn parse_one<'c>(
 
 /// [`split_lines`] over text known to be UTF-8 (`\n` is never inside a character).
 fn split_lines_str(text: &str) -> impl Iterator<Item = &str> {
-    let mut rest = text;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        match memchr::memchr(b'\n', rest.as_bytes()) {
-            Some(pos) => {
-                let line = rest.get(..pos).unwrap_or_default();
-                rest = rest.get(pos + 1..).unwrap_or_default();
-                Some(line)
-            }
-            None => Some(std::mem::take(&mut rest)),
-        }
+    let base = text.as_ptr() as usize;
+    split_lines(text.as_bytes()).map(move |line| {
+        let start = (line.as_ptr() as usize).saturating_sub(base);
+        text.get(start..start + line.len()).unwrap_or_default()
     })
 }
 
