@@ -4,12 +4,9 @@
 //! Discord webhook URLs are keys), so nothing here logs a URL, and client errors are
 //! turned into text only after `without_url()`.
 
-use std::error::Error as _;
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Client, RequestBuilder, Response, StatusCode, Url};
-use rustls_platform_verifier::BuilderVerifierExt;
 
 use crate::config::RetryPolicy;
 use crate::error::AlertError;
@@ -18,47 +15,22 @@ use crate::render::bounded;
 /// How much of a response body is read to explain an error.
 const MAX_ERROR_BODY: usize = 16 * 1024;
 
-/// Builds a client for requests to `url` only.
-///
-/// TLS is rustls with the ring provider and the system trust store. For a plain-HTTP URL
-/// (loopback tests) no trust store is loaded, so a machine without CA certificates can
-/// still talk to a local server.
+/// Builds a client for requests to `url` only: the policy both outbound crates share
+/// (rustls, system trust store for https, no redirects; see [`mtids_http::client`]).
 pub(crate) fn build_client(
     notifier: &str,
     url: &Url,
     timeout: Duration,
 ) -> Result<Client, AlertError> {
-    let client_err = |reason: String| AlertError::Client {
+    mtids_http::client(
+        url,
+        timeout,
+        concat!("mtids-alert/", env!("CARGO_PKG_VERSION")),
+    )
+    .map_err(|e| AlertError::Client {
         notifier: notifier.to_owned(),
-        reason,
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| client_err(e.to_string()))?;
-    let tls = if url.scheme() == "https" {
-        builder
-            .with_platform_verifier()
-            .map_err(|e| {
-                client_err(format!(
-                    "cannot load the system's CA certificates ({e}); install ca-certificates"
-                ))
-            })?
-            .with_no_client_auth()
-    } else {
-        builder
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth()
-    };
-    Client::builder()
-        .tls_backend_preconfigured(tls)
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        // A redirect would resend the message (and its secrets) to another place.
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("mtids-alert/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| client_err(describe_reqwest_error(e)))
+        reason: e.to_string(),
+    })
 }
 
 /// Parses and checks an endpoint URL; the error never repeats the URL (it may be a secret).
@@ -93,19 +65,6 @@ pub(crate) fn is_loopback(url: &Url) -> bool {
             .is_ok_and(|ip| ip.is_loopback()),
         None => false,
     }
-}
-
-/// A reqwest error as text, with the URL removed and the cause chain kept.
-pub(crate) fn describe_reqwest_error(error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    bounded(&text, 512)
 }
 
 /// What a notifier makes of a non-success answer.
@@ -175,7 +134,7 @@ pub(crate) async fn send_with_retry(
             }
             Err(error) => Retry {
                 wait: policy.backoff(attempt),
-                reason: describe_reqwest_error(error),
+                reason: mtids_http::describe_error(error),
             },
         };
         if attempt >= policy.max_attempts {

@@ -68,7 +68,6 @@ mod error;
 mod http;
 mod notifier;
 mod render;
-mod secret;
 mod telegram;
 pub mod webhook;
 
@@ -78,10 +77,10 @@ pub use dispatcher::{
     DestinationStats, Dispatcher, DispatcherConfig, DispatcherStats, FlushOutcome, Submitted,
 };
 pub use error::AlertError;
+pub use mtids_http::Secret;
 #[cfg(any(test, feature = "mock"))]
 pub use notifier::MockNotifier;
 pub use notifier::Notifier;
 pub use render::human_duration;
-pub use secret::Secret;
 pub use telegram::{ChatId, TelegramConfig, TelegramNotifier};
 pub use webhook::{AuthHeader, WebhookConfig, WebhookFormat, WebhookNotifier};

@@ -7,13 +7,13 @@ use async_trait::async_trait;
 use reqwest::{Client, StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
+use crate::Secret;
 use crate::alert::Notification;
 use crate::config::{RetryPolicy, duration_str};
 use crate::error::AlertError;
 use crate::http::{self, ErrorAnswer};
 use crate::notifier::Notifier;
 use crate::render::{Message, bounded};
-use crate::secret::Secret;
 
 const NAME: &str = "telegram";
 
@@ -233,7 +233,7 @@ impl Notifier for TelegramNotifier {
             .get(url)
             .send()
             .await
-            .map_err(|e| unavailable(http::describe_reqwest_error(e)))?;
+            .map_err(|e| unavailable(mtids_http::describe_error(e)))?;
         let status = response.status();
         let body = response.bytes().await.unwrap_or_default();
         if !status.is_success() {

@@ -49,13 +49,13 @@ use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::Secret;
 use crate::alert::{Action, Alert, Notification, Summary};
 use crate::config::{RetryPolicy, duration_str};
 use crate::error::AlertError;
 use crate::http::{self, ErrorAnswer};
 use crate::notifier::Notifier;
 use crate::render::{Message, rfc3339};
-use crate::secret::Secret;
 
 /// The payload shape a webhook receives.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -256,7 +256,7 @@ impl Notifier for WebhookNotifier {
             .map_err(|e| AlertError::Unavailable {
                 notifier: self.name.clone(),
                 attempts: 1,
-                last_error: http::describe_reqwest_error(e),
+                last_error: mtids_http::describe_error(e),
             })?;
         Ok(format!(
             "reachable (HEAD answered HTTP {}); nothing posted",

@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 use mtids_detect::IpPrefix;
 use reqwest::{Client, StatusCode, Url};
 
+use crate::Secret;
 use crate::config::{ResolvedConfig, StreamFilters};
 use crate::decision::{MTIDS_ORIGIN, RawDecision, RawStream, StreamUpdate, to_ban};
 use crate::error::CrowdsecError;
 use crate::http::{build_client, endpoint, read_body, status_error};
 use crate::own::OwnBans;
-use crate::secret::Secret;
 
 /// Largest stream answer accepted (about 300,000 decisions).
 pub const MAX_STREAM_BODY: usize = 64 * 1024 * 1024;
@@ -154,7 +154,7 @@ impl Bouncer {
             .await
             .map_err(|e| CrowdsecError::Unreachable {
                 during: DURING,
-                reason: crate::http::describe_reqwest_error(e),
+                reason: mtids_http::describe_error(e),
             })?;
         if response.status() != StatusCode::OK {
             return Err(status_error(response, DURING).await);

@@ -6,8 +6,8 @@ use std::time::Duration;
 use reqwest::Url;
 use serde::{Deserialize, Deserializer};
 
+use crate::Secret;
 use crate::error::CrowdsecError;
-use crate::secret::Secret;
 
 /// Default `max_pulled_bans`: enough for CrowdSec's community blocklist, small enough that a
 /// flood of decisions cannot take the process's memory.

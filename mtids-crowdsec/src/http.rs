@@ -1,48 +1,23 @@
 //! HTTP plumbing shared by the bouncer and the watcher: a rustls (ring) client, bounded
 //! bodies, errors without URLs.
 
-use std::error::Error as _;
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Client, Response, Url};
-use rustls_platform_verifier::BuilderVerifierExt;
 
 use crate::error::CrowdsecError;
 
-/// Builds a client for the LAPI at `url`.
-///
-/// TLS is rustls with the ring provider and the system trust store, as in mtids-alert. For
-/// a plain-HTTP URL (a LAPI on loopback) no trust store is loaded.
+/// Builds a client for the LAPI at `url`: the policy both outbound crates share (rustls,
+/// system trust store for https, no redirects; see [`mtids_http::client`]).
 pub(crate) fn build_client(url: &Url, timeout: Duration) -> Result<Client, CrowdsecError> {
-    let client_err = |reason: String| CrowdsecError::Client { reason };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| client_err(e.to_string()))?;
-    let tls = if url.scheme() == "https" {
-        builder
-            .with_platform_verifier()
-            .map_err(|e| {
-                client_err(format!(
-                    "cannot load the system's CA certificates ({e}); install ca-certificates"
-                ))
-            })?
-            .with_no_client_auth()
-    } else {
-        builder
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth()
-    };
-    Client::builder()
-        .tls_backend_preconfigured(tls)
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        // A redirect would resend the key or the token elsewhere.
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("mtids-crowdsec/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| client_err(describe_reqwest_error(e)))
+    mtids_http::client(
+        url,
+        timeout,
+        concat!("mtids-crowdsec/", env!("CARGO_PKG_VERSION")),
+    )
+    .map_err(|e| CrowdsecError::Client {
+        reason: e.to_string(),
+    })
 }
 
 /// `base` joined with an API path (`v1/decisions/stream`), keeping a base path prefix.
@@ -51,19 +26,6 @@ pub(crate) fn endpoint(base: &Url, path: &str) -> Url {
     let joined = format!("{}/{}", base.path().trim_end_matches('/'), path);
     url.set_path(&joined);
     url
-}
-
-/// A reqwest error as text, with the URL removed and the cause chain kept.
-pub(crate) fn describe_reqwest_error(error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    bounded(&text, 512)
 }
 
 /// Reads the body, failing past `limit` bytes.
@@ -85,7 +47,7 @@ pub(crate) async fn read_body(
             Err(e) => {
                 return Err(CrowdsecError::Unreachable {
                     during,
-                    reason: describe_reqwest_error(e),
+                    reason: mtids_http::describe_error(e),
                 });
             }
         }

@@ -24,9 +24,9 @@
 //! Pulled bans are never submitted to the watcher, so nothing pulled is pushed again.
 //! After a restart the in-memory record is empty: the integrator's ledger tells its own bans.
 //!
-//! The crate depends on no other mtids crate but `mtids-detect` (for `IpPrefix`); it has
-//! its own small [`Secret`] type, like mtids-alert's. TLS is rustls with the ring provider;
-//! no OpenSSL. It reads no files and no environment itself: [`CrowdsecConfig::resolve`]
+//! The crate depends on no other mtids crate but `mtids-detect` (for `IpPrefix`) and
+//! `mtids-http`, the HTTP client policy it shares with mtids-alert ([`Secret`], rustls with
+//! the ring provider and no redirects; no OpenSSL). It reads no files and no environment itself: [`CrowdsecConfig::resolve`]
 //! takes the functions to do so.
 //!
 //! Tested against Debian's `crowdsec` 1.4.6 on loopback (`tests/lapi.sh`, `tests/lapi.rs`).
@@ -81,7 +81,6 @@ mod error;
 mod go_duration;
 mod http;
 mod own;
-mod secret;
 mod watcher;
 
 pub use bouncer::{Bouncer, MAX_STREAM_BODY};
@@ -91,8 +90,8 @@ pub use config::{
 pub use decision::{Ban, BanScope, MTIDS_ORIGIN, SkippedDecisions, StreamUpdate};
 pub use error::CrowdsecError;
 pub use go_duration::{GoDuration, GoDurationError, format_go_duration, parse_go_duration};
+pub use mtids_http::Secret;
 pub use own::OwnBans;
-pub use secret::Secret;
 pub use watcher::{BanReport, Evidence, Submitted, Watcher, WatcherConfig, WatcherStats};
 
 /// The URL type of [`ResolvedConfig::url`] and the constructors (reqwest's).

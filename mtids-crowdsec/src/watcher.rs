@@ -15,9 +15,7 @@ use crate::config::{MachineCredentials, ResolvedConfig};
 use crate::decision::{BanScope, MTIDS_ORIGIN};
 use crate::error::CrowdsecError;
 use crate::go_duration::format_go_duration;
-use crate::http::{
-    bounded, build_client, describe_reqwest_error, endpoint, read_body, status_error,
-};
+use crate::http::{bounded, build_client, endpoint, read_body, status_error};
 use crate::own::OwnBans;
 
 /// Evidence kept per alert: events, key/value pairs per event, and their lengths.
@@ -530,7 +528,7 @@ impl Session {
                 .await
                 .map_err(|e| CrowdsecError::Unreachable {
                     during: "alerts",
-                    reason: describe_reqwest_error(e),
+                    reason: mtids_http::describe_error(e),
                 })?;
             let status = response.status();
             if status.is_success() {
@@ -571,7 +569,7 @@ impl Session {
             .await
             .map_err(|e| CrowdsecError::Unreachable {
                 during: "login",
-                reason: describe_reqwest_error(e),
+                reason: mtids_http::describe_error(e),
             })?;
         if !response.status().is_success() {
             return Err(status_error(response, "login").await);

@@ -1,17 +1,19 @@
-//! A string that must never be printed: bot tokens, webhook URLs, auth headers.
+//! A string that must never be printed: bot tokens, webhook URLs, auth headers, API keys,
+//! passwords.
 
 use std::fmt;
 
 use serde::{Deserialize, Deserializer};
 
-/// A secret string (bot token, webhook URL with an embedded key, `Authorization` value).
+/// A secret string (bot token, webhook URL with an embedded key, `Authorization` value,
+/// API key, password).
 ///
 /// `Debug` prints `Secret("[redacted]")`; there is no `Display`, and the value only
 /// comes out through [`Secret::expose`], so it cannot reach a log line or an error message
 /// by accident. Deserializes from a plain string.
 ///
 /// ```
-/// use mtids_alert::Secret;
+/// use mtids_http::Secret;
 /// let token = Secret::new("123456:ABC-very-secret");
 /// assert_eq!(format!("{token:?}"), r#"Secret("[redacted]")"#);
 /// assert_eq!(token.expose(), "123456:ABC-very-secret");
