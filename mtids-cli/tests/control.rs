@@ -42,6 +42,26 @@ fn wait_for(
     }
 }
 
+/// Waits until the router is connected and the control socket listens: the daemon binds
+/// the socket after it starts its routers, so either line may come first.
+fn wait_ready(rx: &mpsc::Receiver<String>, lines: &mut Vec<String>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut connected, mut listening) = (false, false);
+    while !(connected && listening) {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .unwrap_or_else(|| panic!("not ready:\n{}", lines.join("\n")));
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("not ready:\n{}", lines.join("\n")));
+        lines.push(line.clone());
+        if let Some((m, _)) = message(&line) {
+            connected |= m == "connected";
+            listening |= m == "control socket listening";
+        }
+    }
+}
+
 /// Runs `mtids --config CONFIG ARGS` (stdin not a terminal); prints and returns its
 /// exit code, stdout and stderr.
 fn mtids(config: &Path, args: &[&str]) -> (i32, String, String) {
@@ -197,15 +217,7 @@ async fn status_bans_and_flush_through_a_running_daemon() {
 
     let (daemon, rx) = start(&config, dir.path());
     let mut lines = Vec::new();
-    tokio::task::block_in_place(|| {
-        wait_for(
-            &rx,
-            &mut lines,
-            "connected",
-            |_| true,
-            Duration::from_secs(20),
-        );
-    });
+    tokio::task::block_in_place(|| wait_ready(&rx, &mut lines));
     let socket = dir.path().join("bans.db.sock");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
@@ -382,15 +394,7 @@ async fn sighup_applies_allowlist_and_log_level_and_a_bad_file_keeps_the_old_con
     write("info", "");
     let (mut daemon, rx) = start(&config, dir.path());
     let mut lines = Vec::new();
-    tokio::task::block_in_place(|| {
-        wait_for(
-            &rx,
-            &mut lines,
-            "connected",
-            |_| true,
-            Duration::from_secs(20),
-        );
-    });
+    tokio::task::block_in_place(|| wait_ready(&rx, &mut lines));
     // At info, a syslog TCP connection logs nothing (its line is at debug).
     drop(std::net::TcpStream::connect(syslog_tcp).unwrap());
 
