@@ -869,11 +869,30 @@ fn show(ledger: &BanLedger, target: &str, out: &mut String) -> Result<(), CliErr
 }
 
 /// The evidence kept with a ban (JSON from [`mtids_enforce::evidence_json`]), a few
-/// indented lines. Every text came from a log line: control characters are not printed.
+/// indented lines (see [`evidence_lines`]).
 fn render_evidence(evidence: &str, out: &mut String) {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(evidence) else {
         return;
     };
+    let Some(lines) = evidence_lines(&v) else {
+        return;
+    };
+    for (i, line) in lines.iter().enumerate() {
+        let indent = if i == 0 { "  evidence: " } else { "    " };
+        let _ = writeln!(out, "{indent}{line}");
+    }
+}
+
+/// Evidence as [`mtids_enforce::evidence_json`] writes it (with a ban in the ledger, or
+/// with a finding on the web page), as readable lines: first what crossed which threshold
+/// (`brute_force 5/5 in 60s, seen by gw`), then one line per non-empty list (`users: admin`,
+/// `services: ssh`, `ports: ...`, `destinations: ...`) and one per sample (`sample: ...`).
+/// Every text came from a log line: control characters are dropped. `None` when `v` is
+/// not an object.
+pub(crate) fn evidence_lines(v: &serde_json::Value) -> Option<Vec<String>> {
+    if !v.is_object() {
+        return None;
+    }
     let clean = |s: &str| -> String { s.chars().filter(|c| !c.is_control()).collect() };
     let text = |v: &serde_json::Value| match v {
         serde_json::Value::String(s) => clean(s),
@@ -887,16 +906,15 @@ fn render_evidence(evidence: &str, out: &mut String) {
         .as_u64()
         .or_else(|| v["window"].as_u64())
         .map_or(String::new(), |s| format!(" in {s}s"));
-    let _ = writeln!(
-        out,
-        "  evidence: {} {}/{}{window}{}",
+    let mut lines = vec![format!(
+        "{} {}/{}{window}{}",
         text(&v["kind"]),
         text(&v["count"]),
         text(&v["threshold"]),
         v["router"]
             .as_str()
             .map_or(String::new(), |r| format!(", seen by {}", clean(r)))
-    );
+    )];
     for (label, key) in [
         ("users", "users"),
         ("services", "services"),
@@ -904,12 +922,13 @@ fn render_evidence(evidence: &str, out: &mut String) {
         ("destinations", "destinations"),
     ] {
         if let Some(items) = list(key) {
-            let _ = writeln!(out, "    {label}: {items}");
+            lines.push(format!("{label}: {items}"));
         }
     }
     for sample in v["samples"].as_array().into_iter().flatten() {
-        let _ = writeln!(out, "    sample: {}", text(sample));
+        lines.push(format!("sample: {}", text(sample)));
     }
+    Some(lines)
 }
 
 /// `mtids bans` as the binary runs it.
@@ -918,4 +937,34 @@ pub async fn execute(config: &Config, args: &BansArgs) -> Result<(), CliError> {
     let result = run(config, &args.action, SystemTime::now(), &mut out).await;
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evidence_reads_as_lines_without_control_characters() {
+        let v = serde_json::json!({
+            "kind": "brute_force", "count": 5, "threshold": 5, "window": 60,
+            "router": "gw", "users": ["admin", "ro\u{1b}[2Jot"], "services": ["ssh"],
+            "ports": [], "samples": ["login failure for user admin from 198.51.100.7 via ssh"],
+        });
+        assert_eq!(
+            evidence_lines(&v).unwrap(),
+            [
+                "brute_force 5/5 in 60s, seen by gw",
+                "users: admin, ro[2Jot",
+                "services: ssh",
+                "sample: login failure for user admin from 198.51.100.7 via ssh",
+            ]
+        );
+        assert_eq!(evidence_lines(&serde_json::json!("not an object")), None);
+        let mut out = String::new();
+        render_evidence(&v.to_string(), &mut out);
+        assert!(
+            out.starts_with("  evidence: brute_force 5/5 in 60s, seen by gw\n    users: admin"),
+            "{out}"
+        );
+    }
 }

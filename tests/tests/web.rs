@@ -63,6 +63,27 @@ fn chromium(profile: &Path, url: &str, extra: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The text of each cell of the first row of the bans table (in `dom`, as Chromium dumps
+/// it) that has `target` in it.
+fn ban_row(dom: &str, target: &str) -> Vec<String> {
+    let table = dom
+        .split("<table id=\"bans\">")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .unwrap_or_else(|| panic!("no bans table:\n{dom}"));
+    let row = table
+        .split("<tr>")
+        .find(|r| r.contains(&format!(">{target}</td>")))
+        .unwrap_or_else(|| panic!("no row for {target} in the bans table:\n{table}"));
+    row.split("<td")
+        .skip(1)
+        .map(|cell| {
+            let text = cell.split_once('>').map_or("", |(_, t)| t);
+            text.split("</td>").next().unwrap_or_default().to_owned()
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_shows_a_ban_with_its_evidence_and_a_hostile_user_name_as_text() {
     let dir = tempfile::tempdir().unwrap();
@@ -95,9 +116,25 @@ async fn the_page_shows_a_ban_with_its_evidence_and_a_hostile_user_name_as_text(
         ban["evidence"].as_str().unwrap().contains("alert(1)"),
         "{ban}"
     );
+    // Beside the raw JSON, the evidence as `mtids bans show` words it.
+    let readable = ban["evidence_text"].as_str().unwrap();
+    assert!(
+        readable.starts_with("brute_force 5/5 in ") && readable.contains(", seen by sim"),
+        "{readable}"
+    );
+    assert!(
+        readable.contains(&format!("\nusers: {HOSTILE_USER}"))
+            && readable.contains("\nservices: ssh"),
+        "{readable}"
+    );
     let recent = &state["recent"][0];
     assert_eq!(recent["decision"], "ban", "{state}");
     assert_eq!(recent["source"], ATTACKER, "{state}");
+    let readable = recent["evidence_text"].as_str().unwrap();
+    assert!(
+        readable.starts_with("brute_force 5/5 in ") && readable.contains("\nservices: ssh"),
+        "{readable}"
+    );
     let minute = state["series"].as_array().unwrap().last().unwrap().clone();
     assert!(minute["events"].as_u64().unwrap() >= 5, "{minute}");
     assert_eq!(minute["bans"]["brute_force"], 1, "{minute}");
@@ -112,9 +149,30 @@ async fn the_page_shows_a_ban_with_its_evidence_and_a_hostile_user_name_as_text(
     .await
     .unwrap();
     assert!(dom.contains(ATTACKER), "attacker not on the page:\n{dom}");
+    // The ban's row: its evidence cell reads like `mtids bans show` (the user name
+    // escaped), not JSON; its expiry says how far off it is.
+    let row = ban_row(&dom, ATTACKER);
+    let evidence = row.last().unwrap();
     assert!(
-        dom.contains("brute_force") && dom.contains("\"threshold\""),
-        "evidence not on the page:\n{dom}"
+        evidence.starts_with("brute_force 5/5 in ")
+            && evidence.contains("users: &lt;script&gt;alert(1)&lt;/script&gt;")
+            && evidence.contains("services: ssh"),
+        "the evidence cell does not read as text: {evidence}"
+    );
+    assert!(
+        !evidence.contains("{\""),
+        "JSON in the evidence cell: {evidence}"
+    );
+    assert!(
+        !dom.contains("\"threshold\""),
+        "raw evidence JSON on the page:\n{dom}"
+    );
+    let expires = &row[4];
+    assert!(
+        expires.starts_with(ban["expires"].as_str().unwrap())
+            && expires.contains(" (in ")
+            && expires.ends_with(')'),
+        "the expiry of the ban just made is not shown relative to now: {expires}"
     );
     assert!(
         dom.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),

@@ -1,7 +1,7 @@
 //! The read-only web page of `mtids run` (`[web] listen`): `GET /` is one static HTML
 //! file (vanilla JS, nothing fetched from elsewhere) that polls `GET /api/state`, a JSON
 //! object: the control socket's status snapshot (`status`), the active bans with their
-//! evidence (`bans`), the last [`RECENT_OUTCOMES`] findings with what was decided
+//! evidence, raw and as text (`bans`), the last [`RECENT_OUTCOMES`] findings with what was decided
 //! (`recent`), and events / findings / bans per detector per minute over 24 h
 //! (`series`). Nothing here changes anything. Plain HTTP, no TLS: keep it on loopback
 //! (the default) or behind a reverse proxy.
@@ -104,6 +104,8 @@ impl Recorder {
             ),
             Outcome::Suppressed(s) => ("not banned", s.reason.to_string()),
         };
+        // The same evidence a ban keeps (samples bounded), so both read the same way.
+        let evidence = mtids_enforce::evidence_json(finding);
         let entry = json!({
             "time": humantime::format_rfc3339_seconds(now).to_string(),
             "detector": detector,
@@ -111,7 +113,8 @@ impl Recorder {
             "severity": finding.severity,
             "decision": decision,
             "why": why,
-            "evidence": serde_json::to_value(&finding.evidence).unwrap_or(Value::Null),
+            "evidence_text": evidence_text(&evidence),
+            "evidence": evidence,
         });
         let mut r = self.lock();
         let minute = r.minute(now);
@@ -146,6 +149,12 @@ impl Recorder {
     }
 }
 
+/// Evidence as the text `mtids bans show` prints for it, one line per fact (`None` for
+/// what is not an evidence object).
+fn evidence_text(evidence: &Value) -> Option<String> {
+    crate::bans::evidence_lines(evidence).map(|lines| lines.join("\n"))
+}
+
 /// The whole `/api/state` answer.
 pub(crate) fn state(shared: &Shared, fleet: &Fleet, started: SystemTime) -> Value {
     let now = shared.now();
@@ -156,6 +165,10 @@ pub(crate) fn state(shared: &Shared, fleet: &Fleet, started: SystemTime) -> Valu
             let mut out = Vec::with_capacity(active.len().min(MAX_BANS));
             for ban in active.into_iter().take(MAX_BANS) {
                 let evidence = l.evidence(ban.id)?;
+                let readable = evidence
+                    .as_deref()
+                    .and_then(|e| serde_json::from_str::<Value>(e).ok())
+                    .and_then(|v| evidence_text(&v));
                 out.push(json!({
                     "target": ban.target,
                     "router": ban.router,
@@ -165,6 +178,7 @@ pub(crate) fn state(shared: &Shared, fleet: &Fleet, started: SystemTime) -> Valu
                     "expires": ban.expires.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
                     "state": format!("{:?}", ban.state),
                     "evidence": evidence,
+                    "evidence_text": readable,
                 }));
             }
             Ok(out)
