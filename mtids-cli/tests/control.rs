@@ -470,6 +470,22 @@ async fn sighup_applies_allowlist_and_log_level_and_a_bad_file_keeps_the_old_con
         "{stdout}"
     );
 
+    // So is a new `[crowdsec]` section (it was silently ignored before).
+    let key = dir.path().join("bouncer.key");
+    std::fs::write(&key, "0123456789abcdef\n").unwrap();
+    let with_crowdsec = format!(
+        "{}\n[crowdsec]\nurl = \"http://127.0.0.1:9\"\nbouncer_key_file = \"{}\"\n",
+        std::fs::read_to_string(&config).unwrap(),
+        key.display()
+    );
+    write_config(&config, &with_crowdsec);
+    let (code, stdout, _) = mtids(&config, &["reload"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("only applied after a restart") && stdout.contains("crowdsec"),
+        "{stdout}"
+    );
+
     // A bad file: `mtids reload` fails with the error, the daemon keeps the old config;
     // SIGHUP logs the error.
     write_config(

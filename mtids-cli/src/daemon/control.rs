@@ -413,6 +413,9 @@ impl Control {
         if differs(&applied.web, &fresh.web) {
             restart.push("web");
         }
+        if differs(&applied.crowdsec, &fresh.crowdsec) {
+            restart.push("crowdsec");
+        }
         if differs(&applied.metrics, &fresh.metrics) {
             restart.push("metrics");
         }
