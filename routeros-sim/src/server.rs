@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::{BufMut, BytesMut};
 use routeros_proto::codec::{Decoder, Limits};
@@ -162,7 +164,7 @@ where
     let mut logged_in = false;
     let mut before_login: u32 = 0;
     let mut inbuf = BytesMut::with_capacity(64 << 10);
-    let mut follows: HashMap<Option<Vec<u8>>, JoinHandle<()>> = HashMap::new();
+    let mut follows: Follows = HashMap::new();
 
     'session: loop {
         tokio::select! {
@@ -228,12 +230,13 @@ where
                         }
                         Outcome::Follow { initial, follow } => {
                             router.count_sent(&request.command, &initial);
+                            let sent_rows = Arc::new(AtomicBool::new(initial.iter().any(|s| s.reply_word() == b"!re")));
                             if !initial.is_empty() && tx.send(Out::Sentences(due, initial)).await.is_err() {
                                 break 'session;
                             }
                             let key = follow.tag().map(<[u8]>::to_vec);
-                            let task = tokio::spawn(run_follow(router.clone(), follow, tx.clone()));
-                            if let Some(old) = follows.insert(key, task) {
+                            let task = tokio::spawn(run_follow(router.clone(), follow, tx.clone(), Arc::clone(&sent_rows)));
+                            if let Some((old, _)) = follows.insert(key, (task, sent_rows)) {
                                 old.abort();
                             }
                         }
@@ -245,11 +248,17 @@ where
                             };
                             let mut found = false;
                             for key in targets {
-                                if let Some(task) = follows.remove(&key) {
+                                if let Some((task, sent_rows)) = follows.remove(&key) {
                                     found = true;
                                     task.abort();
                                     let _ = task.await; // nothing of it may follow the trap
                                     out.push(Sentence::trap(Some(TrapCategory::Interrupted), "interrupted").with_tag(key.as_deref()));
+                                    // A cancelled follow that never sent a row had no data: 7.24
+                                    // answers trap, `!empty`, `!done` (ROUTEROS.md §5); `!empty`
+                                    // is the 7.18+ word for a command without data (§1).
+                                    if !sent_rows.load(Ordering::Relaxed) && router.config().sends_empty() {
+                                        out.push(Sentence::empty().with_tag(key.as_deref()));
+                                    }
                                     out.push(Sentence::done().with_tag(key.as_deref()));
                                 }
                             }
@@ -278,20 +287,31 @@ where
     writer_task.abort();
 }
 
-async fn abort_all(follows: &mut HashMap<Option<Vec<u8>>, JoinHandle<()>>) {
-    for (_, task) in follows.drain() {
+/// The running follows of a session by tag, each with whether it has sent a row yet.
+type Follows = HashMap<Option<Vec<u8>>, (JoinHandle<()>, Arc<AtomicBool>)>;
+
+async fn abort_all(follows: &mut Follows) {
+    for (_, (task, _)) in follows.drain() {
         task.abort();
         let _ = task.await;
     }
 }
 
-async fn run_follow(router: Router, mut follow: crate::router::Follow, tx: mpsc::Sender<Out>) {
+async fn run_follow(
+    router: Router,
+    mut follow: crate::router::Follow,
+    tx: mpsc::Sender<Out>,
+    sent_rows: Arc<AtomicBool>,
+) {
     let mut changes = router.change_watch();
     loop {
         if !router.stalled() {
             let rows = router.poll_follow(&mut follow);
-            if !rows.is_empty() && tx.send(Out::Sentences(None, rows)).await.is_err() {
-                return;
+            if !rows.is_empty() {
+                sent_rows.store(true, Ordering::Relaxed);
+                if tx.send(Out::Sentences(None, rows)).await.is_err() {
+                    return;
+                }
             }
         }
         if changes.changed().await.is_err() {

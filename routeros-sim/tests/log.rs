@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{admin, attr, start, tag_of};
-use routeros_sim::{FirewallLogLine, RouterConfig, Service};
+use routeros_sim::{FirewallLogLine, RouterConfig, RouterOsVersion, Service};
 
 #[tokio::test]
 async fn print_with_topics_query() {
@@ -152,6 +152,45 @@ async fn follow_sends_existing_entries_first_and_untagged_cancel_stops_all() {
     assert_eq!(c.recv().await.unwrap(), vec!["!done"]);
     let unknown = c.call(&["/cancel", "=tag=nope"]).await;
     assert_eq!(unknown[0][0], "!trap");
+}
+
+/// `/cancel` of a follow that never sent a row: 7.24 answers `!trap` (interrupted), then
+/// `!empty`, then `!done` on the cancelled tag (ROUTEROS.md §5); before 7.18, which has no
+/// `!empty` (§1), the trap and `!done`.
+#[tokio::test]
+async fn cancelling_a_follow_that_sent_nothing_answers_empty_from_7_18() {
+    for (version, empty) in [("7.24", true), ("7.18", true), ("7.17.2", false)] {
+        let config = RouterConfig {
+            version: RouterOsVersion::parse(version).unwrap(),
+            ..RouterConfig::default()
+        };
+        let (_router, server) = start(config).await;
+        let mut c = admin(&server).await;
+        c.send(&["/log/print", "=follow-only=", "?topics=nothing", ".tag=f"])
+            .await;
+        assert!(c.sync().await.is_empty());
+        c.send(&["/cancel", "=tag=f", ".tag=c"]).await;
+        let mut replies = vec![c.recv().await.unwrap()];
+        while replies.last().unwrap()[0] != "!done" {
+            replies.push(c.recv().await.unwrap());
+        }
+        let mut expected = vec![vec![
+            "!trap",
+            "=category=2",
+            "=message=interrupted",
+            ".tag=f",
+        ]];
+        if empty {
+            expected.push(vec!["!empty", ".tag=f"]);
+        }
+        expected.push(vec!["!done", ".tag=f"]);
+        assert_eq!(replies, expected, "{version}");
+        assert_eq!(
+            c.recv().await.unwrap(),
+            vec!["!done", ".tag=c"],
+            "{version}"
+        );
+    }
 }
 
 #[tokio::test]
