@@ -19,8 +19,10 @@
 mod framing;
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -204,7 +206,11 @@ pub(crate) fn server_tls(
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Starts one task per listener, pushing their handles to `tasks`.
+/// A listener's task, before it runs.
+type ListenerTask = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Starts one task per listener on a thread of their own, pushing a handle that ends
+/// with them to `tasks`.
 pub(crate) fn spawn(
     shared: &Arc<Shared>,
     listeners: Listeners,
@@ -216,16 +222,13 @@ pub(crate) fn spawn(
         events: events.clone(),
         queue: Arc::clone(&queue),
     };
+    let mut listener_tasks: Vec<ListenerTask> = Vec::new();
     if let Some(socket) = listeners.udp {
         watch_kernel_drops(shared, &socket);
-        tasks.push(tokio::spawn(run_udp(
-            Arc::clone(shared),
-            socket,
-            sink(events),
-        )));
+        listener_tasks.push(Box::pin(run_udp(Arc::clone(shared), socket, sink(events))));
     }
     if let Some(listener) = listeners.tcp {
-        tasks.push(tokio::spawn(run_stream(
+        listener_tasks.push(Box::pin(run_stream(
             Arc::clone(shared),
             listener,
             None,
@@ -233,12 +236,71 @@ pub(crate) fn spawn(
         )));
     }
     if let Some((listener, acceptor)) = listeners.tls {
-        tasks.push(tokio::spawn(run_stream(
+        listener_tasks.push(Box::pin(run_stream(
             Arc::clone(shared),
             listener,
             Some(acceptor),
             sink(events),
         )));
+    }
+    if !listener_tasks.is_empty() {
+        tasks.push(on_own_thread(listener_tasks));
+    }
+}
+
+/// Runs `listener_tasks` (and the connection tasks they spawn) on a thread of their own,
+/// in a current-thread runtime: reading, framing and parsing then run beside the
+/// detection task. On the shared runtime they took turns with it on one worker (tokio
+/// runs the task a send wakes on the sender's worker, in a slot other workers do not
+/// steal from), so `mtids run` used one core (docs/performance.md). The handle returned
+/// ends when they have. Should the thread not start, they run on the shared runtime.
+fn on_own_thread(listener_tasks: Vec<ListenerTask>) -> JoinHandle<()> {
+    let fall_back = |listener_tasks: Vec<ListenerTask>, error: std::io::Error| {
+        tracing::warn!(%error, "syslog listeners: no thread of their own, sharing the runtime");
+        let handles: Vec<JoinHandle<()>> = listener_tasks.into_iter().map(tokio::spawn).collect();
+        tokio::spawn(async move {
+            for handle in handles {
+                let _ = handle.await;
+            }
+        })
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return fall_back(listener_tasks, error),
+    };
+    let (handover, received) = std::sync::mpsc::channel::<Vec<ListenerTask>>();
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("mtids-syslog".to_owned())
+        .spawn(move || {
+            let Ok(listener_tasks) = received.recv() else {
+                return;
+            };
+            runtime.block_on(async move {
+                let handles: Vec<JoinHandle<()>> =
+                    listener_tasks.into_iter().map(tokio::spawn).collect();
+                for handle in handles {
+                    let _ = handle.await;
+                }
+            });
+            // Connection tasks still running stop with the runtime.
+            drop(runtime);
+            drop(done);
+        });
+    match thread {
+        Ok(_) => match handover.send(listener_tasks) {
+            Ok(()) => tokio::spawn(async move {
+                let _ = finished.await;
+            }),
+            Err(std::sync::mpsc::SendError(listener_tasks)) => fall_back(
+                listener_tasks,
+                std::io::Error::other("the syslog thread ended at once"),
+            ),
+        },
+        Err(error) => fall_back(listener_tasks, error),
     }
 }
 
@@ -308,11 +370,19 @@ struct BatchSink {
     queue: Arc<Semaphore>,
 }
 
-/// Events parsed from one sender, not yet sent.
+/// Events parsed from one sender, not yet sent, and the count of lines read.
 struct Batch {
     source: usize,
     events: Vec<Event<'static>>,
     observed: Instant,
+    /// Whether a line was read since the last flush (`observed` and `context` are set).
+    started: bool,
+    /// What lines without a year or date take: today, read from the clock once per batch.
+    context: LineContext,
+    /// Lines read since the last flush, and how many of them were not recognised:
+    /// counted once per flush, not once per line.
+    lines: u64,
+    unrecognized: u64,
 }
 
 impl Batch {
@@ -321,11 +391,18 @@ impl Batch {
             source,
             events: Vec::with_capacity(BATCH),
             observed: Instant::now(),
+            started: false,
+            context: LineContext::default(),
+            lines: 0,
+            unrecognized: 0,
         }
     }
 
-    /// Sends the events parsed so far (if any) as one message; `Err` when detection is gone.
+    /// Counts the lines read so far and sends their events (if any) as one message;
+    /// `Err` when detection is gone.
     async fn flush(&mut self, shared: &Shared, sink: &BatchSink) -> Result<(), ()> {
+        self.count(shared);
+        self.started = false;
         if self.events.is_empty() {
             return Ok(());
         }
@@ -335,17 +412,30 @@ impl Batch {
             .await
             .map_err(|_| ())?;
         let events = std::mem::replace(&mut self.events, Vec::with_capacity(BATCH));
-        let observed = std::mem::replace(&mut self.observed, Instant::now());
         sink.events
             .send(Input::Events {
                 source: self.source,
                 now: timestamp(shared.now()),
                 events,
-                observed,
+                observed: self.observed,
                 permit,
             })
             .await
             .map_err(|_| ())
+    }
+
+    /// Adds the lines read since the last count to the counters (unrecognised lines are
+    /// counted here, as the detection task, which counts the other kinds, never sees them).
+    fn count(&mut self, shared: &Shared) {
+        let (lines, unrecognized) = (self.lines, self.unrecognized);
+        (self.lines, self.unrecognized) = (0, 0);
+        Stats::add(&shared.stats.log_rows, lines);
+        let metrics = &shared.metrics;
+        metrics.syslog_lines(SyslogLine::Recognized, lines - unrecognized);
+        metrics.syslog_lines(SyslogLine::Unrecognized, unrecognized);
+        if let Some(counters) = shared.event_counters.get(self.source) {
+            counters.count_many(Event::Unrecognized.kind(), unrecognized);
+        }
     }
 
     /// Parses `raw` into the batch, sending it first when full.
@@ -353,11 +443,15 @@ impl Batch {
         if self.events.len() >= BATCH {
             self.flush(shared, sink).await?;
         }
-        if self.events.is_empty() {
+        if !self.started {
+            self.started = true;
             self.observed = Instant::now();
+            self.context = LineContext::new(Date::of(timestamp(shared.now())), 0);
         }
-        if let Some(event) = parse_line(shared, self.source, raw) {
-            self.events.push(event);
+        self.lines += 1;
+        match parse_line(raw, &self.context) {
+            Some(event) => self.events.push(event),
+            None => self.unrecognized += 1,
         }
         Ok(())
     }
@@ -613,25 +707,19 @@ async fn read_frames(
     }
 }
 
-/// Parses one syslog line; the event when it is one detection reads (unrecognised lines
-/// are counted here, as the detection task never sees them).
-fn parse_line(shared: &Shared, source: usize, raw: &[u8]) -> Option<Event<'static>> {
-    Stats::bump(&shared.stats.log_rows);
-    let text = String::from_utf8_lossy(raw);
+/// Parses one syslog line; the event when it is one detection reads.
+fn parse_line(raw: &[u8], context: &LineContext) -> Option<Event<'static>> {
+    // `from_utf8` is the fast check; only a line with invalid bytes pays for the copy.
+    let text = match std::str::from_utf8(raw) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(raw),
+    };
     let text = text.trim_end_matches(['\r', '\n', '\0']);
     let line = normalize_rfc5424(text);
-    let now_sys = shared.now();
-    let ctx = LineContext::new(Date::of(timestamp(now_sys)), 0);
-    let parsed = parse_log_line(&line, &ctx);
+    let parsed = parse_log_line(&line, context);
     if matches!(parsed.event, Event::Unrecognized) {
-        // Counted here: the detection task, which counts the other kinds, never sees it.
-        shared.metrics.syslog_line(SyslogLine::Unrecognized);
-        if let Some(counters) = shared.event_counters.get(source) {
-            counters.count(Event::Unrecognized.kind());
-        }
         return None;
     }
-    shared.metrics.syslog_line(SyslogLine::Recognized);
     Some(parsed.event.into_owned())
 }
 
