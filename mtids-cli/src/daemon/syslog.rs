@@ -17,6 +17,7 @@
 //! or under `syslog` when no router matches.
 
 mod framing;
+mod intern;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -35,6 +36,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use self::framing::{FrameRef, Framer, looks_run_together, split_frames};
+use self::intern::Interner;
 use super::detection::Input;
 use super::{Shared, Stats, timestamp};
 use crate::config::InputConfig;
@@ -383,6 +385,8 @@ struct Batch {
     /// counted once per flush, not once per line.
     lines: u64,
     unrecognized: u64,
+    /// Shared copies of the text fields of kept events.
+    interner: Interner,
 }
 
 impl Batch {
@@ -395,6 +399,7 @@ impl Batch {
             context: LineContext::default(),
             lines: 0,
             unrecognized: 0,
+            interner: Interner::default(),
         }
     }
 
@@ -449,7 +454,7 @@ impl Batch {
             self.context = LineContext::new(Date::of(timestamp(shared.now())), 0);
         }
         self.lines += 1;
-        match parse_line(raw, &self.context) {
+        match parse_line(raw, &self.context, &mut self.interner) {
             Some(event) => self.events.push(event),
             None => self.unrecognized += 1,
         }
@@ -707,8 +712,13 @@ async fn read_frames(
     }
 }
 
-/// Parses one syslog line; the event when it is one detection reads.
-fn parse_line(raw: &[u8], context: &LineContext) -> Option<Event<'static>> {
+/// Parses one syslog line; the event when it is one detection reads, its text owned
+/// through `interner`.
+fn parse_line(
+    raw: &[u8],
+    context: &LineContext,
+    interner: &mut Interner,
+) -> Option<Event<'static>> {
     // `from_utf8` is the fast check; only a line with invalid bytes pays for the copy.
     let text = match std::str::from_utf8(raw) {
         Ok(text) => std::borrow::Cow::Borrowed(text),
@@ -720,7 +730,7 @@ fn parse_line(raw: &[u8], context: &LineContext) -> Option<Event<'static>> {
     if matches!(parsed.event, Event::Unrecognized) {
         return None;
     }
-    Some(parsed.event.into_owned())
+    Some(parsed.event.into_owned_with(&mut |text| interner.own(text)))
 }
 
 /// `<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG` becomes `TIMESTAMP HOST APP MSG`, the
