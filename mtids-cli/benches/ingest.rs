@@ -23,6 +23,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::Path;
@@ -129,6 +130,70 @@ fn rss_mib(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// User + system CPU seconds in a `/proc/.../stat` line (utime and stime, fields 14 and
+/// 15 of proc(5), in clock ticks of 1/100 s on Linux).
+fn stat_cpu(stat: &str) -> f64 {
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds used so far by the daemon's threads, summed by thread name:
+/// `mtids-syslog` (reading, framing, parsing) and `tokio-rt-worker` (detection, the rest).
+fn daemon_cpu(pid: u32) -> BTreeMap<String, f64> {
+    let mut by_name = BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let path = task.path();
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        *by_name.entry(name.trim().to_owned()).or_insert(0.0) += stat_cpu(&stat);
+    }
+    by_name
+}
+
+/// CPU seconds used so far by the calling thread (the sender).
+fn sender_cpu() -> f64 {
+    stat_cpu(&std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default())
+}
+
+/// What the daemon's threads and the sender spent between two readings, as a line.
+fn cpu_line(
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+    sender: f64,
+    lines: u64,
+) -> String {
+    let mut text = String::from("  cpu s:");
+    let mut total = 0.0;
+    for (name, t) in after {
+        let used = t - before.get(name).copied().unwrap_or(0.0);
+        if used > 0.0 {
+            total += used;
+            text.push_str(&format!(" {name} {used:.2}"));
+        }
+    }
+    let per_line = |s: f64| s * 1e9 / lines.max(1) as f64;
+    text.push_str(&format!(
+        "; daemon {total:.2} ({:.0} ns/line); sender {sender:.2} ({:.0} ns/line)",
+        per_line(total),
+        per_line(sender)
+    ));
+    text
+}
+
 fn marker_seen(log: &Path, address: &str) -> bool {
     std::fs::read_to_string(log)
         .unwrap_or_default()
@@ -153,10 +218,9 @@ fn flood(n: u64, newline: bool) -> (Vec<u8>, Vec<usize>) {
 
 /// Sends `n` lines one per datagram, then the marker's brute force; the time until its
 /// finding is logged.
-fn run_udp(to: SocketAddr, n: u64, log: &Path) -> (Duration, bool) {
+fn run_udp(to: SocketAddr, (data, ends): (Vec<u8>, Vec<usize>), log: &Path) -> (Duration, bool) {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.connect(to).unwrap();
-    let (data, ends) = flood(n, false);
     let mut buf = Vec::with_capacity(512);
     let start = Instant::now();
     let mut from = 0;
@@ -178,9 +242,8 @@ fn run_udp(to: SocketAddr, n: u64, log: &Path) -> (Duration, bool) {
 }
 
 /// Sends `n` lines over one TCP connection in 1 MiB writes, then the marker's brute force.
-fn run_tcp(to: SocketAddr, n: u64, log: &Path) -> (Duration, bool) {
+fn run_tcp(to: SocketAddr, (mut data, _): (Vec<u8>, Vec<usize>), log: &Path) -> (Duration, bool) {
     let mut stream = TcpStream::connect(to).unwrap();
-    let (mut data, _) = flood(n, true);
     for _ in 0..20 {
         marker(MARKER_TCP, &mut data);
         data.push(b'\n');
@@ -254,7 +317,10 @@ fn main() -> ExitCode {
     let mut ok = true;
     if transport == "both" || transport == "udp" {
         let drops_before = udp_drops(udp.port());
-        let (t, seen) = run_udp(udp, n, &log);
+        let lines = flood(n, false);
+        let (cpu, sender) = (daemon_cpu(pid), sender_cpu());
+        let (t, seen) = run_udp(udp, lines, &log);
+        let cpu = cpu_line(&cpu, &daemon_cpu(pid), sender_cpu() - sender, n);
         let dropped = udp_drops(udp.port()) - drops_before;
         let consumed = n.saturating_sub(dropped);
         let (rss, hwm) = rss_mib(pid);
@@ -264,16 +330,21 @@ fn main() -> ExitCode {
             t.as_secs_f64(),
             consumed as f64 / t.as_secs_f64()
         );
+        println!("{cpu}");
         ok &= seen;
     }
     if transport == "both" || transport == "tcp" {
-        let (t, seen) = run_tcp(tcp, n, &log);
+        let lines = flood(n, true);
+        let (cpu, sender) = (daemon_cpu(pid), sender_cpu());
+        let (t, seen) = run_tcp(tcp, lines, &log);
+        let cpu = cpu_line(&cpu, &daemon_cpu(pid), sender_cpu() - sender, n);
         let (rss, hwm) = rss_mib(pid);
         println!(
             "ingest tcp: {n} lines consumed in {:.3} s = {:.0} lines/s; RSS idle {idle:.1} MiB, now {rss:.1} MiB, peak {hwm:.1} MiB",
             t.as_secs_f64(),
             n as f64 / t.as_secs_f64()
         );
+        println!("{cpu}");
         ok &= seen;
     }
     let status = stop(&mut child, Duration::from_secs(20));

@@ -658,11 +658,13 @@ async fn read_frames(
     let shared = &*context.shared;
     let source = shared.syslog_source(peer.ip());
     let mut framer = Framer::new(context.delimiter.clone(), MAX_LINE);
-    let mut chunk = vec![0u8; STREAM_READ];
     let mut warned = false;
     let mut batch = Batch::new(source);
     loop {
-        let n = match tokio::time::timeout(context.idle, stream.read(&mut chunk)).await {
+        // At most STREAM_READ bytes, read into the framer's buffer (no copy).
+        let space = framer.space(STREAM_READ);
+        let mut limited = (&mut stream).take(STREAM_READ as u64);
+        match tokio::time::timeout(context.idle, limited.read_buf(space)).await {
             Err(_) => {
                 tracing::debug!(
                     %peer,
@@ -672,9 +674,8 @@ async fn read_frames(
                 return;
             }
             Ok(Ok(0) | Err(_)) => return,
-            Ok(Ok(n)) => n,
-        };
-        framer.push(chunk.get(..n).unwrap_or_default());
+            Ok(Ok(_)) => {}
+        }
         while let Some(frame) = framer.next_frame_ref() {
             match frame {
                 FrameRef::Line(line) => {

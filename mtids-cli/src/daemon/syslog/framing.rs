@@ -107,12 +107,20 @@ impl Framer {
     }
 
     /// Appends bytes read from the stream.
+    #[cfg(test)]
     pub(crate) fn push(&mut self, bytes: &[u8]) {
+        self.space(bytes.len()).extend_from_slice(bytes);
+    }
+
+    /// The buffer to read up to `room` more bytes into, at its end (the consumed bytes
+    /// dropped first): the stream is read straight into it, not copied in after.
+    pub(crate) fn space(&mut self, room: usize) -> &mut Vec<u8> {
         if self.start > 0 {
             self.buf.drain(..self.start);
             self.start = 0;
         }
-        self.buf.extend_from_slice(bytes);
+        self.buf.reserve(room);
+        &mut self.buf
     }
 
     /// Bytes received and not yet part of a frame.
@@ -303,7 +311,10 @@ fn topics_headers(frame: &[u8]) -> usize {
     // Words ending before this were visited already.
     let mut visited = 0;
     for comma in memchr::memchr_iter(b',', frame) {
-        if comma < visited {
+        // In a topics word every comma is followed by a lowercase letter: a comma that is
+        // not (`in:ether1 out:(unknown 0), proto`) rules its word out without a look.
+        let lowercase_next = frame.get(comma + 1).is_some_and(u8::is_ascii_lowercase);
+        if comma < visited || !lowercase_next {
             continue;
         }
         let before = frame.get(..comma).unwrap_or_default();
