@@ -16,6 +16,7 @@
 //! Events are counted under the configured router whose host is the sender's address,
 //! or under `syslog` when no router matches.
 
+mod burst;
 mod framing;
 mod intern;
 
@@ -35,6 +36,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use self::burst::Burst;
 use self::framing::{FrameRef, Framer, looks_run_together, split_frames};
 use self::intern::Interner;
 use super::detection::Input;
@@ -468,35 +470,54 @@ async fn run_udp(shared: Arc<Shared>, socket: std::net::UdpSocket, sink: BatchSi
     };
     let delimiter = cef_delimiter(&shared);
     let mut shutdown = shared.shutdown.clone();
-    let mut buf = vec![0u8; 65_536];
+    let mut burst = Burst::new();
     let mut batch = Batch::new(0);
+    // The last sender and its source: one lookup when the sender changes, not per datagram.
+    let mut last: Option<(IpAddr, usize)> = None;
     loop {
         tokio::select! {
-            r = socket.recv_from(&mut buf) => {
-                let mut next = r;
+            ready = socket.readable() => {
+                if ready.is_err() {
+                    continue;
+                }
                 // Everything already queued in the socket, up to a burst, is read in this
-                // wakeup and goes to detection as few messages.
-                for _ in 0..UDP_BURST {
-                    let Ok((n, peer)) = next else { break };
-                    let source = shared.syslog_source(peer.ip());
-                    if source != batch.source {
-                        if batch.flush(&shared, &sink).await.is_err() {
-                            return;
+                // wakeup (many datagrams per system call) and goes to detection as few
+                // messages.
+                let mut taken = 0;
+                while taken < UDP_BURST {
+                    let n = match burst.receive(&socket) {
+                        Ok(n) if n > 0 => n,
+                        _ => break,
+                    };
+                    taken += n;
+                    for i in 0..n {
+                        let Some((data, sender)) = burst.datagram(i) else { continue };
+                        let ip = sender.map_or(IpAddr::from([0, 0, 0, 0]), |s| s.ip());
+                        let source = match last {
+                            Some((known, source)) if known == ip => source,
+                            _ => {
+                                let source = shared.syslog_source(ip);
+                                last = Some((ip, source));
+                                source
+                            }
+                        };
+                        if source != batch.source {
+                            if batch.flush(&shared, &sink).await.is_err() {
+                                return;
+                            }
+                            batch.source = source;
                         }
-                        batch.source = source;
+                        // RouterOS ends CEF with its delimiter even over UDP (ROUTEROS.md §5).
+                        for line in split_frames(data, &delimiter) {
+                            if line.len() > MAX_LINE {
+                                too_long(&shared);
+                                continue;
+                            }
+                            if batch.line(&shared, line, &sink).await.is_err() {
+                                return;
+                            }
+                        }
                     }
-                    let data = buf.get(..n).unwrap_or_default();
-                    // RouterOS ends CEF with its delimiter even over UDP (ROUTEROS.md §5).
-                    for line in split_frames(data, &delimiter) {
-                        if line.len() > MAX_LINE {
-                            too_long(&shared);
-                            continue;
-                        }
-                        if batch.line(&shared, line, &sink).await.is_err() {
-                            return;
-                        }
-                    }
-                    next = socket.try_recv_from(&mut buf);
                 }
                 if batch.flush(&shared, &sink).await.is_err() {
                     return;
