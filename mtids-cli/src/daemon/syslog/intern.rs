@@ -46,9 +46,8 @@ fn global(table: &Mutex<Set>, text: &str) -> Option<&'static str> {
 /// One listener's view of the table: lookups without the lock once a string was seen.
 pub(super) struct Interner {
     table: &'static Mutex<Set>,
+    /// What this listener found in the table (at most all of it).
     seen: Set,
-    /// The shared table had no room: text not seen yet is copied.
-    full: bool,
 }
 
 impl Default for Interner {
@@ -62,7 +61,6 @@ impl Interner {
         Interner {
             table,
             seen: Set::default(),
-            full: false,
         }
     }
 
@@ -75,14 +73,9 @@ impl Interner {
         if let Some(known) = self.seen.get(&*text) {
             return Cow::Borrowed(known);
         }
-        if !self.full {
-            match global(self.table, &text) {
-                Some(made) => {
-                    self.seen.insert(made);
-                    return Cow::Borrowed(made);
-                }
-                None => self.full = true,
-            }
+        if let Some(made) = global(self.table, &text) {
+            self.seen.insert(made);
+            return Cow::Borrowed(made);
         }
         Cow::Owned(text.into_owned())
     }
@@ -119,7 +112,6 @@ mod tests {
             let text = format!("user-{i}");
             assert_eq!(interner.own(Cow::Borrowed(&text)), text);
         }
-        assert!(interner.full);
         assert_eq!(table.lock().unwrap().len(), MAX_STRINGS);
         // What was shared before the table filled still is.
         assert!(matches!(
