@@ -206,10 +206,21 @@ pub(crate) fn find_end(buf: &[u8], delimiter: &[u8]) -> Option<(usize, usize)> {
     // A delimiter that ends the frame first starts before the newline: look no further
     // (scanning the whole buffer for a delimiter the sender never sends made every
     // line cost the rest of the buffer).
-    let scope = newline.map_or(buf, |(n, _)| buf.get(..n + delimiter.len()).unwrap_or(buf));
-    let custom = (delimiter != b"\n" && !delimiter.is_empty())
-        .then(|| memchr::memmem::find(scope, delimiter).map(|i| (i, delimiter.len())))
-        .flatten();
+    let custom = match (newline, memchr::memchr(b'\n', delimiter)) {
+        _ if delimiter == b"\n" || delimiter.is_empty() => None,
+        // A delimiter with a newline at its k-th byte (`\r\n`, RouterOS' default) has it
+        // at or after the first newline `n`, and ending the frame first it starts at or
+        // before `n`: only `n - k ..= n` can hold it. No substring search per line.
+        (Some((n, _)), Some(k)) => (n.saturating_sub(k)..=n).find(|p| {
+            buf.get(*p..)
+                .is_some_and(|rest| rest.starts_with(delimiter))
+        }),
+        (newline, _) => {
+            let scope = newline.map_or(buf, |(n, _)| buf.get(..n + delimiter.len()).unwrap_or(buf));
+            memchr::memmem::find(scope, delimiter)
+        }
+    }
+    .map(|i| (i, delimiter.len()));
     match (newline, custom) {
         (Some(n), Some(c)) => Some(if c.0 <= n.0 { c } else { n }),
         (n, c) => n.or(c),
@@ -460,6 +471,19 @@ mod tests {
         }
     }
 
+    /// `find_end` as it was, with a substring search per line: the fast one must agree.
+    fn find_end_reference(buf: &[u8], delimiter: &[u8]) -> Option<(usize, usize)> {
+        let newline = memchr::memchr(b'\n', buf).map(|i| (i, 1));
+        let scope = newline.map_or(buf, |(n, _)| buf.get(..n + delimiter.len()).unwrap_or(buf));
+        let custom = (delimiter != b"\n" && !delimiter.is_empty())
+            .then(|| memchr::memmem::find(scope, delimiter).map(|i| (i, delimiter.len())))
+            .flatten();
+        match (newline, custom) {
+            (Some(n), Some(c)) => Some(if c.0 <= n.0 { c } else { n }),
+            (n, c) => n.or(c),
+        }
+    }
+
     /// The first implementation, allocating and byte by byte: the fast one must agree.
     fn looks_run_together_reference(frame: &[u8]) -> bool {
         const SEVERITIES: [&[u8]; 5] = [b"info", b"warning", b"error", b"critical", b"debug"];
@@ -488,6 +512,24 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Where a frame ends is what the substring search found, for every delimiter
+        /// shape (with a newline first, last, inside, twice, or none).
+        #[test]
+        fn find_end_agrees_with_the_reference(
+            data in proptest::collection::vec(
+                proptest::sample::select(vec![b'a', b'\r', b'\n', b'|', b'\0', b'b']),
+                0..64,
+            ),
+            delimiter in proptest::sample::select(vec![
+                &b"\r\n"[..], b"\n", b"||", b"\0", b"a\nb", b"\n\n", b"\nb", b"a\r\n", b"",
+            ]),
+        ) {
+            proptest::prop_assert_eq!(
+                find_end(&data, delimiter),
+                find_end_reference(&data, delimiter)
+            );
+        }
+
         /// The memchr version of `looks_run_together` answers as the first one did, on
         /// lines made of the words that matter (PRI headers, topics, near misses).
         #[test]
