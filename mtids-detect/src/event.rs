@@ -723,6 +723,29 @@ mod tests {
     }
 
     #[test]
+    fn into_owned_with_hands_every_text_field_to_the_caller() {
+        let line = "<30>Nov 21 10:00:01 gw firewall,info WAN input: in:ether1 out:(unknown 0), connection-state:new src-mac 02:00:00:00:00:01, proto TCP (SYN), 11.0.1.7:1024->203.0.113.1:443, len 60";
+        let parsed = crate::parse_log_line(line, &crate::LineContext::default());
+        let mut seen = Vec::new();
+        let owned = parsed.event.clone().into_owned_with(&mut |text| {
+            seen.push(text.to_string());
+            Cow::Owned(format!("{text}"))
+        });
+        assert_eq!(owned, parsed.event.into_owned(), "same event as into_owned");
+        assert_eq!(seen, ["WAN", "input", "ether1", "new"]);
+
+        let failure = "<27>Nov 21 10:00:01 gw system,error,critical login failure for user admin from 10.0.0.7 via ssh";
+        let parsed = crate::parse_log_line(failure, &crate::LineContext::default());
+        let mut seen = Vec::new();
+        let owned = parsed.event.clone().into_owned_with(&mut |text| {
+            seen.push(text.to_string());
+            Cow::Owned(text.into_owned())
+        });
+        assert_eq!(owned, parsed.event.into_owned());
+        assert_eq!(seen, ["admin", "ssh"]);
+    }
+
+    #[test]
     fn into_owned_keeps_every_field() {
         let user = String::from("john smith");
         let ev = Event::Auth(Auth {
