@@ -15,6 +15,9 @@
 //!
 //! Events are counted under the configured router whose host is the sender's address,
 //! or under `syslog` when no router matches.
+//!
+//! The listeners run on a thread of their own (`mtids-syslog`): reading, framing and
+//! parsing beside the detection task, which gets the events in batches.
 
 mod burst;
 mod framing;
@@ -485,7 +488,7 @@ async fn run_udp(shared: Arc<Shared>, socket: std::net::UdpSocket, sink: BatchSi
         tokio::select! {
             ready = socket.readable() => {
                 if ready.is_err() {
-                    continue;
+                    return; // The runtime is shutting down.
                 }
                 // Everything already queued in the socket, up to a burst, is read in this
                 // wakeup (many datagrams per system call) and goes to detection as few
