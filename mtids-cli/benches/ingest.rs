@@ -13,7 +13,9 @@
 //! lines from one thread of this process, in the BSD form RouterOS sends (ROUTEROS.md §5):
 //! 80 % firewall lines of new connections from many sources, 20 % SSH login failures
 //! below the threshold. UDP gets one line per datagram, as RouterOS sends them; TCP one
-//! stream of newline-terminated lines. Each run ends with a brute force from a marker
+//! stream of newline-terminated lines in 1 MiB writes. The lines are built before the
+//! clock starts: the sender shares the two cores with the daemon and should cost only
+//! its system calls. Each run ends with a brute force from a marker
 //! address: once the daemon logs its finding, the single detection task has consumed
 //! every line before it (or the line was dropped by the kernel, which the drop counter
 //! says). Lines/s is lines consumed (sent minus dropped) over the time until then.
@@ -21,7 +23,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::io::{BufWriter, Read, Write};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
@@ -127,27 +130,106 @@ fn rss_mib(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// User + system CPU seconds in a `/proc/.../stat` line (utime and stime, fields 14 and
+/// 15 of proc(5), in clock ticks of 1/100 s on Linux).
+fn stat_cpu(stat: &str) -> f64 {
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds used so far by the daemon's threads, summed by thread name:
+/// `mtids-syslog` (reading, framing, parsing) and `tokio-rt-worker` (detection, the rest).
+fn daemon_cpu(pid: u32) -> BTreeMap<String, f64> {
+    let mut by_name = BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let path = task.path();
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        *by_name.entry(name.trim().to_owned()).or_insert(0.0) += stat_cpu(&stat);
+    }
+    by_name
+}
+
+/// CPU seconds used so far by the calling thread (the sender).
+fn sender_cpu() -> f64 {
+    stat_cpu(&std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default())
+}
+
+/// What the daemon's threads and the sender spent between two readings, as a line.
+fn cpu_line(
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+    sender: f64,
+    lines: u64,
+) -> String {
+    let mut text = String::from("  cpu s:");
+    let mut total = 0.0;
+    for (name, t) in after {
+        let used = t - before.get(name).copied().unwrap_or(0.0);
+        if used > 0.0 {
+            total += used;
+            text.push_str(&format!(" {name} {used:.2}"));
+        }
+    }
+    let per_line = |s: f64| s * 1e9 / lines.max(1) as f64;
+    text.push_str(&format!(
+        "; daemon {total:.2} ({:.0} ns/line); sender {sender:.2} ({:.0} ns/line)",
+        per_line(total),
+        per_line(sender)
+    ));
+    text
+}
+
 fn marker_seen(log: &Path, address: &str) -> bool {
     std::fs::read_to_string(log)
         .unwrap_or_default()
         .contains(address)
 }
 
+/// The `n` lines of the flood, built before the clock starts (so the sender, on the same
+/// two cores, costs what writing them costs and no formatting): one buffer, and where
+/// each line ends; `newline` ends each line with `\n` (TCP).
+fn flood(n: u64, newline: bool) -> (Vec<u8>, Vec<usize>) {
+    let mut data = Vec::with_capacity(n as usize * 200);
+    let mut ends = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        line(i, &mut data);
+        if newline {
+            data.push(b'\n');
+        }
+        ends.push(data.len());
+    }
+    (data, ends)
+}
+
 /// Sends `n` lines one per datagram, then the marker's brute force; the time until its
 /// finding is logged.
-fn run_udp(to: SocketAddr, n: u64, log: &Path) -> (Duration, bool) {
+fn run_udp(to: SocketAddr, (data, ends): (Vec<u8>, Vec<usize>), log: &Path) -> (Duration, bool) {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.connect(to).unwrap();
     let mut buf = Vec::with_capacity(512);
     let start = Instant::now();
-    for i in 0..n {
-        buf.clear();
-        line(i, &mut buf);
+    let mut from = 0;
+    for end in ends {
         // A full socket buffer is the daemon's problem (a drop), not the sender's.
-        let _ = socket.send(&buf);
+        let _ = socket.send(&data[from..end]);
+        from = end;
     }
     // The marker until its finding shows: its datagrams may be dropped like any other.
-    buf.clear();
     marker(MARKER_UDP, &mut buf);
     let seen = wait_until(Duration::from_secs(120), || {
         for _ in 0..20 {
@@ -159,31 +241,21 @@ fn run_udp(to: SocketAddr, n: u64, log: &Path) -> (Duration, bool) {
     (start.elapsed(), seen)
 }
 
-/// Sends `n` lines over one TCP connection, then the marker's brute force.
-fn run_tcp(to: SocketAddr, n: u64, log: &Path) -> (Duration, bool) {
-    let stream = TcpStream::connect(to).unwrap();
-    let mut out = BufWriter::with_capacity(1 << 20, stream.try_clone().unwrap());
-    let mut buf = Vec::with_capacity(512);
-    let start = Instant::now();
-    for i in 0..n {
-        buf.clear();
-        line(i, &mut buf);
-        buf.push(b'\n');
-        out.write_all(&buf).unwrap();
-    }
+/// Sends `n` lines over one TCP connection in 1 MiB writes, then the marker's brute force.
+fn run_tcp(to: SocketAddr, (mut data, _): (Vec<u8>, Vec<usize>), log: &Path) -> (Duration, bool) {
+    let mut stream = TcpStream::connect(to).unwrap();
     for _ in 0..20 {
-        buf.clear();
-        marker(MARKER_TCP, &mut buf);
-        buf.push(b'\n');
-        out.write_all(&buf).unwrap();
+        marker(MARKER_TCP, &mut data);
+        data.push(b'\n');
     }
-    out.flush().unwrap();
-    drop(out);
+    let start = Instant::now();
+    for chunk in data.chunks(1 << 20) {
+        stream.write_all(chunk).unwrap();
+    }
     let seen = wait_until(Duration::from_secs(120), || marker_seen(log, MARKER_TCP));
     let elapsed = start.elapsed();
     stream.shutdown(std::net::Shutdown::Write).unwrap();
     let mut rest = Vec::new();
-    let mut stream = stream;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -245,7 +317,10 @@ fn main() -> ExitCode {
     let mut ok = true;
     if transport == "both" || transport == "udp" {
         let drops_before = udp_drops(udp.port());
-        let (t, seen) = run_udp(udp, n, &log);
+        let lines = flood(n, false);
+        let (cpu, sender) = (daemon_cpu(pid), sender_cpu());
+        let (t, seen) = run_udp(udp, lines, &log);
+        let cpu = cpu_line(&cpu, &daemon_cpu(pid), sender_cpu() - sender, n);
         let dropped = udp_drops(udp.port()) - drops_before;
         let consumed = n.saturating_sub(dropped);
         let (rss, hwm) = rss_mib(pid);
@@ -255,16 +330,21 @@ fn main() -> ExitCode {
             t.as_secs_f64(),
             consumed as f64 / t.as_secs_f64()
         );
+        println!("{cpu}");
         ok &= seen;
     }
     if transport == "both" || transport == "tcp" {
-        let (t, seen) = run_tcp(tcp, n, &log);
+        let lines = flood(n, true);
+        let (cpu, sender) = (daemon_cpu(pid), sender_cpu());
+        let (t, seen) = run_tcp(tcp, lines, &log);
+        let cpu = cpu_line(&cpu, &daemon_cpu(pid), sender_cpu() - sender, n);
         let (rss, hwm) = rss_mib(pid);
         println!(
             "ingest tcp: {n} lines consumed in {:.3} s = {:.0} lines/s; RSS idle {idle:.1} MiB, now {rss:.1} MiB, peak {hwm:.1} MiB",
             t.as_secs_f64(),
             n as f64 / t.as_secs_f64()
         );
+        println!("{cpu}");
         ok &= seen;
     }
     let status = stop(&mut child, Duration::from_secs(20));

@@ -137,10 +137,18 @@ impl std::fmt::Debug for EventCounters {
 impl EventCounters {
     /// One event of `kind` (`Event::kind()`).
     pub fn count(&self, kind: &'static str) {
+        self.count_many(kind, 1);
+    }
+
+    /// `n` events of `kind` (`Event::kind()`): one atomic add for a run of them.
+    pub fn count_many(&self, kind: &'static str, n: u64) {
+        if n == 0 {
+            return;
+        }
         match EVENT_KINDS.iter().position(|k| *k == kind) {
             Some(i) => {
                 if let Some(counter) = self.by_kind.get(i) {
-                    counter.inc();
+                    counter.inc_by(n);
                 }
             }
             // A kind added to mtids-detect later: counted, through the slower lookup.
@@ -150,7 +158,7 @@ impl EventCounters {
                         ("router", self.source.clone()),
                         ("kind", kind.to_owned()),
                     ])
-                    .inc();
+                    .inc_by(n);
             }
         }
     }
@@ -514,12 +522,20 @@ impl Metrics {
 
     /// One syslog line, and what became of it.
     pub fn syslog_line(&self, outcome: SyslogLine) {
+        self.syslog_lines(outcome, 1);
+    }
+
+    /// `n` syslog lines with the same outcome (the listeners count once per read).
+    pub fn syslog_lines(&self, outcome: SyslogLine, n: u64) {
+        if n == 0 {
+            return;
+        }
         if let Some(counter) = SyslogLine::ALL
             .iter()
             .position(|o| *o == outcome)
             .and_then(|i| self.inner.syslog_lines.get(i))
         {
-            counter.inc();
+            counter.inc_by(n);
         }
     }
 

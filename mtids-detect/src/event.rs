@@ -57,13 +57,25 @@ impl Event<'_> {
 
     /// A copy that owns all its text, so it can outlive the input it was parsed from.
     pub fn into_owned(self) -> Event<'static> {
+        self.into_owned_with(&mut own)
+    }
+}
+
+impl<'a> Event<'a> {
+    /// A copy whose text fields are what `own` makes of them: [`Event::into_owned`] with
+    /// another way to own a string (a caller may hand out shared `&'static` copies of
+    /// the interface and chain names that repeat on every line, instead of allocating).
+    pub fn into_owned_with(
+        self,
+        own: &mut impl FnMut(Cow<'a, str>) -> Cow<'static, str>,
+    ) -> Event<'static> {
         match self {
-            Event::Firewall(f) => Event::Firewall(f.into_owned()),
-            Event::Auth(a) => Event::Auth(a.into_owned()),
-            Event::Connection(c) => Event::Connection(c.into_owned()),
+            Event::Firewall(f) => Event::Firewall(f.owned_with(own)),
+            Event::Auth(a) => Event::Auth(a.owned_with(own)),
+            Event::Connection(c) => Event::Connection(c.owned_with(own)),
             Event::Resource(r) => Event::Resource(r),
-            Event::TunnelConnect(t) => Event::TunnelConnect(t.into_owned()),
-            Event::TunnelFailure(t) => Event::TunnelFailure(t.into_owned()),
+            Event::TunnelConnect(t) => Event::TunnelConnect(t.owned_with(own)),
+            Event::TunnelFailure(t) => Event::TunnelFailure(t.owned_with(own)),
             Event::Unrecognized => Event::Unrecognized,
         }
     }
@@ -71,10 +83,6 @@ impl Event<'_> {
 
 fn own(s: Cow<'_, str>) -> Cow<'static, str> {
     Cow::Owned(s.into_owned())
-}
-
-fn own_opt(s: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
-    s.map(own)
 }
 
 /// A packet logged by a firewall rule:
@@ -109,15 +117,22 @@ pub struct FirewallLog<'a> {
     pub length: Option<u32>,
 }
 
-impl FirewallLog<'_> {
+impl<'a> FirewallLog<'a> {
     /// A copy that owns all its text.
     pub fn into_owned(self) -> FirewallLog<'static> {
+        self.owned_with(&mut own)
+    }
+
+    fn owned_with(
+        self,
+        own: &mut impl FnMut(Cow<'a, str>) -> Cow<'static, str>,
+    ) -> FirewallLog<'static> {
         FirewallLog {
-            prefix: own_opt(self.prefix),
+            prefix: self.prefix.map(&mut *own),
             chain: own(self.chain),
-            in_interface: own_opt(self.in_interface),
-            out_interface: own_opt(self.out_interface),
-            connection_state: own_opt(self.connection_state),
+            in_interface: self.in_interface.map(&mut *own),
+            out_interface: self.out_interface.map(&mut *own),
+            connection_state: self.connection_state.map(&mut *own),
             src_mac: self.src_mac,
             protocol: self.protocol,
             tcp_flags: self.tcp_flags,
@@ -488,14 +503,18 @@ pub struct Auth<'a> {
     pub service: Option<Cow<'a, str>>,
 }
 
-impl Auth<'_> {
+impl<'a> Auth<'a> {
     /// A copy that owns all its text.
     pub fn into_owned(self) -> Auth<'static> {
+        self.owned_with(&mut own)
+    }
+
+    fn owned_with(self, own: &mut impl FnMut(Cow<'a, str>) -> Cow<'static, str>) -> Auth<'static> {
         Auth {
             kind: self.kind,
             user: own(self.user),
             source: self.source,
-            service: own_opt(self.service),
+            service: self.service.map(&mut *own),
         }
     }
 }
@@ -552,9 +571,16 @@ pub struct TunnelConnect<'a> {
     pub source: IpAddr,
 }
 
-impl TunnelConnect<'_> {
+impl<'a> TunnelConnect<'a> {
     /// A copy that owns all its text.
     pub fn into_owned(self) -> TunnelConnect<'static> {
+        self.owned_with(&mut own)
+    }
+
+    fn owned_with(
+        self,
+        own: &mut impl FnMut(Cow<'a, str>) -> Cow<'static, str>,
+    ) -> TunnelConnect<'static> {
         TunnelConnect {
             service: own(self.service),
             source: self.source,
@@ -573,9 +599,16 @@ pub struct TunnelFailure<'a> {
     pub service: Cow<'a, str>,
 }
 
-impl TunnelFailure<'_> {
+impl<'a> TunnelFailure<'a> {
     /// A copy that owns all its text.
     pub fn into_owned(self) -> TunnelFailure<'static> {
+        self.owned_with(&mut own)
+    }
+
+    fn owned_with(
+        self,
+        own: &mut impl FnMut(Cow<'a, str>) -> Cow<'static, str>,
+    ) -> TunnelFailure<'static> {
         TunnelFailure {
             session: own(self.session),
             user: own(self.user),
@@ -611,11 +644,18 @@ pub struct ConnectionSample<'a> {
     pub assured: Option<bool>,
 }
 
-impl ConnectionSample<'_> {
+impl<'a> ConnectionSample<'a> {
     /// A copy that owns all its text.
     pub fn into_owned(self) -> ConnectionSample<'static> {
+        self.owned_with(&mut own)
+    }
+
+    fn owned_with(
+        self,
+        own: &mut impl FnMut(Cow<'a, str>) -> Cow<'static, str>,
+    ) -> ConnectionSample<'static> {
         ConnectionSample {
-            id: own_opt(self.id),
+            id: self.id.map(&mut *own),
             protocol: self.protocol,
             src: self.src,
             dst: self.dst,
@@ -623,7 +663,7 @@ impl ConnectionSample<'_> {
             repl_packets: self.repl_packets,
             orig_bytes: self.orig_bytes,
             repl_bytes: self.repl_bytes,
-            tcp_state: own_opt(self.tcp_state),
+            tcp_state: self.tcp_state.map(&mut *own),
             seen_reply: self.seen_reply,
             assured: self.assured,
         }
@@ -680,6 +720,29 @@ mod tests {
         assert_eq!(Protocol::from_name("frobnicate"), Protocol::Unknown);
         assert_eq!(Protocol::Other(47).number(), Some(47));
         assert_eq!(Protocol::Icmpv6.to_string(), "icmpv6");
+    }
+
+    #[test]
+    fn into_owned_with_hands_every_text_field_to_the_caller() {
+        let line = "<30>Nov 21 10:00:01 gw firewall,info WAN input: in:ether1 out:(unknown 0), connection-state:new src-mac 02:00:00:00:00:01, proto TCP (SYN), 11.0.1.7:1024->203.0.113.1:443, len 60";
+        let parsed = crate::parse_log_line(line, &crate::LineContext::default());
+        let mut seen = Vec::new();
+        let owned = parsed.event.clone().into_owned_with(&mut |text| {
+            seen.push(text.to_string());
+            Cow::Owned(format!("{text}"))
+        });
+        assert_eq!(owned, parsed.event.into_owned(), "same event as into_owned");
+        assert_eq!(seen, ["WAN", "input", "ether1", "new"]);
+
+        let failure = "<27>Nov 21 10:00:01 gw system,error,critical login failure for user admin from 10.0.0.7 via ssh";
+        let parsed = crate::parse_log_line(failure, &crate::LineContext::default());
+        let mut seen = Vec::new();
+        let owned = parsed.event.clone().into_owned_with(&mut |text| {
+            seen.push(text.to_string());
+            Cow::Owned(text.into_owned())
+        });
+        assert_eq!(owned, parsed.event.into_owned());
+        assert_eq!(seen, ["admin", "ssh"]);
     }
 
     #[test]

@@ -117,16 +117,27 @@ pub(crate) async fn run_detection(
                     Input::Events { source, now, events, observed: at, permit } => {
                         shared.live.event(source, now, shared.now());
                         shared.web.events(shared.now(), events.len() as u64);
+                        Stats::add(&shared.stats.events, events.len() as u64);
+                        // Counted per run of one kind: one atomic add, not one per event.
+                        let mut run: (&'static str, u64) = ("", 0);
                         let counters = shared.event_counters.get(source);
                         for event in &events {
-                            Stats::bump(&shared.stats.events);
-                            if let Some(counters) = counters {
-                                counters.count(event.kind());
+                            let kind = event.kind();
+                            if kind == run.0 {
+                                run.1 += 1;
+                            } else {
+                                if let Some(counters) = counters {
+                                    counters.count_many(run.0, run.1);
+                                }
+                                run = (kind, 1);
                             }
                             if engine.poll_timeout().is_some_and(|t| t <= now) {
                                 engine.handle_timeout(now, &mut outcomes);
                             }
                             engine.observe(now, event, &mut outcomes);
+                        }
+                        if let Some(counters) = counters {
+                            counters.count_many(run.0, run.1);
                         }
                         drop(permit);
                         observed = at;

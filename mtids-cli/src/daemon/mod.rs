@@ -153,6 +153,13 @@ impl Stats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// `n` at once: the syslog listeners count once per read, not once per line.
+    fn add(counter: &AtomicU64, n: u64) {
+        if n > 0 {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
     /// A counter's value.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)

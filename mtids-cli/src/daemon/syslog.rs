@@ -15,12 +15,19 @@
 //!
 //! Events are counted under the configured router whose host is the sender's address,
 //! or under `syslog` when no router matches.
+//!
+//! The listeners run on a thread of their own (`mtids-syslog`): reading, framing and
+//! parsing beside the detection task, which gets the events in batches.
 
+mod burst;
 mod framing;
+mod intern;
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,7 +39,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use self::burst::Burst;
 use self::framing::{FrameRef, Framer, looks_run_together, split_frames};
+use self::intern::Interner;
 use super::detection::Input;
 use super::{Shared, Stats, timestamp};
 use crate::config::InputConfig;
@@ -56,6 +65,13 @@ const UDP_BURST: usize = 256;
 
 /// Size of one TCP/TLS read: large reads, few wakeups.
 const STREAM_READ: usize = 256 * 1024;
+
+/// Lines of a stream connection all checked for messages run together; after them, one
+/// in [`RUN_TOGETHER_SAMPLE`] is (reads that end inside a frame are checked always).
+const RUN_TOGETHER_ALL: u64 = 1024;
+
+/// See [`RUN_TOGETHER_ALL`].
+const RUN_TOGETHER_SAMPLE: u64 = 64;
 
 /// Senders remembered for the once-per-sender framing warning.
 const MAX_WARNED_SENDERS: usize = 1024;
@@ -204,7 +220,11 @@ pub(crate) fn server_tls(
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Starts one task per listener, pushing their handles to `tasks`.
+/// A listener's task, before it runs.
+type ListenerTask = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Starts one task per listener on a thread of their own, pushing a handle that ends
+/// with them to `tasks`.
 pub(crate) fn spawn(
     shared: &Arc<Shared>,
     listeners: Listeners,
@@ -216,16 +236,13 @@ pub(crate) fn spawn(
         events: events.clone(),
         queue: Arc::clone(&queue),
     };
+    let mut listener_tasks: Vec<ListenerTask> = Vec::new();
     if let Some(socket) = listeners.udp {
         watch_kernel_drops(shared, &socket);
-        tasks.push(tokio::spawn(run_udp(
-            Arc::clone(shared),
-            socket,
-            sink(events),
-        )));
+        listener_tasks.push(Box::pin(run_udp(Arc::clone(shared), socket, sink(events))));
     }
     if let Some(listener) = listeners.tcp {
-        tasks.push(tokio::spawn(run_stream(
+        listener_tasks.push(Box::pin(run_stream(
             Arc::clone(shared),
             listener,
             None,
@@ -233,12 +250,71 @@ pub(crate) fn spawn(
         )));
     }
     if let Some((listener, acceptor)) = listeners.tls {
-        tasks.push(tokio::spawn(run_stream(
+        listener_tasks.push(Box::pin(run_stream(
             Arc::clone(shared),
             listener,
             Some(acceptor),
             sink(events),
         )));
+    }
+    if !listener_tasks.is_empty() {
+        tasks.push(on_own_thread(listener_tasks));
+    }
+}
+
+/// Runs `listener_tasks` (and the connection tasks they spawn) on a thread of their own,
+/// in a current-thread runtime: reading, framing and parsing then run beside the
+/// detection task. On the shared runtime they took turns with it on one worker (tokio
+/// runs the task a send wakes on the sender's worker, in a slot other workers do not
+/// steal from), so `mtids run` used one core (docs/performance.md). The handle returned
+/// ends when they have. Should the thread not start, they run on the shared runtime.
+fn on_own_thread(listener_tasks: Vec<ListenerTask>) -> JoinHandle<()> {
+    let fall_back = |listener_tasks: Vec<ListenerTask>, error: std::io::Error| {
+        tracing::warn!(%error, "syslog listeners: no thread of their own, sharing the runtime");
+        let handles: Vec<JoinHandle<()>> = listener_tasks.into_iter().map(tokio::spawn).collect();
+        tokio::spawn(async move {
+            for handle in handles {
+                let _ = handle.await;
+            }
+        })
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return fall_back(listener_tasks, error),
+    };
+    let (handover, received) = std::sync::mpsc::channel::<Vec<ListenerTask>>();
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("mtids-syslog".to_owned())
+        .spawn(move || {
+            let Ok(listener_tasks) = received.recv() else {
+                return;
+            };
+            runtime.block_on(async move {
+                let handles: Vec<JoinHandle<()>> =
+                    listener_tasks.into_iter().map(tokio::spawn).collect();
+                for handle in handles {
+                    let _ = handle.await;
+                }
+            });
+            // Connection tasks still running stop with the runtime.
+            drop(runtime);
+            drop(done);
+        });
+    match thread {
+        Ok(_) => match handover.send(listener_tasks) {
+            Ok(()) => tokio::spawn(async move {
+                let _ = finished.await;
+            }),
+            Err(std::sync::mpsc::SendError(listener_tasks)) => fall_back(
+                listener_tasks,
+                std::io::Error::other("the syslog thread ended at once"),
+            ),
+        },
+        Err(error) => fall_back(listener_tasks, error),
     }
 }
 
@@ -308,11 +384,21 @@ struct BatchSink {
     queue: Arc<Semaphore>,
 }
 
-/// Events parsed from one sender, not yet sent.
+/// Events parsed from one sender, not yet sent, and the count of lines read.
 struct Batch {
     source: usize,
     events: Vec<Event<'static>>,
     observed: Instant,
+    /// Whether a line was read since the last flush (`observed` and `context` are set).
+    started: bool,
+    /// What lines without a year or date take: today, read from the clock once per batch.
+    context: LineContext,
+    /// Lines read since the last flush, and how many of them were not recognised:
+    /// counted once per flush, not once per line.
+    lines: u64,
+    unrecognized: u64,
+    /// Shared copies of the text fields of kept events.
+    interner: Interner,
 }
 
 impl Batch {
@@ -321,11 +407,19 @@ impl Batch {
             source,
             events: Vec::with_capacity(BATCH),
             observed: Instant::now(),
+            started: false,
+            context: LineContext::default(),
+            lines: 0,
+            unrecognized: 0,
+            interner: Interner::default(),
         }
     }
 
-    /// Sends the events parsed so far (if any) as one message; `Err` when detection is gone.
+    /// Counts the lines read so far and sends their events (if any) as one message;
+    /// `Err` when detection is gone.
     async fn flush(&mut self, shared: &Shared, sink: &BatchSink) -> Result<(), ()> {
+        self.count(shared);
+        self.started = false;
         if self.events.is_empty() {
             return Ok(());
         }
@@ -335,17 +429,30 @@ impl Batch {
             .await
             .map_err(|_| ())?;
         let events = std::mem::replace(&mut self.events, Vec::with_capacity(BATCH));
-        let observed = std::mem::replace(&mut self.observed, Instant::now());
         sink.events
             .send(Input::Events {
                 source: self.source,
                 now: timestamp(shared.now()),
                 events,
-                observed,
+                observed: self.observed,
                 permit,
             })
             .await
             .map_err(|_| ())
+    }
+
+    /// Adds the lines read since the last count to the counters (unrecognised lines are
+    /// counted here, as the detection task, which counts the other kinds, never sees them).
+    fn count(&mut self, shared: &Shared) {
+        let (lines, unrecognized) = (self.lines, self.unrecognized);
+        (self.lines, self.unrecognized) = (0, 0);
+        Stats::add(&shared.stats.log_rows, lines);
+        let metrics = &shared.metrics;
+        metrics.syslog_lines(SyslogLine::Recognized, lines - unrecognized);
+        metrics.syslog_lines(SyslogLine::Unrecognized, unrecognized);
+        if let Some(counters) = shared.event_counters.get(self.source) {
+            counters.count_many(Event::Unrecognized.kind(), unrecognized);
+        }
     }
 
     /// Parses `raw` into the batch, sending it first when full.
@@ -353,11 +460,15 @@ impl Batch {
         if self.events.len() >= BATCH {
             self.flush(shared, sink).await?;
         }
-        if self.events.is_empty() {
+        if !self.started {
+            self.started = true;
             self.observed = Instant::now();
+            self.context = LineContext::new(Date::of(timestamp(shared.now())), 0);
         }
-        if let Some(event) = parse_line(shared, self.source, raw) {
-            self.events.push(event);
+        self.lines += 1;
+        match parse_line(raw, &self.context, &mut self.interner) {
+            Some(event) => self.events.push(event),
+            None => self.unrecognized += 1,
         }
         Ok(())
     }
@@ -369,35 +480,54 @@ async fn run_udp(shared: Arc<Shared>, socket: std::net::UdpSocket, sink: BatchSi
     };
     let delimiter = cef_delimiter(&shared);
     let mut shutdown = shared.shutdown.clone();
-    let mut buf = vec![0u8; 65_536];
+    let mut burst = Burst::new();
     let mut batch = Batch::new(0);
+    // The last sender and its source: one lookup when the sender changes, not per datagram.
+    let mut last: Option<(IpAddr, usize)> = None;
     loop {
         tokio::select! {
-            r = socket.recv_from(&mut buf) => {
-                let mut next = r;
+            ready = socket.readable() => {
+                if ready.is_err() {
+                    return; // The runtime is shutting down.
+                }
                 // Everything already queued in the socket, up to a burst, is read in this
-                // wakeup and goes to detection as few messages.
-                for _ in 0..UDP_BURST {
-                    let Ok((n, peer)) = next else { break };
-                    let source = shared.syslog_source(peer.ip());
-                    if source != batch.source {
-                        if batch.flush(&shared, &sink).await.is_err() {
-                            return;
+                // wakeup (many datagrams per system call) and goes to detection as few
+                // messages.
+                let mut taken = 0;
+                while taken < UDP_BURST {
+                    let n = match burst.receive(&socket) {
+                        Ok(n) if n > 0 => n,
+                        _ => break,
+                    };
+                    taken += n;
+                    for i in 0..n {
+                        let Some((data, sender)) = burst.datagram(i) else { continue };
+                        let ip = sender.map_or(IpAddr::from([0, 0, 0, 0]), |s| s.ip());
+                        let source = match last {
+                            Some((known, source)) if known == ip => source,
+                            _ => {
+                                let source = shared.syslog_source(ip);
+                                last = Some((ip, source));
+                                source
+                            }
+                        };
+                        if source != batch.source {
+                            if batch.flush(&shared, &sink).await.is_err() {
+                                return;
+                            }
+                            batch.source = source;
                         }
-                        batch.source = source;
+                        // RouterOS ends CEF with its delimiter even over UDP (ROUTEROS.md §5).
+                        for line in split_frames(data, &delimiter) {
+                            if line.len() > MAX_LINE {
+                                too_long(&shared);
+                                continue;
+                            }
+                            if batch.line(&shared, line, &sink).await.is_err() {
+                                return;
+                            }
+                        }
                     }
-                    let data = buf.get(..n).unwrap_or_default();
-                    // RouterOS ends CEF with its delimiter even over UDP (ROUTEROS.md §5).
-                    for line in split_frames(data, &delimiter) {
-                        if line.len() > MAX_LINE {
-                            too_long(&shared);
-                            continue;
-                        }
-                        if batch.line(&shared, line, &sink).await.is_err() {
-                            return;
-                        }
-                    }
-                    next = socket.try_recv_from(&mut buf);
                 }
                 if batch.flush(&shared, &sink).await.is_err() {
                     return;
@@ -559,11 +689,14 @@ async fn read_frames(
     let shared = &*context.shared;
     let source = shared.syslog_source(peer.ip());
     let mut framer = Framer::new(context.delimiter.clone(), MAX_LINE);
-    let mut chunk = vec![0u8; STREAM_READ];
     let mut warned = false;
+    let mut lines: u64 = 0;
     let mut batch = Batch::new(source);
     loop {
-        let n = match tokio::time::timeout(context.idle, stream.read(&mut chunk)).await {
+        // At most STREAM_READ bytes, read into the framer's buffer (no copy).
+        let space = framer.space(STREAM_READ);
+        let mut limited = (&mut stream).take(STREAM_READ as u64);
+        match tokio::time::timeout(context.idle, limited.read_buf(space)).await {
             Err(_) => {
                 tracing::debug!(
                     %peer,
@@ -573,13 +706,17 @@ async fn read_frames(
                 return;
             }
             Ok(Ok(0) | Err(_)) => return,
-            Ok(Ok(n)) => n,
-        };
-        framer.push(chunk.get(..n).unwrap_or_default());
+            Ok(Ok(_)) => {}
+        }
         while let Some(frame) = framer.next_frame_ref() {
             match frame {
                 FrameRef::Line(line) => {
-                    if !warned && looks_run_together(line) {
+                    // A sender's format holds for its connection: the first lines are
+                    // all looked at, then one in RUN_TOGETHER_SAMPLE (looking at every
+                    // line was a fifth of the listener's time).
+                    lines += 1;
+                    let look = lines <= RUN_TOGETHER_ALL || lines % RUN_TOGETHER_SAMPLE == 0;
+                    if !warned && look && looks_run_together(line) {
                         warned = true;
                         context.warn_unframed(peer);
                     }
@@ -613,26 +750,25 @@ async fn read_frames(
     }
 }
 
-/// Parses one syslog line; the event when it is one detection reads (unrecognised lines
-/// are counted here, as the detection task never sees them).
-fn parse_line(shared: &Shared, source: usize, raw: &[u8]) -> Option<Event<'static>> {
-    Stats::bump(&shared.stats.log_rows);
-    let text = String::from_utf8_lossy(raw);
+/// Parses one syslog line; the event when it is one detection reads, its text owned
+/// through `interner`.
+fn parse_line(
+    raw: &[u8],
+    context: &LineContext,
+    interner: &mut Interner,
+) -> Option<Event<'static>> {
+    // `from_utf8` is the fast check; only a line with invalid bytes pays for the copy.
+    let text = match std::str::from_utf8(raw) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(raw),
+    };
     let text = text.trim_end_matches(['\r', '\n', '\0']);
     let line = normalize_rfc5424(text);
-    let now_sys = shared.now();
-    let ctx = LineContext::new(Date::of(timestamp(now_sys)), 0);
-    let parsed = parse_log_line(&line, &ctx);
+    let parsed = parse_log_line(&line, context);
     if matches!(parsed.event, Event::Unrecognized) {
-        // Counted here: the detection task, which counts the other kinds, never sees it.
-        shared.metrics.syslog_line(SyslogLine::Unrecognized);
-        if let Some(counters) = shared.event_counters.get(source) {
-            counters.count(Event::Unrecognized.kind());
-        }
         return None;
     }
-    shared.metrics.syslog_line(SyslogLine::Recognized);
-    Some(parsed.event.into_owned())
+    Some(parsed.event.into_owned_with(&mut |text| interner.own(text)))
 }
 
 /// `<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG` becomes `TIMESTAMP HOST APP MSG`, the
