@@ -127,9 +127,7 @@ fn explain(
             }
         );
         let _ = writeln!(report, "  event:   {}", describe_event(&parsed.event));
-        if engine.poll_timeout().is_some_and(|t| t <= now) {
-            engine.handle_timeout(now, &mut outcomes);
-        }
+        engine.expire_due(now, &mut outcomes);
         outcomes.clear();
         engine.observe(now, &parsed.event, &mut outcomes);
         let progress = engine.detectors().progress(&parsed.event);

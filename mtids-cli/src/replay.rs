@@ -251,8 +251,6 @@ struct Detect {
     summary: ReplaySummary,
     outcomes: Vec<Outcome>,
     now: Timestamp,
-    /// The time the engine's timeout was last asked at.
-    polled_at: Option<Timestamp>,
     header_written: bool,
 }
 
@@ -558,7 +556,6 @@ impl Replay {
                 summary: ReplaySummary::default(),
                 outcomes: Vec::new(),
                 now: Timestamp::ZERO,
-                polled_at: None,
                 header_written: false,
             },
             threads: default_threads(),
@@ -822,15 +819,7 @@ impl Detect {
             }
             None => self.summary.without_timestamp += 1,
         }
-        // Windows are at least a second, so what a line observes at `now` expires after
-        // `now`: the engine's timeout needs asking only once per point in time (asking
-        // touches the oldest entry of every table, a cache miss per line otherwise).
-        if self.polled_at != Some(self.now) {
-            self.polled_at = Some(self.now);
-            if self.engine.poll_timeout().is_some_and(|t| t <= self.now) {
-                self.engine.handle_timeout(self.now, &mut self.outcomes);
-            }
-        }
+        self.engine.expire_due(self.now, &mut self.outcomes);
         self.engine
             .observe(self.now, &line.event, &mut self.outcomes);
         if !self.outcomes.is_empty() {

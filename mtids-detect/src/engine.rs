@@ -10,14 +10,17 @@ use crate::{Event, Finding, Timestamp};
 /// Events in, [`Outcome`]s out: every finding of the [`DetectorSet`] goes through the
 /// [`Policy`] (and so the [`Guard`]), and comes out as a ban or as a suppressed finding to
 /// report. Like its parts it never reads a clock; drive it with
-/// [`DetectionEngine::observe`], and call [`DetectionEngine::handle_timeout`] when
-/// [`DetectionEngine::poll_timeout`] says so.
+/// [`DetectionEngine::observe`], and call [`DetectionEngine::expire_due`] before each
+/// event (or [`DetectionEngine::handle_timeout`] when [`DetectionEngine::poll_timeout`]
+/// says so).
 #[derive(Debug)]
 pub struct DetectionEngine {
     detectors: DetectorSet,
     policy: Policy,
     tunnels: TunnelLinker,
     findings: Vec<Finding>,
+    /// The point in time [`DetectionEngine::expire_due`] last asked the timeout at.
+    expired_at: Option<Timestamp>,
 }
 
 impl DetectionEngine {
@@ -30,6 +33,7 @@ impl DetectionEngine {
             policy,
             tunnels: TunnelLinker::default(),
             findings: Vec::new(),
+            expired_at: None,
         };
         let known: Vec<InterfaceAddress> = engine.policy.guard().router_addresses().to_vec();
         engine.detectors.set_router_addresses(&known);
@@ -57,6 +61,26 @@ impl DetectionEngine {
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// Runs [`DetectionEngine::handle_timeout`] if it is due at `now`: what a driver does
+    /// before each event it observes.
+    ///
+    /// Asking [`DetectionEngine::poll_timeout`] touches the oldest entry of every table (a
+    /// cache miss each under a flood), so it is asked once per point in time: what is
+    /// observed at `now` cannot expire at `now`, as every built-in window is at least a
+    /// second. Not so with detectors added through [`DetectionEngine::detectors_mut`] (their
+    /// windows are theirs) or with `policy.remember_secs = 0`: then it asks every time.
+    pub fn expire_due(&mut self, now: Timestamp, outcomes: &mut Vec<Outcome>) {
+        let once_per_instant =
+            self.detectors.others.is_empty() && self.policy.config().remember_secs > 0;
+        if once_per_instant && self.expired_at == Some(now) {
+            return;
+        }
+        self.expired_at = Some(now);
+        if self.poll_timeout().is_some_and(|t| t <= now) {
+            self.handle_timeout(now, outcomes);
+        }
     }
 
     /// Expires windows and offender memory due at `now`.

@@ -48,9 +48,7 @@
 //! for line in log {
 //!     let parsed = parse_log_line(line, &ctx);
 //!     now = parsed.timestamp.unwrap_or(now);
-//!     if engine.poll_timeout().is_some_and(|t| t <= now) {
-//!         engine.handle_timeout(now, &mut outcomes);
-//!     }
+//!     engine.expire_due(now, &mut outcomes);
 //!     engine.observe(now, &parsed.event, &mut outcomes);
 //! }
 //! let Some(Outcome::Ban(ban)) = outcomes.first() else { panic!("expected a ban") };

@@ -1013,3 +1013,102 @@ fn host_sweep_window_boundary_is_exclusive() {
         [ip("203.0.113.1"), ip("203.0.113.2")]
     );
 }
+
+/// Drives `engine` over `events` (offsets in ms, sources, kinds); `every_time` asks the
+/// timeout before every event, otherwise [`DetectionEngine::expire_due`] decides.
+fn drive(
+    engine: &mut DetectionEngine,
+    events: &[(u64, IpAddr, Kind)],
+    every_time: bool,
+) -> Vec<String> {
+    let mut outcomes = Vec::new();
+    let mut now = 0;
+    for (n, (step, src, kind)) in events.iter().enumerate() {
+        now += step;
+        let t = Timestamp::from_millis(now);
+        if every_time {
+            if engine.poll_timeout().is_some_and(|d| d <= t) {
+                engine.handle_timeout(t, &mut outcomes);
+            }
+        } else {
+            engine.expire_due(t, &mut outcomes);
+        }
+        engine.observe(t, &event_for(*src, kind, n), &mut outcomes);
+    }
+    outcomes.iter().map(|o| format!("{o:?}")).collect()
+}
+
+/// A detector of the application's own whose state expires the instant it is observed.
+#[derive(Debug, Default)]
+struct ZeroWindow {
+    seen: Option<Timestamp>,
+    expired: usize,
+}
+
+impl Detector for ZeroWindow {
+    fn name(&self) -> &'static str {
+        "zero_window"
+    }
+    fn observe(&mut self, now: Timestamp, _event: &Event<'_>, _findings: &mut Vec<Finding>) {
+        self.seen = Some(now);
+    }
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        self.seen
+    }
+    fn handle_timeout(&mut self, now: Timestamp, _findings: &mut Vec<Finding>) {
+        if self.seen.is_some_and(|t| t <= now) {
+            self.seen = None;
+            self.expired += 1;
+        }
+    }
+    fn tracked_sources(&self) -> usize {
+        usize::from(self.seen.is_some())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// `expire_due` asks the timeout once per point in time, and the outcomes are those of
+    /// asking before every event: many events share a millisecond, windows are a second or
+    /// two, and the policy remembers offenders for 0 s (asked every time then), 1 s or a day.
+    #[test]
+    fn expire_due_decides_as_asking_before_every_event(
+        events in prop::collection::vec(
+            (prop_oneof![4 => Just(0u64), 2 => 1u64..1_500, 1 => Just(2_000u64)], prop::sample::select(vec![ip("11.0.0.1"), ip("11.0.0.2"), ip("11.0.0.3")]), kind()),
+            1..300,
+        ),
+        remember_secs in prop_oneof![Just(0u64), Just(1), Just(86_400)],
+        window_secs in 1u64..3,
+    ) {
+        let mut config = small_config();
+        config.port_scan.window_secs = window_secs;
+        config.brute_force.window_secs = window_secs;
+        config.policy.remember_secs = remember_secs;
+        config.policy.max_new_bans_per_minute = 4;
+        let mut every = DetectionEngine::new(&config).unwrap();
+        let mut due = DetectionEngine::new(&config).unwrap();
+        prop_assert_eq!(drive(&mut every, &events, true), drive(&mut due, &events, false));
+        prop_assert_eq!(every.detectors().tracked_sources(), due.detectors().tracked_sources());
+    }
+}
+
+/// With a detector of the application's own, whose windows may be zero, `expire_due` asks
+/// every time: state observed at an instant expires at that instant.
+#[test]
+fn expire_due_asks_every_time_with_a_detector_of_ones_own() {
+    let mut engine = DetectionEngine::new(&small_config()).unwrap();
+    engine
+        .detectors_mut()
+        .others
+        .push(Box::new(ZeroWindow::default()));
+    let t = Timestamp::from_millis(5_000);
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        engine.expire_due(t, &mut outcomes);
+        engine.observe(t, &cpu(5), &mut outcomes);
+    }
+    engine.expire_due(t, &mut outcomes);
+    // Observed three times at one instant, expired after each: nothing left.
+    assert_eq!(engine.detectors().others[0].tracked_sources(), 0);
+}

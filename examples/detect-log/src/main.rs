@@ -191,9 +191,7 @@ fn run(args: &Args, input: &mut dyn BufRead, out: &mut dyn Write) -> Result<Coun
             Some(t) => now = now.max(t),
             None => counts.no_timestamp += 1,
         }
-        if engine.poll_timeout().is_some_and(|t| t <= now) {
-            engine.handle_timeout(now, &mut outcomes);
-        }
+        engine.expire_due(now, &mut outcomes);
         engine.observe(now, &line.event, &mut outcomes);
         for o in outcomes.drain(..) {
             counts.findings += 1;

@@ -107,9 +107,7 @@ pub(crate) async fn run_detection(
                         if let Some(counters) = shared.event_counters.get(source) {
                             counters.count(event.kind());
                         }
-                        if engine.poll_timeout().is_some_and(|t| t <= now) {
-                            engine.handle_timeout(now, &mut outcomes);
-                        }
+                        engine.expire_due(now, &mut outcomes);
                         engine.observe(now, &event, &mut outcomes);
                         observed = at;
                         seen_by = Some(source);
@@ -131,9 +129,7 @@ pub(crate) async fn run_detection(
                                 }
                                 run = (kind, 1);
                             }
-                            if engine.poll_timeout().is_some_and(|t| t <= now) {
-                                engine.handle_timeout(now, &mut outcomes);
-                            }
+                            engine.expire_due(now, &mut outcomes);
                             engine.observe(now, event, &mut outcomes);
                         }
                         if let Some(counters) = counters {
@@ -156,9 +152,7 @@ pub(crate) async fn run_detection(
             }
             _ = tick.tick() => {
                 let now = timestamp(shared.now());
-                if engine.poll_timeout().is_some_and(|t| t <= now) {
-                    engine.handle_timeout(now, &mut outcomes);
-                }
+                engine.expire_due(now, &mut outcomes);
                 dry_run_bans.expire(&shared, now);
                 observed = Instant::now();
                 seen_by = None;
