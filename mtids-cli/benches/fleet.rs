@@ -179,6 +179,37 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
+/// The `mtids` process a wrapper (a profiler) started: the first descendant running the
+/// `mtids` binary.
+fn wrapped_daemon(wrapper: u32) -> u32 {
+    let exe = std::fs::canonicalize(env!("CARGO_BIN_EXE_mtids")).unwrap();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        let mut todo = vec![wrapper];
+        while let Some(p) = todo.pop() {
+            if std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|e| e == exe) {
+                return p;
+            }
+            for task in std::fs::read_dir(format!("/proc/{p}/task"))
+                .into_iter()
+                .flatten()
+            {
+                let children = task.map_or_else(
+                    |_| String::new(),
+                    |t| std::fs::read_to_string(t.path().join("children")).unwrap_or_default(),
+                );
+                todo.extend(
+                    children
+                        .split_whitespace()
+                        .filter_map(|c| c.parse::<u32>().ok()),
+                );
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no mtids process under the wrapper {wrapper}");
+}
+
 // ---- the simulated routers' side (a child process) ----
 
 /// What the routers of a child are waited for: `address` on the list, and at least
@@ -509,7 +540,23 @@ fn main() -> ExitCode {
     write_config(&config, &addrs, syslog, bans, ban_secs);
     let log = dir.path().join("mtids.log");
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mtids"))
+    // `MTIDS_FLEET_WRAPPER="heaptrack -o /tmp/fleet"` runs the daemon under a profiler;
+    // the figures are then the daemon's own (the wrapper's child), and the daemon is
+    // killed at the end, so that the profile shows what it held after the bans ran out.
+    let wrapper: Vec<String> = std::env::var("MTIDS_FLEET_WRAPPER")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(env!("CARGO_BIN_EXE_mtids"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_mtids")),
+    };
+    let mut child = command
         .args(["--config".as_ref(), config.as_os_str(), "run".as_ref()])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -519,7 +566,11 @@ fn main() -> ExitCode {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("spawning mtids run");
-    let pid = child.id();
+    let pid = if wrapper.is_empty() {
+        child.id()
+    } else {
+        wrapped_daemon(child.id())
+    };
     let fail = |child: &mut Child, why: String| {
         let _ = stop(child, Duration::from_secs(30));
         eprintln!("fleet: {why}\ndaemon log (last lines):\n{}", tail(&log));
@@ -697,6 +748,17 @@ fn main() -> ExitCode {
         load()
     );
 
+    if !wrapper.is_empty() {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        let _ = child.wait();
+        for mut s in sims {
+            s.send("quit");
+            let _ = stop(&mut s.child, Duration::from_secs(10));
+        }
+        return ExitCode::SUCCESS;
+    }
     let status = stop(&mut child, Duration::from_secs(30));
     for mut s in sims {
         s.send("quit");

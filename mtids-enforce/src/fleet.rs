@@ -56,11 +56,17 @@ pub struct FleetConfig {
     pub liveness_interval: Duration,
     /// How long the liveness command may take before the link is declared dead.
     pub liveness_timeout: Duration,
+    /// Most address-list commands in flight at once over the whole fleet (each router
+    /// also has at most 16). Every command out holds a few KiB until answered; without a
+    /// fleet-wide bound a burst of bans on thousands of routers takes hundreds of MiB,
+    /// which the allocator keeps afterwards.
+    pub max_in_flight: usize,
 }
 
 impl Default for FleetConfig {
     /// 10,000 queued per router, batches of 1,000, backoff 200 ms to 30 s, a liveness
-    /// check every 5 s answered within 10 s (a dead link is noticed within 15 s).
+    /// check every 5 s answered within 10 s (a dead link is noticed within 15 s), 1,024
+    /// address-list commands in flight fleet-wide.
     fn default() -> Self {
         FleetConfig {
             queue: 10_000,
@@ -69,6 +75,7 @@ impl Default for FleetConfig {
             backoff_max: Duration::from_secs(30),
             liveness_interval: Duration::from_secs(5),
             liveness_timeout: Duration::from_secs(10),
+            max_in_flight: 1024,
         }
     }
 }
@@ -86,6 +93,13 @@ impl FleetConfig {
     #[must_use]
     pub fn queue(mut self, queue: usize) -> Self {
         self.queue = queue.max(1);
+        self
+    }
+
+    /// Sets the most address-list commands in flight at once over the whole fleet.
+    #[must_use]
+    pub fn max_in_flight(mut self, commands: usize) -> Self {
+        self.max_in_flight = commands.max(1);
         self
     }
 
@@ -380,7 +394,10 @@ fn queued_order(order: &BanOrder, recorded: bool) -> BanOrder {
 }
 
 enum Job {
-    Block(Queued),
+    /// Boxed: a router's queue allocates its slots 32 at a time and keeps a few blocks
+    /// after a burst; a slot the size of a whole ban, times every router, was most of
+    /// what a fleet kept per ban.
+    Block(Box<Queued>),
     Unblock(IpPrefix, oneshot::Sender<Result<bool, EnforceError>>),
     DropConnections(IpPrefix, oneshot::Sender<Result<usize, EnforceError>>),
     /// Answered once everything queued before it is done.
@@ -451,6 +468,11 @@ impl FleetBuilder {
     /// called inside a tokio runtime.
     pub fn start(self, routers: Vec<FleetRouter>) -> Fleet {
         let (stop, stopped) = watch::channel(false);
+        let send_limit = Arc::new(tokio::sync::Semaphore::new(
+            self.config
+                .max_in_flight
+                .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+        ));
         let mut handles = BTreeMap::new();
         let mut tasks = Vec::new();
         for router in routers {
@@ -481,6 +503,7 @@ impl FleetBuilder {
                     overflow,
                     held: VecDeque::new(),
                     sending: Vec::new(),
+                    send_limit: Arc::clone(&send_limit),
                 }
                 .run(),
             ));
@@ -632,7 +655,7 @@ impl Fleet {
                 queued.ban.duration = duration;
                 id
             });
-            let job = Job::Block(Queued { order: queued, id });
+            let job = Job::Block(Box::new(Queued { order: queued, id }));
             let result = match handle.jobs.try_send(job) {
                 Ok(()) => Ok(()),
                 Err(mpsc::error::TrySendError::Full(_)) => {
@@ -761,6 +784,8 @@ struct RouterTask {
     held: VecDeque<Queued>,
     /// The batch in flight, held again if the session ends before it is answered.
     sending: Vec<Queued>,
+    /// Address-list commands in flight, fleet-wide ([`FleetConfig::max_in_flight`]).
+    send_limit: Arc<tokio::sync::Semaphore>,
 }
 
 /// Why a session ended.
@@ -928,6 +953,7 @@ impl RouterTask {
             )
             .with_clock(self.clock.clone())
             .with_last_uptime(*last_uptime)
+            .with_send_limit(Arc::clone(&self.send_limit))
         });
         let probe = Liveness {
             client,
@@ -939,6 +965,7 @@ impl RouterTask {
             healthy: AtomicBool::new(false),
             rebooted: Notify::new(),
             uptime: Mutex::new(None),
+            enforcer: enforcer.as_ref(),
         };
         let mut stop = self.stop.clone();
         let ended = tokio::select! {
@@ -1219,11 +1246,11 @@ impl RouterTask {
         };
         match job {
             Job::Block(first) => {
-                let mut bans = vec![first];
+                let mut bans = vec![*first];
                 let mut after = None;
                 while bans.len() < self.config.batch {
                     match self.inbox.try_recv() {
-                        Ok(Job::Block(queued)) => bans.push(queued),
+                        Ok(Job::Block(queued)) => bans.push(*queued),
                         Ok(other) => {
                             after = Some(other);
                             break;
@@ -1269,7 +1296,7 @@ impl RouterTask {
             reason: reason.to_owned(),
         };
         match job {
-            Job::Block(queued) => self.hold(queued),
+            Job::Block(queued) => self.hold(*queued),
             Job::Unblock(_, tx) => {
                 let _ = tx.send(Err(unavailable()));
             }
@@ -1314,6 +1341,8 @@ struct Liveness<'a> {
     rebooted: Notify,
     /// The last uptime the router reported in this session.
     uptime: Mutex<Option<Duration>>,
+    /// The session's enforcer, whose cache each answer sweeps of bans that ran out.
+    enforcer: Option<&'a RouterOsEnforcer>,
 }
 
 impl Liveness<'_> {
@@ -1349,6 +1378,11 @@ impl Liveness<'_> {
             };
             if self.reconciled.load(Ordering::Relaxed) {
                 self.healthy.store(true, Ordering::Relaxed);
+            }
+            // What the cache held for bans that ended is freed within an interval of
+            // their end, not at the next burst of bans.
+            if let Some(enforcer) = self.enforcer {
+                enforcer.sweep_expired();
             }
             let Some(uptime) = uptime else { continue };
             let before = lock(&self.uptime).replace(uptime);

@@ -126,6 +126,9 @@ pub struct RouterOsEnforcer {
     sweep_at: AtomicUsize,
     own: Mutex<Vec<IpAddr>>,
     last_uptime: Mutex<Option<Duration>>,
+    /// Shared by every router of a fleet: address-list commands in flight at once,
+    /// fleet-wide (see [`RouterOsEnforcer::with_send_limit`]).
+    send_limit: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl std::fmt::Debug for RouterOsEnforcer {
@@ -165,7 +168,29 @@ impl RouterOsEnforcer {
             sweep_at: AtomicUsize::new(MIN_SWEEP),
             own: Mutex::new(Vec::new()),
             last_uptime: Mutex::new(None),
+            send_limit: None,
         }
+    }
+
+    /// Takes a permit of `limit` for each address-list command of a batch: one
+    /// semaphore shared by every router of a fleet bounds the commands in flight
+    /// fleet-wide. Each one holds a reply channel, its future and its route in the
+    /// client (several KiB), so 5,000 routers with [`SEND_WINDOW`] commands each out at
+    /// once would be a burst of hundreds of MiB, which the allocator then keeps.
+    #[must_use]
+    pub fn with_send_limit(mut self, limit: Arc<tokio::sync::Semaphore>) -> Self {
+        self.send_limit = Some(limit);
+        self
+    }
+
+    /// Forgets the cached entries whose timeout ran out (the router dropped them): the
+    /// cache holds the bans in force, and what it held for bans that ended is freed.
+    pub fn sweep_expired(&self) {
+        let now = self.now();
+        let mut cache = lock(&self.cache);
+        let left = forget_expired(&mut cache, now);
+        self.sweep_at
+            .store((left * 2).max(MIN_SWEEP), Ordering::Relaxed);
     }
 
     /// Uses `clock` instead of the system clock (ban times, remaining times).
@@ -325,7 +350,9 @@ impl RouterOsEnforcer {
                 Ok(Blocked::Added { id })
             }
             Err(e) => match self.classify(&path, e) {
-                Trapped::Duplicate => self.update(target, duration, comment).await,
+                // Boxed: the rare path would otherwise make every command's future (up
+                // to a fleet's worth in flight) as large as its own.
+                Trapped::Duplicate => Box::pin(self.update(target, duration, comment)).await,
                 Trapped::NoSuchItem => Err(self.refused(&path, "no such item")),
                 Trapped::Other(e) => Err(e),
             },
@@ -587,25 +614,41 @@ impl RouterOsEnforcer {
         // its reply channel and its route in the client, and the allocator keeps what a
         // burst took (100 bans sent at once to each of 1,000 routers left the daemon
         // 596 MiB larger; see docs/performance.md). Still one round trip per
-        // SEND_WINDOW bans.
-        let mut pending =
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, (_, target, duration, comment))| async move {
-                    let result = match self.check_own(target) {
-                        Ok(()) => self.apply(*target, *duration, comment).await,
-                        Err(e) => Err(e),
-                    };
-                    (i, result)
-                });
-        let mut in_flight: FuturesUnordered<_> = pending.by_ref().take(SEND_WINDOW).collect();
-        while let Some((i, result)) = in_flight.next().await {
+        // SEND_WINDOW bans. With a fleet-wide limit, each command also takes a permit;
+        // a router waits for one only while it has nothing in flight (so no router
+        // holds permits while waiting for more, and none can starve the others).
+        let mut pending = items
+            .iter()
+            .enumerate()
+            .map(|(i, (_, target, duration, comment))| (i, *target, *duration, comment));
+        let mut in_flight = FuturesUnordered::new();
+        let mut next = pending.next();
+        loop {
+            while in_flight.len() < SEND_WINDOW
+                && let Some(item) = next.take()
+            {
+                let permit = match &self.send_limit {
+                    None => None,
+                    Some(limit) => match Arc::clone(limit).try_acquire_owned() {
+                        Ok(permit) => Some(permit),
+                        Err(_) if in_flight.is_empty() => {
+                            Arc::clone(limit).acquire_owned().await.ok()
+                        }
+                        Err(_) => {
+                            next = Some(item);
+                            break;
+                        }
+                    },
+                };
+                let (i, target, duration, comment) = item;
+                in_flight.push(self.send_one(i, target, duration, comment, permit));
+                next = pending.next();
+            }
+            let Some((i, result)) = in_flight.next().await else {
+                break;
+            };
             if let Some(slot) = results.get_mut(i) {
                 *slot = Some(result);
-            }
-            if let Some(next) = pending.next() {
-                in_flight.push(next);
             }
         }
         drop(in_flight);
@@ -635,6 +678,24 @@ impl RouterOsEnforcer {
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(EnforceError::Stopped(self.config.router.clone()))))
             .collect()
+    }
+
+    /// One command of [`send_all`](Self::send_all): the ban's add (or update), holding
+    /// its fleet-wide permit until answered; `i` comes back with the result.
+    async fn send_one(
+        &self,
+        i: usize,
+        target: IpPrefix,
+        duration: Option<Duration>,
+        comment: &str,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> (usize, Result<Blocked, EnforceError>) {
+        let result = match self.check_own(&target) {
+            Ok(()) => self.apply(target, duration, comment).await,
+            Err(e) => Err(e),
+        };
+        drop(permit);
+        (i, result)
     }
 
     /// A `print` of a menu the router may lack (`/ipv6/...` without IPv6 support):
