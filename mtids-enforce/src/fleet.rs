@@ -32,7 +32,7 @@ use routeros_proto::net::{Client, ClientConfig, Error as NetError};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::routeros::{lock, record_on_routers};
+use crate::routeros::{AppliedWriter, lock, record_on_routers};
 use crate::{
     Ban, BanId, BanLedger, Blocked, Clock, EnforceError, Enforcer, ReconcileReport, RouterOsConfig,
     RouterOsEnforcer, parse_routeros_duration,
@@ -473,6 +473,7 @@ impl FleetBuilder {
                 .max_in_flight
                 .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
         ));
+        let applied_writer = self.ledger.clone().map(AppliedWriter::start);
         let mut handles = BTreeMap::new();
         let mut tasks = Vec::new();
         for router in routers {
@@ -504,6 +505,7 @@ impl FleetBuilder {
                     held: VecDeque::new(),
                     sending: Vec::new(),
                     send_limit: Arc::clone(&send_limit),
+                    applied_writer: applied_writer.clone(),
                 }
                 .run(),
             ));
@@ -786,6 +788,8 @@ struct RouterTask {
     sending: Vec<Queued>,
     /// Address-list commands in flight, fleet-wide ([`FleetConfig::max_in_flight`]).
     send_limit: Arc<tokio::sync::Semaphore>,
+    /// Writes "applied" for many routers in one ledger transaction.
+    applied_writer: Option<AppliedWriter>,
 }
 
 /// Why a session ended.
@@ -946,14 +950,18 @@ impl RouterTask {
             }
         };
         let enforcer = self.ledger.as_ref().map(|ledger| {
-            RouterOsEnforcer::new(
+            let enforcer = RouterOsEnforcer::new(
                 client.clone(),
                 self.router.enforce.clone(),
                 Arc::clone(ledger),
             )
             .with_clock(self.clock.clone())
             .with_last_uptime(*last_uptime)
-            .with_send_limit(Arc::clone(&self.send_limit))
+            .with_send_limit(Arc::clone(&self.send_limit));
+            match &self.applied_writer {
+                Some(writer) => enforcer.with_applied_writer(writer.clone()),
+                None => enforcer,
+            }
         });
         let probe = Liveness {
             client,

@@ -129,6 +129,74 @@ pub struct RouterOsEnforcer {
     /// Shared by every router of a fleet: address-list commands in flight at once,
     /// fleet-wide (see [`RouterOsEnforcer::with_send_limit`]).
     send_limit: Option<Arc<tokio::sync::Semaphore>>,
+    /// Shared by every router of a fleet: writes "applied" for many routers' batches in
+    /// one ledger transaction (see [`AppliedWriter`]).
+    applied_writer: Option<AppliedWriter>,
+}
+
+/// The "applied" marks of many routers, written in one ledger transaction (group
+/// commit): a ban on 5,000 routers is 5,000 answered batches, and one transaction each
+/// was most of its fan-out (each behind the ledger's one lock). A router's batch is
+/// reported only once its marks are written, as before; until then the ban is pending,
+/// which a restart re-applies, so nothing is lost by waiting for the group.
+#[derive(Clone, Debug)]
+pub(crate) struct AppliedWriter {
+    marks: tokio::sync::mpsc::UnboundedSender<AppliedMarks>,
+}
+
+#[derive(Debug)]
+struct AppliedMarks {
+    router: String,
+    applied: Vec<(BanId, Option<String>)>,
+    now: SystemTime,
+    written: tokio::sync::oneshot::Sender<()>,
+}
+
+impl AppliedWriter {
+    /// Starts the writer task (inside a tokio runtime); it ends with the last clone.
+    pub(crate) fn start(ledger: Arc<Mutex<BanLedger>>) -> Self {
+        let (marks, mut inbox) = tokio::sync::mpsc::unbounded_channel::<AppliedMarks>();
+        tokio::spawn(async move {
+            while let Some(first) = inbox.recv().await {
+                let mut group = vec![first];
+                while let Ok(more) = inbox.try_recv() {
+                    group.push(more);
+                }
+                write_applied(&ledger, &group);
+                for marks in group {
+                    let _ = marks.written.send(());
+                }
+            }
+        });
+        AppliedWriter { marks }
+    }
+}
+
+/// Writes a group's marks in one transaction; if that fails (one router's ban unknown),
+/// each router's on its own, so one bad mark does not hold back the others.
+fn write_applied(ledger: &Mutex<BanLedger>, group: &[AppliedMarks]) {
+    let now = group
+        .iter()
+        .map(|m| m.now)
+        .max()
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let all: Vec<(BanId, Option<&str>)> = group
+        .iter()
+        .flat_map(|m| m.applied.iter().map(|(id, item)| (*id, item.as_deref())))
+        .collect();
+    let mut ledger = lock(ledger);
+    if group.len() == 1 || ledger.mark_applied_all(&all, now).is_err() {
+        for marks in group {
+            let applied: Vec<(BanId, Option<&str>)> = marks
+                .applied
+                .iter()
+                .map(|(id, item)| (*id, item.as_deref()))
+                .collect();
+            if let Err(e) = ledger.mark_applied_all(&applied, marks.now) {
+                tracing::error!(router = %marks.router, "ban ledger: {e}");
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for RouterOsEnforcer {
@@ -169,7 +237,15 @@ impl RouterOsEnforcer {
             own: Mutex::new(Vec::new()),
             last_uptime: Mutex::new(None),
             send_limit: None,
+            applied_writer: None,
         }
+    }
+
+    /// Writes the "applied" marks through `writer`, grouped with other routers'.
+    #[must_use]
+    pub(crate) fn with_applied_writer(mut self, writer: AppliedWriter) -> Self {
+        self.applied_writer = Some(writer);
+        self
     }
 
     /// Takes a permit of `limit` for each address-list command of a batch: one
@@ -664,20 +740,45 @@ impl RouterOsEnforcer {
                 _ => {}
             }
         }
-        let mut ledger = lock(&self.ledger);
-        if let Err(e) = ledger.mark_applied_all(&applied, now) {
-            tracing::error!(router = %self.config.router, "ban ledger: {e}");
-        }
-        for (id, why) in failed {
-            if let Err(e) = ledger.mark_failed(id, &why, now) {
-                tracing::error!(router = %self.config.router, "ban ledger: {e}");
+        self.mark_applied(&applied, now).await;
+        if !failed.is_empty() {
+            let mut ledger = lock(&self.ledger);
+            for (id, why) in failed {
+                if let Err(e) = ledger.mark_failed(id, &why, now) {
+                    tracing::error!(router = %self.config.router, "ban ledger: {e}");
+                }
             }
         }
-        drop(ledger);
         results
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(EnforceError::Stopped(self.config.router.clone()))))
             .collect()
+    }
+
+    /// Marks `applied` in the ledger: through the fleet's group writer when there is
+    /// one (returning once written), else at once.
+    async fn mark_applied(&self, applied: &[(BanId, Option<&str>)], now: SystemTime) {
+        if applied.is_empty() {
+            return;
+        }
+        if let Some(writer) = &self.applied_writer {
+            let (written, done) = tokio::sync::oneshot::channel();
+            let marks = AppliedMarks {
+                router: self.config.router.clone(),
+                applied: applied
+                    .iter()
+                    .map(|(id, item)| (*id, item.map(str::to_owned)))
+                    .collect(),
+                now,
+                written,
+            };
+            if writer.marks.send(marks).is_ok() && done.await.is_ok() {
+                return;
+            }
+        }
+        if let Err(e) = lock(&self.ledger).mark_applied_all(applied, now) {
+            tracing::error!(router = %self.config.router, "ban ledger: {e}");
+        }
     }
 
     /// One command of [`send_all`](Self::send_all): the ban's add (or update), holding
