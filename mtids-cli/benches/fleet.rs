@@ -726,7 +726,7 @@ fn main() -> ExitCode {
     std::thread::sleep(runs_out.saturating_duration_since(Instant::now()));
     let mut left = u64::MAX;
     let emptied = Instant::now();
-    while left > 0 && emptied.elapsed() < Duration::from_secs(30) {
+    while left > 0 && emptied.elapsed() < Duration::from_secs(120) {
         left = sims
             .iter_mut()
             .map(|s| Sims::numbers(&s.ask("listed"))[1])

@@ -45,7 +45,9 @@ pub struct FleetConfig {
     /// Work items waiting per router before new bans are not queued (they stay pending in
     /// the ledger and a reconcile applies them once the router has caught up).
     pub queue: usize,
-    /// Most bans sent as one batch (all in flight at once).
+    /// Most bans taken from the queue as one batch (sent 16 at a time, then marked
+    /// applied together). Small, because a batch holds its commands and results for
+    /// every router at once: the rest wait in the queue, one shared copy per ban.
     pub batch: usize,
     /// First wait after a failed connection; doubles (with jitter) up to `backoff_max`.
     pub backoff_min: Duration,
@@ -64,13 +66,13 @@ pub struct FleetConfig {
 }
 
 impl Default for FleetConfig {
-    /// 10,000 queued per router, batches of 1,000, backoff 200 ms to 30 s, a liveness
+    /// 10,000 queued per router, batches of 16, backoff 200 ms to 30 s, a liveness
     /// check every 5 s answered within 10 s (a dead link is noticed within 15 s), 1,024
     /// address-list commands in flight fleet-wide.
     fn default() -> Self {
         FleetConfig {
             queue: 10_000,
-            batch: 1_000,
+            batch: 16,
             backoff_min: Duration::from_millis(200),
             backoff_max: Duration::from_secs(30),
             liveness_interval: Duration::from_secs(5),
@@ -367,10 +369,28 @@ pub struct RouterStatus {
 
 /// A ban accepted for one router, recorded in the ledger (`id`; `None` when the ledger
 /// could not record it, then the enforcer records it when it is sent).
+///
+/// The order is shared by every router it went to (one copy per ban, not per router per
+/// ban: with thousands of routers behind on a burst of bans, the copies were most of the
+/// daemon's memory); what differs per router is beside it.
 #[derive(Clone, Debug)]
 struct Queued {
-    order: BanOrder,
+    order: Arc<BanOrder>,
+    /// The ban's duration on this router (a repeat ban lasts as long as the ledger says).
+    duration: Option<Duration>,
     id: Option<BanId>,
+    /// The entry's comment, shared like the order (the routers' caches keep it).
+    comment: Arc<str>,
+}
+
+impl Queued {
+    /// The ban as this router gets it.
+    fn ban(&self) -> Ban {
+        Ban {
+            duration: self.duration,
+            ..self.order.ban.clone()
+        }
+    }
 }
 
 /// `order` as one router's queue holds it. Once the ledger has recorded the ban (with its
@@ -649,15 +669,29 @@ impl Fleet {
             }
         };
         let mut out = Vec::with_capacity(handles.len());
+        let shared = Arc::new(queued_order(order, true));
+        let comment: Arc<str> = Arc::from(order.ban.comment());
+        let mut unrecorded = None;
         for ((name, handle), recorded) in handles.into_iter().zip(recorded) {
-            let mut queued = queued_order(order, recorded.is_some());
-            let id = recorded.map(|(id, duration)| {
-                // A repeat ban extended the one recorded: the router gets the
-                // longest expiry, as the ledger says.
-                queued.ban.duration = duration;
-                id
-            });
-            let job = Job::Block(Box::new(Queued { order: queued, id }));
+            let queued = match recorded {
+                // A repeat ban extended the one recorded: the router gets the longest
+                // expiry, as the ledger says.
+                Some((id, duration)) => Queued {
+                    order: Arc::clone(&shared),
+                    duration,
+                    id: Some(id),
+                    comment: Arc::clone(&comment),
+                },
+                None => Queued {
+                    order: Arc::clone(
+                        unrecorded.get_or_insert_with(|| Arc::new(queued_order(order, false))),
+                    ),
+                    duration: order.ban.duration,
+                    id: None,
+                    comment: Arc::clone(&comment),
+                },
+            };
+            let job = Job::Block(Box::new(queued));
             let result = match handle.jobs.try_send(job) {
                 Ok(()) => Ok(()),
                 Err(mpsc::error::TrySendError::Full(_)) => {
@@ -1093,7 +1127,7 @@ impl RouterTask {
                 self.emit(FleetEvent::Failed {
                     router: self.name().to_owned(),
                     tag: queued.order.tag,
-                    ban: queued.order.ban,
+                    ban: queued.ban(),
                     error: (*why).clone(),
                 });
             } else if let Some(id) = listed.get(&target) {
@@ -1132,13 +1166,14 @@ impl RouterTask {
         queued: Queued,
         blocked: Blocked,
     ) -> Option<String> {
+        let ban = queued.ban();
         let order = queued.order;
         let target = order.ban.target;
         self.emit(FleetEvent::Applied {
             router: self.name().to_owned(),
             tag: order.tag,
             latency: order.since.elapsed(),
-            ban: order.ban,
+            ban,
             blocked,
         });
         if !order.drop_connections {
@@ -1163,17 +1198,19 @@ impl RouterTask {
         batch: Vec<Queued>,
     ) -> Option<String> {
         self.sending = batch;
-        let recorded: Vec<(BanId, &Ban)> = self
+        let recorded: Vec<(BanId, IpPrefix, Option<Duration>, Arc<str>)> = self
             .sending
             .iter()
-            .filter_map(|q| q.id.map(|id| (id, &q.order.ban)))
+            .filter_map(|q| {
+                q.id.map(|id| (id, q.order.ban.target, q.duration, Arc::clone(&q.comment)))
+            })
             .collect();
-        let mut results = enforcer.block_recorded(&recorded).await.into_iter();
+        let mut results = enforcer.block_recorded(recorded).await.into_iter();
         let unrecorded: Vec<Ban> = self
             .sending
             .iter()
             .filter(|q| q.id.is_none())
-            .map(|q| q.order.ban.clone())
+            .map(Queued::ban)
             .collect();
         let mut late = if unrecorded.is_empty() {
             Vec::new()
@@ -1201,7 +1238,7 @@ impl RouterTask {
                             router: self.name().to_owned(),
                             tag: queued.order.tag,
                             latency: queued.order.since.elapsed(),
-                            ban: queued.order.ban,
+                            ban: queued.ban(),
                             blocked,
                         });
                     } else if let Some(why) = self.applied(enforcer, queued, blocked).await {
@@ -1220,7 +1257,7 @@ impl RouterTask {
                     self.emit(FleetEvent::Failed {
                         router: self.name().to_owned(),
                         tag: queued.order.tag,
-                        ban: queued.order.ban,
+                        ban: queued.ban(),
                         error,
                     });
                 }

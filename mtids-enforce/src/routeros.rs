@@ -106,7 +106,8 @@ impl RouterOsConfig {
 struct CachedEntry {
     id: String,
     expires: Option<SystemTime>,
-    comment: String,
+    /// Shared by every router the ban went to (one copy per ban, not per router).
+    comment: Arc<str>,
 }
 
 /// Enforcement on one RouterOS router through a shared [`Client`].
@@ -416,7 +417,7 @@ impl RouterOsEnforcer {
         &self,
         target: IpPrefix,
         duration: Option<Duration>,
-        comment: &str,
+        comment: &Arc<str>,
     ) -> Result<Blocked, EnforceError> {
         let (path, add) = self.add_command(&target, duration, comment);
         match self.call(add, self.config.command_timeout).await {
@@ -443,7 +444,13 @@ impl RouterOsEnforcer {
         }
     }
 
-    fn remember(&self, target: IpPrefix, id: String, duration: Option<Duration>, comment: &str) {
+    fn remember(
+        &self,
+        target: IpPrefix,
+        id: String,
+        duration: Option<Duration>,
+        comment: &Arc<str>,
+    ) {
         let now = self.now();
         let expires = duration.map(|d| now + d);
         let mut cache = lock(&self.cache);
@@ -452,7 +459,7 @@ impl RouterOsEnforcer {
             CachedEntry {
                 id,
                 expires,
-                comment: comment.to_owned(),
+                comment: Arc::clone(comment),
             },
         );
         let sweep_at = self.sweep_at.load(Ordering::Relaxed);
@@ -469,7 +476,7 @@ impl RouterOsEnforcer {
         &self,
         target: IpPrefix,
         duration: Option<Duration>,
-        comment: &str,
+        comment: &Arc<str>,
     ) -> Result<Blocked, EnforceError> {
         let menu = menu_of(&target);
         let cached = lock(&self.cache).get(&target).cloned();
@@ -511,7 +518,9 @@ impl RouterOsEnforcer {
             (None, _) => false,
         };
         let path = format!("{menu}/set");
-        let mut set = Command::new(&path).id(&entry.id).attr("comment", comment);
+        let mut set = Command::new(&path)
+            .id(&entry.id)
+            .attr("comment", &**comment);
         if let (true, Some(d)) = (longer, duration) {
             set = set.attr("timeout", format_timeout(d));
         }
@@ -527,7 +536,7 @@ impl RouterOsEnforcer {
                     CachedEntry {
                         id: entry.id.clone(),
                         expires,
-                        comment: comment.to_owned(),
+                        comment: Arc::clone(comment),
                     },
                 );
                 Ok(Blocked::Updated { id: entry.id })
@@ -667,13 +676,9 @@ impl RouterOsEnforcer {
     /// ban, in order. A connection failure leaves the ban pending.
     pub(crate) async fn block_recorded(
         &self,
-        bans: &[(BanId, &Ban)],
+        bans: Vec<(BanId, IpPrefix, Option<Duration>, Arc<str>)>,
     ) -> Vec<Result<Blocked, EnforceError>> {
-        let items = bans
-            .iter()
-            .map(|(id, b)| (*id, b.target, b.duration, b.comment()))
-            .collect();
-        self.send_all(items).await
+        self.send_all(bans).await
     }
 
     /// Sends every `(target, duration, comment)` at once and marks the ledger bans
@@ -681,7 +686,7 @@ impl RouterOsEnforcer {
     /// reconnect).
     async fn send_all(
         &self,
-        items: Vec<(BanId, IpPrefix, Option<Duration>, String)>,
+        items: Vec<(BanId, IpPrefix, Option<Duration>, Arc<str>)>,
     ) -> Vec<Result<Blocked, EnforceError>> {
         let n = items.len();
         let mut results: Vec<Option<Result<Blocked, EnforceError>>> =
@@ -788,7 +793,7 @@ impl RouterOsEnforcer {
         i: usize,
         target: IpPrefix,
         duration: Option<Duration>,
-        comment: &str,
+        comment: &Arc<str>,
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> (usize, Result<Blocked, EnforceError>) {
         let result = match self.check_own(&target) {
@@ -984,10 +989,7 @@ fn parse_entry(row: &Reply, now: SystemTime) -> Option<(IpPrefix, CachedEntry)> 
         .get_str("timeout")
         .and_then(|t| parse_routeros_duration(&t))
         .map(|d| now + d);
-    let comment = row
-        .get_str("comment")
-        .map(|c| c.into_owned())
-        .unwrap_or_default();
+    let comment: Arc<str> = row.get_str("comment").map_or_else(|| "".into(), Arc::from);
     Some((
         target,
         CachedEntry {
@@ -1041,7 +1043,7 @@ impl Enforcer for RouterOsEnforcer {
         let items = ids
             .into_iter()
             .zip(bans)
-            .map(|((id, duration), b)| (id, b.target, duration, b.comment()))
+            .map(|((id, duration), b)| (id, b.target, duration, Arc::from(b.comment())))
             .collect();
         self.send_all(items).await
     }
@@ -1121,7 +1123,7 @@ impl Enforcer for RouterOsEnforcer {
                 timeout: e
                     .expires
                     .map(|at| at.duration_since(now).unwrap_or(Duration::ZERO)),
-                comment: e.comment.clone(),
+                comment: e.comment.to_string(),
             })
             .collect();
         out.sort_by_key(|e| e.target);
@@ -1176,6 +1178,7 @@ impl Enforcer for RouterOsEnforcer {
                         if ends_early {
                             let comment =
                                 Ban::new(target, None, &*ban.detector, &*ban.reason).comment();
+                            let comment = Arc::from(comment);
                             short.push((ban.id, target, ban.remaining(now), comment));
                         }
                     }
@@ -1183,6 +1186,7 @@ impl Enforcer for RouterOsEnforcer {
                         let comment =
                             Ban::new(target, None, ban.detector.clone(), ban.reason.clone())
                                 .comment();
+                        let comment = Arc::from(comment);
                         missing.push((ban.id, target, ban.remaining(now), comment));
                     }
                 }
@@ -1247,7 +1251,7 @@ mod tests {
             let entry = CachedEntry {
                 id: format!("*{i:X}"),
                 expires,
-                comment: "mtids brute_force: 10 failures".to_owned(),
+                comment: "mtids brute_force: 10 failures".into(),
             };
             cache.insert(target, entry);
         }
