@@ -252,7 +252,7 @@ impl RouterOsEnforcer {
     /// Takes a permit of `limit` for each address-list command of a batch: one
     /// semaphore shared by every router of a fleet bounds the commands in flight
     /// fleet-wide. Each one holds a reply channel, its future and its route in the
-    /// client (several KiB), so 5,000 routers with [`SEND_WINDOW`] commands each out at
+    /// client (several KiB), so 5,000 routers with 16 commands each out at
     /// once would be a burst of hundreds of MiB, which the allocator then keeps.
     #[must_use]
     pub fn with_send_limit(mut self, limit: Arc<tokio::sync::Semaphore>) -> Self {
