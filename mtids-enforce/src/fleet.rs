@@ -32,7 +32,7 @@ use routeros_proto::net::{Client, ClientConfig, Error as NetError};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::routeros::{lock, record_on_routers};
+use crate::routeros::{AppliedWriter, lock, record_on_routers};
 use crate::{
     Ban, BanId, BanLedger, Blocked, Clock, EnforceError, Enforcer, ReconcileReport, RouterOsConfig,
     RouterOsEnforcer, parse_routeros_duration,
@@ -45,7 +45,9 @@ pub struct FleetConfig {
     /// Work items waiting per router before new bans are not queued (they stay pending in
     /// the ledger and a reconcile applies them once the router has caught up).
     pub queue: usize,
-    /// Most bans sent as one batch (all in flight at once).
+    /// Most bans taken from the queue as one batch (sent 16 at a time, then marked
+    /// applied together). Small, because a batch holds its commands and results for
+    /// every router at once: the rest wait in the queue, one shared copy per ban.
     pub batch: usize,
     /// First wait after a failed connection; doubles (with jitter) up to `backoff_max`.
     pub backoff_min: Duration,
@@ -56,19 +58,26 @@ pub struct FleetConfig {
     pub liveness_interval: Duration,
     /// How long the liveness command may take before the link is declared dead.
     pub liveness_timeout: Duration,
+    /// Most address-list commands in flight at once over the whole fleet (each router
+    /// also has at most 16). Every command out holds a few KiB until answered; without a
+    /// fleet-wide bound a burst of bans on thousands of routers takes hundreds of MiB,
+    /// which the allocator keeps afterwards.
+    pub max_in_flight: usize,
 }
 
 impl Default for FleetConfig {
-    /// 10,000 queued per router, batches of 1,000, backoff 200 ms to 30 s, a liveness
-    /// check every 5 s answered within 10 s (a dead link is noticed within 15 s).
+    /// 10,000 queued per router, batches of 16, backoff 200 ms to 30 s, a liveness
+    /// check every 5 s answered within 10 s (a dead link is noticed within 15 s), 1,024
+    /// address-list commands in flight fleet-wide.
     fn default() -> Self {
         FleetConfig {
             queue: 10_000,
-            batch: 1_000,
+            batch: 16,
             backoff_min: Duration::from_millis(200),
             backoff_max: Duration::from_secs(30),
             liveness_interval: Duration::from_secs(5),
             liveness_timeout: Duration::from_secs(10),
+            max_in_flight: 1024,
         }
     }
 }
@@ -86,6 +95,13 @@ impl FleetConfig {
     #[must_use]
     pub fn queue(mut self, queue: usize) -> Self {
         self.queue = queue.max(1);
+        self
+    }
+
+    /// Sets the most address-list commands in flight at once over the whole fleet.
+    #[must_use]
+    pub fn max_in_flight(mut self, commands: usize) -> Self {
+        self.max_in_flight = commands.max(1);
         self
     }
 
@@ -353,10 +369,28 @@ pub struct RouterStatus {
 
 /// A ban accepted for one router, recorded in the ledger (`id`; `None` when the ledger
 /// could not record it, then the enforcer records it when it is sent).
+///
+/// The order is shared by every router it went to (one copy per ban, not per router per
+/// ban: with thousands of routers behind on a burst of bans, the copies were most of the
+/// daemon's memory); what differs per router is beside it.
 #[derive(Clone, Debug)]
 struct Queued {
-    order: BanOrder,
+    order: Arc<BanOrder>,
+    /// The ban's duration on this router (a repeat ban lasts as long as the ledger says).
+    duration: Option<Duration>,
     id: Option<BanId>,
+    /// The entry's comment, shared like the order (the routers' caches keep it).
+    comment: Arc<str>,
+}
+
+impl Queued {
+    /// The ban as this router gets it.
+    fn ban(&self) -> Ban {
+        Ban {
+            duration: self.duration,
+            ..self.order.ban.clone()
+        }
+    }
 }
 
 /// `order` as one router's queue holds it. Once the ledger has recorded the ban (with its
@@ -380,7 +414,10 @@ fn queued_order(order: &BanOrder, recorded: bool) -> BanOrder {
 }
 
 enum Job {
-    Block(Queued),
+    /// Boxed: a router's queue allocates its slots 32 at a time and keeps a few blocks
+    /// after a burst; a slot the size of a whole ban, times every router, was most of
+    /// what a fleet kept per ban.
+    Block(Box<Queued>),
     Unblock(IpPrefix, oneshot::Sender<Result<bool, EnforceError>>),
     DropConnections(IpPrefix, oneshot::Sender<Result<usize, EnforceError>>),
     /// Answered once everything queued before it is done.
@@ -451,6 +488,12 @@ impl FleetBuilder {
     /// called inside a tokio runtime.
     pub fn start(self, routers: Vec<FleetRouter>) -> Fleet {
         let (stop, stopped) = watch::channel(false);
+        let send_limit = Arc::new(tokio::sync::Semaphore::new(
+            self.config
+                .max_in_flight
+                .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+        ));
+        let applied_writer = self.ledger.clone().map(AppliedWriter::start);
         let mut handles = BTreeMap::new();
         let mut tasks = Vec::new();
         for router in routers {
@@ -481,6 +524,8 @@ impl FleetBuilder {
                     overflow,
                     held: VecDeque::new(),
                     sending: Vec::new(),
+                    send_limit: Arc::clone(&send_limit),
+                    applied_writer: applied_writer.clone(),
                 }
                 .run(),
             ));
@@ -624,15 +669,29 @@ impl Fleet {
             }
         };
         let mut out = Vec::with_capacity(handles.len());
+        let shared = Arc::new(queued_order(order, true));
+        let comment: Arc<str> = Arc::from(order.ban.comment());
+        let mut unrecorded = None;
         for ((name, handle), recorded) in handles.into_iter().zip(recorded) {
-            let mut queued = queued_order(order, recorded.is_some());
-            let id = recorded.map(|(id, duration)| {
-                // A repeat ban extended the one recorded: the router gets the
-                // longest expiry, as the ledger says.
-                queued.ban.duration = duration;
-                id
-            });
-            let job = Job::Block(Queued { order: queued, id });
+            let queued = match recorded {
+                // A repeat ban extended the one recorded: the router gets the longest
+                // expiry, as the ledger says.
+                Some((id, duration)) => Queued {
+                    order: Arc::clone(&shared),
+                    duration,
+                    id: Some(id),
+                    comment: Arc::clone(&comment),
+                },
+                None => Queued {
+                    order: Arc::clone(
+                        unrecorded.get_or_insert_with(|| Arc::new(queued_order(order, false))),
+                    ),
+                    duration: order.ban.duration,
+                    id: None,
+                    comment: Arc::clone(&comment),
+                },
+            };
+            let job = Job::Block(Box::new(queued));
             let result = match handle.jobs.try_send(job) {
                 Ok(()) => Ok(()),
                 Err(mpsc::error::TrySendError::Full(_)) => {
@@ -761,6 +820,10 @@ struct RouterTask {
     held: VecDeque<Queued>,
     /// The batch in flight, held again if the session ends before it is answered.
     sending: Vec<Queued>,
+    /// Address-list commands in flight, fleet-wide ([`FleetConfig::max_in_flight`]).
+    send_limit: Arc<tokio::sync::Semaphore>,
+    /// Writes "applied" for many routers in one ledger transaction.
+    applied_writer: Option<AppliedWriter>,
 }
 
 /// Why a session ended.
@@ -921,13 +984,18 @@ impl RouterTask {
             }
         };
         let enforcer = self.ledger.as_ref().map(|ledger| {
-            RouterOsEnforcer::new(
+            let enforcer = RouterOsEnforcer::new(
                 client.clone(),
                 self.router.enforce.clone(),
                 Arc::clone(ledger),
             )
             .with_clock(self.clock.clone())
             .with_last_uptime(*last_uptime)
+            .with_send_limit(Arc::clone(&self.send_limit));
+            match &self.applied_writer {
+                Some(writer) => enforcer.with_applied_writer(writer.clone()),
+                None => enforcer,
+            }
         });
         let probe = Liveness {
             client,
@@ -939,6 +1007,7 @@ impl RouterTask {
             healthy: AtomicBool::new(false),
             rebooted: Notify::new(),
             uptime: Mutex::new(None),
+            enforcer: enforcer.as_ref(),
         };
         let mut stop = self.stop.clone();
         let ended = tokio::select! {
@@ -1058,7 +1127,7 @@ impl RouterTask {
                 self.emit(FleetEvent::Failed {
                     router: self.name().to_owned(),
                     tag: queued.order.tag,
-                    ban: queued.order.ban,
+                    ban: queued.ban(),
                     error: (*why).clone(),
                 });
             } else if let Some(id) = listed.get(&target) {
@@ -1097,13 +1166,14 @@ impl RouterTask {
         queued: Queued,
         blocked: Blocked,
     ) -> Option<String> {
+        let ban = queued.ban();
         let order = queued.order;
         let target = order.ban.target;
         self.emit(FleetEvent::Applied {
             router: self.name().to_owned(),
             tag: order.tag,
             latency: order.since.elapsed(),
-            ban: order.ban,
+            ban,
             blocked,
         });
         if !order.drop_connections {
@@ -1128,17 +1198,19 @@ impl RouterTask {
         batch: Vec<Queued>,
     ) -> Option<String> {
         self.sending = batch;
-        let recorded: Vec<(BanId, &Ban)> = self
+        let recorded: Vec<(BanId, IpPrefix, Option<Duration>, Arc<str>)> = self
             .sending
             .iter()
-            .filter_map(|q| q.id.map(|id| (id, &q.order.ban)))
+            .filter_map(|q| {
+                q.id.map(|id| (id, q.order.ban.target, q.duration, Arc::clone(&q.comment)))
+            })
             .collect();
-        let mut results = enforcer.block_recorded(&recorded).await.into_iter();
+        let mut results = enforcer.block_recorded(recorded).await.into_iter();
         let unrecorded: Vec<Ban> = self
             .sending
             .iter()
             .filter(|q| q.id.is_none())
-            .map(|q| q.order.ban.clone())
+            .map(Queued::ban)
             .collect();
         let mut late = if unrecorded.is_empty() {
             Vec::new()
@@ -1166,7 +1238,7 @@ impl RouterTask {
                             router: self.name().to_owned(),
                             tag: queued.order.tag,
                             latency: queued.order.since.elapsed(),
-                            ban: queued.order.ban,
+                            ban: queued.ban(),
                             blocked,
                         });
                     } else if let Some(why) = self.applied(enforcer, queued, blocked).await {
@@ -1185,7 +1257,7 @@ impl RouterTask {
                     self.emit(FleetEvent::Failed {
                         router: self.name().to_owned(),
                         tag: queued.order.tag,
-                        ban: queued.order.ban,
+                        ban: queued.ban(),
                         error,
                     });
                 }
@@ -1219,11 +1291,11 @@ impl RouterTask {
         };
         match job {
             Job::Block(first) => {
-                let mut bans = vec![first];
+                let mut bans = vec![*first];
                 let mut after = None;
                 while bans.len() < self.config.batch {
                     match self.inbox.try_recv() {
-                        Ok(Job::Block(queued)) => bans.push(queued),
+                        Ok(Job::Block(queued)) => bans.push(*queued),
                         Ok(other) => {
                             after = Some(other);
                             break;
@@ -1269,7 +1341,7 @@ impl RouterTask {
             reason: reason.to_owned(),
         };
         match job {
-            Job::Block(queued) => self.hold(queued),
+            Job::Block(queued) => self.hold(*queued),
             Job::Unblock(_, tx) => {
                 let _ = tx.send(Err(unavailable()));
             }
@@ -1314,6 +1386,8 @@ struct Liveness<'a> {
     rebooted: Notify,
     /// The last uptime the router reported in this session.
     uptime: Mutex<Option<Duration>>,
+    /// The session's enforcer, whose cache each answer sweeps of bans that ran out.
+    enforcer: Option<&'a RouterOsEnforcer>,
 }
 
 impl Liveness<'_> {
@@ -1349,6 +1423,11 @@ impl Liveness<'_> {
             };
             if self.reconciled.load(Ordering::Relaxed) {
                 self.healthy.store(true, Ordering::Relaxed);
+            }
+            // What the cache held for bans that ended is freed within an interval of
+            // their end, not at the next burst of bans.
+            if let Some(enforcer) = self.enforcer {
+                enforcer.sweep_expired();
             }
             let Some(uptime) = uptime else { continue };
             let before = lock(&self.uptime).replace(uptime);

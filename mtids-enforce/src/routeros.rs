@@ -106,7 +106,8 @@ impl RouterOsConfig {
 struct CachedEntry {
     id: String,
     expires: Option<SystemTime>,
-    comment: String,
+    /// Shared by every router the ban went to (one copy per ban, not per router).
+    comment: Arc<str>,
 }
 
 /// Enforcement on one RouterOS router through a shared [`Client`].
@@ -126,6 +127,77 @@ pub struct RouterOsEnforcer {
     sweep_at: AtomicUsize,
     own: Mutex<Vec<IpAddr>>,
     last_uptime: Mutex<Option<Duration>>,
+    /// Shared by every router of a fleet: address-list commands in flight at once,
+    /// fleet-wide (see [`RouterOsEnforcer::with_send_limit`]).
+    send_limit: Option<Arc<tokio::sync::Semaphore>>,
+    /// Shared by every router of a fleet: writes "applied" for many routers' batches in
+    /// one ledger transaction (see [`AppliedWriter`]).
+    applied_writer: Option<AppliedWriter>,
+}
+
+/// The "applied" marks of many routers, written in one ledger transaction (group
+/// commit): a ban on 5,000 routers is 5,000 answered batches, and one transaction each
+/// was most of its fan-out (each behind the ledger's one lock). A router's batch is
+/// reported only once its marks are written, as before; until then the ban is pending,
+/// which a restart re-applies, so nothing is lost by waiting for the group.
+#[derive(Clone, Debug)]
+pub(crate) struct AppliedWriter {
+    marks: tokio::sync::mpsc::UnboundedSender<AppliedMarks>,
+}
+
+#[derive(Debug)]
+struct AppliedMarks {
+    router: String,
+    applied: Vec<(BanId, Option<String>)>,
+    now: SystemTime,
+    written: tokio::sync::oneshot::Sender<()>,
+}
+
+impl AppliedWriter {
+    /// Starts the writer task (inside a tokio runtime); it ends with the last clone.
+    pub(crate) fn start(ledger: Arc<Mutex<BanLedger>>) -> Self {
+        let (marks, mut inbox) = tokio::sync::mpsc::unbounded_channel::<AppliedMarks>();
+        tokio::spawn(async move {
+            while let Some(first) = inbox.recv().await {
+                let mut group = vec![first];
+                while let Ok(more) = inbox.try_recv() {
+                    group.push(more);
+                }
+                write_applied(&ledger, &group);
+                for marks in group {
+                    let _ = marks.written.send(());
+                }
+            }
+        });
+        AppliedWriter { marks }
+    }
+}
+
+/// Writes a group's marks in one transaction; if that fails (one router's ban unknown),
+/// each router's on its own, so one bad mark does not hold back the others.
+fn write_applied(ledger: &Mutex<BanLedger>, group: &[AppliedMarks]) {
+    let now = group
+        .iter()
+        .map(|m| m.now)
+        .max()
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let all: Vec<(BanId, Option<&str>)> = group
+        .iter()
+        .flat_map(|m| m.applied.iter().map(|(id, item)| (*id, item.as_deref())))
+        .collect();
+    let mut ledger = lock(ledger);
+    if group.len() == 1 || ledger.mark_applied_all(&all, now).is_err() {
+        for marks in group {
+            let applied: Vec<(BanId, Option<&str>)> = marks
+                .applied
+                .iter()
+                .map(|(id, item)| (*id, item.as_deref()))
+                .collect();
+            if let Err(e) = ledger.mark_applied_all(&applied, marks.now) {
+                tracing::error!(router = %marks.router, "ban ledger: {e}");
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for RouterOsEnforcer {
@@ -165,7 +237,37 @@ impl RouterOsEnforcer {
             sweep_at: AtomicUsize::new(MIN_SWEEP),
             own: Mutex::new(Vec::new()),
             last_uptime: Mutex::new(None),
+            send_limit: None,
+            applied_writer: None,
         }
+    }
+
+    /// Writes the "applied" marks through `writer`, grouped with other routers'.
+    #[must_use]
+    pub(crate) fn with_applied_writer(mut self, writer: AppliedWriter) -> Self {
+        self.applied_writer = Some(writer);
+        self
+    }
+
+    /// Takes a permit of `limit` for each address-list command of a batch: one
+    /// semaphore shared by every router of a fleet bounds the commands in flight
+    /// fleet-wide. Each one holds a reply channel, its future and its route in the
+    /// client (several KiB), so 5,000 routers with 16 commands each out at
+    /// once would be a burst of hundreds of MiB, which the allocator then keeps.
+    #[must_use]
+    pub fn with_send_limit(mut self, limit: Arc<tokio::sync::Semaphore>) -> Self {
+        self.send_limit = Some(limit);
+        self
+    }
+
+    /// Forgets the cached entries whose timeout ran out (the router dropped them): the
+    /// cache holds the bans in force, and what it held for bans that ended is freed.
+    pub fn sweep_expired(&self) {
+        let now = self.now();
+        let mut cache = lock(&self.cache);
+        let left = forget_expired(&mut cache, now);
+        self.sweep_at
+            .store((left * 2).max(MIN_SWEEP), Ordering::Relaxed);
     }
 
     /// Uses `clock` instead of the system clock (ban times, remaining times).
@@ -315,7 +417,7 @@ impl RouterOsEnforcer {
         &self,
         target: IpPrefix,
         duration: Option<Duration>,
-        comment: &str,
+        comment: &Arc<str>,
     ) -> Result<Blocked, EnforceError> {
         let (path, add) = self.add_command(&target, duration, comment);
         match self.call(add, self.config.command_timeout).await {
@@ -325,7 +427,9 @@ impl RouterOsEnforcer {
                 Ok(Blocked::Added { id })
             }
             Err(e) => match self.classify(&path, e) {
-                Trapped::Duplicate => self.update(target, duration, comment).await,
+                // Boxed: the rare path would otherwise make every command's future (up
+                // to a fleet's worth in flight) as large as its own.
+                Trapped::Duplicate => Box::pin(self.update(target, duration, comment)).await,
                 Trapped::NoSuchItem => Err(self.refused(&path, "no such item")),
                 Trapped::Other(e) => Err(e),
             },
@@ -340,7 +444,13 @@ impl RouterOsEnforcer {
         }
     }
 
-    fn remember(&self, target: IpPrefix, id: String, duration: Option<Duration>, comment: &str) {
+    fn remember(
+        &self,
+        target: IpPrefix,
+        id: String,
+        duration: Option<Duration>,
+        comment: &Arc<str>,
+    ) {
         let now = self.now();
         let expires = duration.map(|d| now + d);
         let mut cache = lock(&self.cache);
@@ -349,7 +459,7 @@ impl RouterOsEnforcer {
             CachedEntry {
                 id,
                 expires,
-                comment: comment.to_owned(),
+                comment: Arc::clone(comment),
             },
         );
         let sweep_at = self.sweep_at.load(Ordering::Relaxed);
@@ -366,7 +476,7 @@ impl RouterOsEnforcer {
         &self,
         target: IpPrefix,
         duration: Option<Duration>,
-        comment: &str,
+        comment: &Arc<str>,
     ) -> Result<Blocked, EnforceError> {
         let menu = menu_of(&target);
         let cached = lock(&self.cache).get(&target).cloned();
@@ -408,7 +518,9 @@ impl RouterOsEnforcer {
             (None, _) => false,
         };
         let path = format!("{menu}/set");
-        let mut set = Command::new(&path).id(&entry.id).attr("comment", comment);
+        let mut set = Command::new(&path)
+            .id(&entry.id)
+            .attr("comment", &**comment);
         if let (true, Some(d)) = (longer, duration) {
             set = set.attr("timeout", format_timeout(d));
         }
@@ -424,7 +536,7 @@ impl RouterOsEnforcer {
                     CachedEntry {
                         id: entry.id.clone(),
                         expires,
-                        comment: comment.to_owned(),
+                        comment: Arc::clone(comment),
                     },
                 );
                 Ok(Blocked::Updated { id: entry.id })
@@ -564,13 +676,9 @@ impl RouterOsEnforcer {
     /// ban, in order. A connection failure leaves the ban pending.
     pub(crate) async fn block_recorded(
         &self,
-        bans: &[(BanId, &Ban)],
+        bans: Vec<(BanId, IpPrefix, Option<Duration>, Arc<str>)>,
     ) -> Vec<Result<Blocked, EnforceError>> {
-        let items = bans
-            .iter()
-            .map(|(id, b)| (*id, b.target, b.duration, b.comment()))
-            .collect();
-        self.send_all(items).await
+        self.send_all(bans).await
     }
 
     /// Sends every `(target, duration, comment)` at once and marks the ledger bans
@@ -578,7 +686,7 @@ impl RouterOsEnforcer {
     /// reconnect).
     async fn send_all(
         &self,
-        items: Vec<(BanId, IpPrefix, Option<Duration>, String)>,
+        items: Vec<(BanId, IpPrefix, Option<Duration>, Arc<str>)>,
     ) -> Vec<Result<Blocked, EnforceError>> {
         let n = items.len();
         let mut results: Vec<Option<Result<Blocked, EnforceError>>> =
@@ -587,25 +695,41 @@ impl RouterOsEnforcer {
         // its reply channel and its route in the client, and the allocator keeps what a
         // burst took (100 bans sent at once to each of 1,000 routers left the daemon
         // 596 MiB larger; see docs/performance.md). Still one round trip per
-        // SEND_WINDOW bans.
-        let mut pending =
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, (_, target, duration, comment))| async move {
-                    let result = match self.check_own(target) {
-                        Ok(()) => self.apply(*target, *duration, comment).await,
-                        Err(e) => Err(e),
-                    };
-                    (i, result)
-                });
-        let mut in_flight: FuturesUnordered<_> = pending.by_ref().take(SEND_WINDOW).collect();
-        while let Some((i, result)) = in_flight.next().await {
+        // SEND_WINDOW bans. With a fleet-wide limit, each command also takes a permit;
+        // a router waits for one only while it has nothing in flight (so no router
+        // holds permits while waiting for more, and none can starve the others).
+        let mut pending = items
+            .iter()
+            .enumerate()
+            .map(|(i, (_, target, duration, comment))| (i, *target, *duration, comment));
+        let mut in_flight = FuturesUnordered::new();
+        let mut next = pending.next();
+        loop {
+            while in_flight.len() < SEND_WINDOW
+                && let Some(item) = next.take()
+            {
+                let permit = match &self.send_limit {
+                    None => None,
+                    Some(limit) => match Arc::clone(limit).try_acquire_owned() {
+                        Ok(permit) => Some(permit),
+                        Err(_) if in_flight.is_empty() => {
+                            Arc::clone(limit).acquire_owned().await.ok()
+                        }
+                        Err(_) => {
+                            next = Some(item);
+                            break;
+                        }
+                    },
+                };
+                let (i, target, duration, comment) = item;
+                in_flight.push(self.send_one(i, target, duration, comment, permit));
+                next = pending.next();
+            }
+            let Some((i, result)) = in_flight.next().await else {
+                break;
+            };
             if let Some(slot) = results.get_mut(i) {
                 *slot = Some(result);
-            }
-            if let Some(next) = pending.next() {
-                in_flight.push(next);
             }
         }
         drop(in_flight);
@@ -621,20 +745,63 @@ impl RouterOsEnforcer {
                 _ => {}
             }
         }
-        let mut ledger = lock(&self.ledger);
-        if let Err(e) = ledger.mark_applied_all(&applied, now) {
-            tracing::error!(router = %self.config.router, "ban ledger: {e}");
-        }
-        for (id, why) in failed {
-            if let Err(e) = ledger.mark_failed(id, &why, now) {
-                tracing::error!(router = %self.config.router, "ban ledger: {e}");
+        self.mark_applied(&applied, now).await;
+        if !failed.is_empty() {
+            let mut ledger = lock(&self.ledger);
+            for (id, why) in failed {
+                if let Err(e) = ledger.mark_failed(id, &why, now) {
+                    tracing::error!(router = %self.config.router, "ban ledger: {e}");
+                }
             }
         }
-        drop(ledger);
         results
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(EnforceError::Stopped(self.config.router.clone()))))
             .collect()
+    }
+
+    /// Marks `applied` in the ledger: through the fleet's group writer when there is
+    /// one (returning once written), else at once.
+    async fn mark_applied(&self, applied: &[(BanId, Option<&str>)], now: SystemTime) {
+        if applied.is_empty() {
+            return;
+        }
+        if let Some(writer) = &self.applied_writer {
+            let (written, done) = tokio::sync::oneshot::channel();
+            let marks = AppliedMarks {
+                router: self.config.router.clone(),
+                applied: applied
+                    .iter()
+                    .map(|(id, item)| (*id, item.map(str::to_owned)))
+                    .collect(),
+                now,
+                written,
+            };
+            if writer.marks.send(marks).is_ok() && done.await.is_ok() {
+                return;
+            }
+        }
+        if let Err(e) = lock(&self.ledger).mark_applied_all(applied, now) {
+            tracing::error!(router = %self.config.router, "ban ledger: {e}");
+        }
+    }
+
+    /// One command of [`send_all`](Self::send_all): the ban's add (or update), holding
+    /// its fleet-wide permit until answered; `i` comes back with the result.
+    async fn send_one(
+        &self,
+        i: usize,
+        target: IpPrefix,
+        duration: Option<Duration>,
+        comment: &Arc<str>,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> (usize, Result<Blocked, EnforceError>) {
+        let result = match self.check_own(&target) {
+            Ok(()) => self.apply(target, duration, comment).await,
+            Err(e) => Err(e),
+        };
+        drop(permit);
+        (i, result)
     }
 
     /// A `print` of a menu the router may lack (`/ipv6/...` without IPv6 support):
@@ -822,10 +989,7 @@ fn parse_entry(row: &Reply, now: SystemTime) -> Option<(IpPrefix, CachedEntry)> 
         .get_str("timeout")
         .and_then(|t| parse_routeros_duration(&t))
         .map(|d| now + d);
-    let comment = row
-        .get_str("comment")
-        .map(|c| c.into_owned())
-        .unwrap_or_default();
+    let comment: Arc<str> = row.get_str("comment").map_or_else(|| "".into(), Arc::from);
     Some((
         target,
         CachedEntry {
@@ -879,7 +1043,7 @@ impl Enforcer for RouterOsEnforcer {
         let items = ids
             .into_iter()
             .zip(bans)
-            .map(|((id, duration), b)| (id, b.target, duration, b.comment()))
+            .map(|((id, duration), b)| (id, b.target, duration, Arc::from(b.comment())))
             .collect();
         self.send_all(items).await
     }
@@ -959,7 +1123,7 @@ impl Enforcer for RouterOsEnforcer {
                 timeout: e
                     .expires
                     .map(|at| at.duration_since(now).unwrap_or(Duration::ZERO)),
-                comment: e.comment.clone(),
+                comment: e.comment.to_string(),
             })
             .collect();
         out.sort_by_key(|e| e.target);
@@ -1014,6 +1178,7 @@ impl Enforcer for RouterOsEnforcer {
                         if ends_early {
                             let comment =
                                 Ban::new(target, None, &*ban.detector, &*ban.reason).comment();
+                            let comment = Arc::from(comment);
                             short.push((ban.id, target, ban.remaining(now), comment));
                         }
                     }
@@ -1021,6 +1186,7 @@ impl Enforcer for RouterOsEnforcer {
                         let comment =
                             Ban::new(target, None, ban.detector.clone(), ban.reason.clone())
                                 .comment();
+                        let comment = Arc::from(comment);
                         missing.push((ban.id, target, ban.remaining(now), comment));
                     }
                 }
@@ -1085,7 +1251,7 @@ mod tests {
             let entry = CachedEntry {
                 id: format!("*{i:X}"),
                 expires,
-                comment: "mtids brute_force: 10 failures".to_owned(),
+                comment: "mtids brute_force: 10 failures".into(),
             };
             cache.insert(target, entry);
         }

@@ -218,3 +218,57 @@ async fn a_ban_that_finds_the_queue_full_stays_pending_and_is_applied_after() {
     assert_eq!(sim.entries(LIST).len(), 3);
     fleet.shutdown().await;
 }
+
+/// A fleet-wide bound of 2 commands in flight over three routers with slow answers:
+/// every router still gets every ban (no router waits for a permit while holding one, so
+/// none can starve the others), and each ban is marked applied in the ledger (the marks
+/// of several routers written together) before it is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_wide_bound_on_commands_in_flight_delays_no_ban_forever() {
+    let sims = [Sim::start().await, Sim::start().await, Sim::start().await];
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = ledger(&dir);
+    let (events, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    let fleet = Fleet::builder()
+        .config(config().max_in_flight(2))
+        .ledger(ledger.clone())
+        .events(events)
+        .start(
+            sims.iter()
+                .enumerate()
+                .map(|(i, sim)| member(sim, &format!("r{i}"), &[]))
+                .collect(),
+        );
+    for i in 0..3 {
+        connected(&fleet, &format!("r{i}")).await;
+    }
+    for sim in &sims {
+        sim.router.set_latency(Duration::from_millis(5));
+    }
+    let targets: Vec<String> = (1..=20).map(|i| format!("198.51.100.{i}")).collect();
+    for target in &targets {
+        let queued = fleet.apply(&Scope::All, &ban(target, 600)).unwrap();
+        assert!(queued.iter().all(|(_, r)| r.is_ok()), "{queued:?}");
+    }
+    let mut applied = 0;
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while applied < 60 {
+            if let Some(mtids_enforce::FleetEvent::Applied { router, ban, .. }) =
+                reports.recv().await
+            {
+                // Reported only once the ledger says so.
+                let target = ban.target.to_string();
+                let history = ledger.lock().unwrap().history(&target).unwrap();
+                let mine = history.iter().find(|b| b.router == router).unwrap();
+                assert_eq!(mine.state, BanState::Applied, "{router} {target}");
+                applied += 1;
+            }
+        }
+    })
+    .await
+    .expect("every ban on every router in time");
+    for sim in &sims {
+        assert_eq!(sim.entries(LIST).len(), 20);
+    }
+    fleet.shutdown().await;
+}

@@ -396,7 +396,9 @@ impl Connection {
         Self {
             decoder: Decoder::new(config.limits),
             config,
-            read_buf: BytesMut::with_capacity(16 * 1024),
+            // Grows with what arrives (`extend_from_slice`): a daemon holding thousands
+            // of idle connections should not hold 16 KiB of buffer for each.
+            read_buf: BytesMut::new(),
             transmit: BytesMut::new(),
             events: VecDeque::new(),
             in_flight: HashMap::new(),

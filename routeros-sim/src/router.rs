@@ -576,9 +576,25 @@ impl Router {
         let Some(normalized) = normalize_address(address, family) else {
             return false;
         };
-        self.address_list(family)
-            .iter()
+        // Looked up in place, not on a copy of the table: a fleet bench asks this of
+        // thousands of routers at every change.
+        let now = self.now();
+        let mut s = self.state();
+        let table = s.table(family);
+        table.expire(now);
+        table
+            .entries()
             .any(|e| e.list == list && e.address == normalized)
+    }
+
+    /// How many entries `list` holds in `family`'s menu (expired ones dropped first),
+    /// counted in place.
+    pub fn listed_count(&self, family: Family, list: &str) -> usize {
+        let now = self.now();
+        let mut s = self.state();
+        let table = s.table(family);
+        table.expire(now);
+        table.entries().filter(|e| e.list == list).count()
     }
 
     // ---- log ----
