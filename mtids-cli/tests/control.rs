@@ -16,6 +16,32 @@ use routeros_sim::{Policies, Router, RouterConfig, Server, ServerConfig};
 mod common;
 use common::{message, start};
 
+/// Reads log lines into `lines` until `done(message, line)` says so; panics with the lines
+/// read, naming `what`, after `within`.
+fn wait_until(
+    rx: &mpsc::Receiver<String>,
+    lines: &mut Vec<String>,
+    what: &str,
+    within: Duration,
+    mut done: impl FnMut(&str, &serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .unwrap_or_else(|| panic!("no {what}:\n{}", lines.join("\n")));
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no {what}:\n{}", lines.join("\n")));
+        lines.push(line.clone());
+        if let Some((m, v)) = message(&line)
+            && done(&m, &v)
+        {
+            return v;
+        }
+    }
+}
+
 /// Waits for a log line whose message is `wanted` and that satisfies `also`.
 fn wait_for(
     rx: &mpsc::Receiver<String>,
@@ -24,42 +50,26 @@ fn wait_for(
     also: impl Fn(&serde_json::Value) -> bool,
     within: Duration,
 ) -> serde_json::Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let left = deadline
-            .checked_duration_since(Instant::now())
-            .unwrap_or_else(|| panic!("no `{wanted}` line:\n{}", lines.join("\n")));
-        let line = rx
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("no `{wanted}` line:\n{}", lines.join("\n")));
-        lines.push(line.clone());
-        if let Some((m, v)) = message(&line)
-            && m == wanted
-            && also(&v)
-        {
-            return v;
-        }
-    }
+    wait_until(rx, lines, &format!("`{wanted}` line"), within, |m, v| {
+        m == wanted && also(v)
+    })
 }
 
 /// Waits until the router is connected and the control socket listens: the daemon binds
 /// the socket after it starts its routers, so either line may come first.
 fn wait_ready(rx: &mpsc::Receiver<String>, lines: &mut Vec<String>) {
-    let deadline = Instant::now() + Duration::from_secs(20);
     let (mut connected, mut listening) = (false, false);
-    while !(connected && listening) {
-        let left = deadline
-            .checked_duration_since(Instant::now())
-            .unwrap_or_else(|| panic!("not ready:\n{}", lines.join("\n")));
-        let line = rx
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("not ready:\n{}", lines.join("\n")));
-        lines.push(line.clone());
-        if let Some((m, _)) = message(&line) {
+    wait_until(
+        rx,
+        lines,
+        "ready daemon",
+        Duration::from_secs(20),
+        |m, _| {
             connected |= m == "connected";
             listening |= m == "control socket listening";
-        }
-    }
+            connected && listening
+        },
+    );
 }
 
 /// Runs `mtids --config CONFIG ARGS` (stdin not a terminal); prints and returns its

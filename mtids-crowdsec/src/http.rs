@@ -76,14 +76,4 @@ pub(crate) async fn status_error(response: Response, during: &'static str) -> Cr
 }
 
 /// `text` on one line, control characters replaced, at most `max` characters.
-pub(crate) fn bounded(text: &str, max: usize) -> String {
-    let mut out: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(max)
-        .collect();
-    if text.chars().nth(max).is_some() {
-        out.push('…');
-    }
-    out
-}
+pub(crate) use mtids_http::one_line as bounded;

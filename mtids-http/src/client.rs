@@ -82,12 +82,23 @@ pub fn describe_error(error: reqwest::Error) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
+    one_line(&text, MAX_ERROR_TEXT)
+}
+
+/// `text` on one line, control characters replaced by spaces, at most `max` characters
+/// (then `…`): for text from a peer that goes into an error or a log line.
+///
+/// ```
+/// assert_eq!(mtids_http::one_line("bad\nrequest", 20), "bad request");
+/// assert_eq!(mtids_http::one_line("abcdef", 3), "abc…");
+/// ```
+pub fn one_line(text: &str, max: usize) -> String {
     let mut line: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_ERROR_TEXT)
+        .take(max)
         .collect();
-    if text.chars().nth(MAX_ERROR_TEXT).is_some() {
+    if text.chars().nth(max).is_some() {
         line.push('…');
     }
     line

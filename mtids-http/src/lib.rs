@@ -7,10 +7,10 @@
 //! - [`Secret`]: a string that never prints;
 //! - [`client`]: rustls with the ring provider and the system trust store, one timeout for
 //!   connecting and for the request, and no redirects;
-//! - [`describe_error`]: a client error as one bounded line, without its URL.
+//! - [`describe_error`]: a client error as one bounded line, without its URL ([`one_line`]).
 
 mod client;
 mod secret;
 
-pub use client::{ClientError, client, describe_error};
+pub use client::{ClientError, client, describe_error, one_line};
 pub use secret::Secret;
