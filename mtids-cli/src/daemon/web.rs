@@ -1,10 +1,10 @@
 //! The read-only web page of `mtids run` (`[web] listen`): `GET /` is one static HTML
 //! file (vanilla JS, nothing fetched from elsewhere) that polls `GET /api/state`, a JSON
 //! object: the control socket's status snapshot (`status`), the active bans with their
-//! evidence, raw and as text (`bans`), the last [`RECENT_OUTCOMES`] findings with what was decided
-//! (`recent`), and events / findings / bans per detector per minute over 24 h
-//! (`series`). Nothing here changes anything. Plain HTTP, no TLS: keep it on loopback
-//! (the default) or behind a reverse proxy.
+//! evidence, raw and as text (`bans`), the last [`RECENT_OUTCOMES`] findings with what
+//! was decided (`recent`), and events / findings / bans per detector per minute over 24 h
+//! (`series`). Nothing here changes anything. HTTPS with `web.tls_cert` and `web.tls_key`
+//! (set up by the daemon), optional basic authentication; on loopback by default.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
