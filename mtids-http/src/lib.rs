@@ -5,7 +5,7 @@
 //! here once:
 //!
 //! - [`Secret`]: a string that never prints;
-//! - [`client`]: rustls with the ring provider and the system trust store, one timeout for
+//! - [`client()`]: rustls with the ring provider and the system trust store, one timeout for
 //!   connecting and for the request, and no redirects;
 //! - [`describe_error`]: a client error as one bounded line, without its URL ([`one_line`]).
 

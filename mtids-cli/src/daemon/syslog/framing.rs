@@ -73,8 +73,8 @@ impl FrameRef<'_> {
 pub(crate) struct Framer {
     buf: Vec<u8>,
     /// Where the unread bytes start in `buf`: frames are consumed by moving it, and the
-    /// consumed bytes are dropped once per [`Framer::push`] (not once per frame, which
-    /// moved the rest of the buffer for every line).
+    /// consumed bytes are dropped once per read, in [`Framer::space`] (not once per frame,
+    /// which moved the rest of the buffer for every line).
     start: usize,
     delimiter: Vec<u8>,
     max: usize,
