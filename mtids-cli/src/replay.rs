@@ -295,6 +295,14 @@ struct ChunkCounts {
     too_long: u64,
 }
 
+impl std::ops::AddAssign for ChunkCounts {
+    fn add_assign(&mut self, other: ChunkCounts) {
+        self.line_count += other.line_count;
+        self.blank += other.blank;
+        self.too_long += other.too_long;
+    }
+}
+
 /// Empties `v` and hands back its allocation for items of another lifetime (the standard
 /// library collects in place when the element layouts match), so a worker reuses one
 /// vector for every chunk it parses.
@@ -535,9 +543,7 @@ struct Turn<'d> {
     next: u64,
     detect: &'d mut Detect,
     output: Vec<u8>,
-    line_count: u64,
-    blank: u64,
-    too_long: u64,
+    counts: ChunkCounts,
     error: Option<ReplayError>,
 }
 
@@ -655,10 +661,7 @@ impl Replay {
                 // Each line goes to detection as it is parsed: nothing is collected.
                 let result = parse_lines(&data, &ctx, &mut lossy, |line| detect.line(&line, out));
                 spare_buffer.set(Some(data));
-                let c = result?;
-                counts.line_count += c.line_count;
-                counts.blank += c.blank;
-                counts.too_long += c.too_long;
+                counts += result?;
                 Ok(())
             },
         )?;
@@ -686,9 +689,7 @@ impl Replay {
             next: 0,
             detect: &mut self.detect,
             output: Vec::new(),
-            line_count: 0,
-            blank: 0,
-            too_long: 0,
+            counts: ChunkCounts::default(),
             error: None,
         });
         let turn_changed = Condvar::new();
@@ -718,9 +719,7 @@ impl Replay {
                                     .unwrap_or_else(PoisonError::into_inner);
                             }
                             let t = &mut *guard;
-                            t.line_count += chunk.counts.line_count;
-                            t.blank += chunk.counts.blank;
-                            t.too_long += chunk.counts.too_long;
+                            t.counts += chunk.counts;
                             if t.error.is_none()
                                 && let Err(e) = t.detect.chunk(&chunk.lines, &mut t.output)
                             {
@@ -758,9 +757,9 @@ impl Replay {
         });
         let t = turn.into_inner().unwrap_or_else(PoisonError::into_inner);
         out.write_all(&t.output).map_err(ReplayError::Write)?;
-        file.lines += t.line_count;
-        *too_long += t.too_long;
-        t.detect.summary.blank += t.blank;
+        file.lines += t.counts.line_count;
+        *too_long += t.counts.too_long;
+        t.detect.summary.blank += t.counts.blank;
         if let Some(e) = t.error {
             return Err(e);
         }
