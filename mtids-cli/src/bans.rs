@@ -270,6 +270,20 @@ fn comment(target: IpPrefix, reason: &str) -> String {
     mtids_enforce::Ban::new(target, None, "manual", reason).comment()
 }
 
+/// Connects to `router` with its configured login, runs `op`, closes the connection;
+/// either failure as text, for a line of the command's report.
+async fn on_router<T, E: std::fmt::Display>(
+    router: &RouterConfig,
+    op: impl AsyncFnOnce(&Client) -> Result<T, E>,
+) -> Result<T, String> {
+    let client = crate::check::connect(router, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let result = op(&client).await.map_err(|e| e.to_string());
+    client.close().await;
+    result
+}
+
 /// Puts `target` on `list` with a timeout; a duplicate entry gets this timeout and
 /// comment (the caller passes the ledger's effective expiry, which is never shorter).
 /// Returns the entry's `.id` when the router said it.
@@ -468,14 +482,8 @@ pub async fn run(
             }
             if *live {
                 for r in routers {
-                    let entries = match crate::check::connect(r, None).await {
-                        Ok(client) => {
-                            let e = live_entries(&client, config).await;
-                            client.close().await;
-                            e.map_err(|e| e.to_string())
-                        }
-                        Err(e) => Err(e.to_string()),
-                    };
+                    let entries =
+                        on_router(r, async |client| live_entries(client, config).await).await;
                     match entries {
                         Err(e) => {
                             let _ =
@@ -572,23 +580,18 @@ pub async fn run(
                     let _ = writeln!(out, "[{}] {text}: recorded as ban {id} (pending)", r.name);
                     continue;
                 }
-                let result = match crate::check::connect(r, None).await {
-                    Ok(client) => {
-                        let res = add_on_router(
-                            &client,
-                            path,
-                            list,
-                            &text,
-                            effective,
-                            &comment(prefix, reason),
-                        )
-                        .await
-                        .map_err(|e| e.to_string());
-                        client.close().await;
-                        res
-                    }
-                    Err(e) => Err(e.to_string()),
-                };
+                let result = on_router(r, async |client| {
+                    add_on_router(
+                        client,
+                        path,
+                        list,
+                        &text,
+                        effective,
+                        &comment(prefix, reason),
+                    )
+                    .await
+                })
+                .await;
                 match result {
                     Ok(item) => {
                         ledger.mark_applied(id, item.as_deref(), now)?;
@@ -800,16 +803,10 @@ async fn remove_direct(
                 .filter(|b| b.target == text)
                 .collect();
             if !ledger_only {
-                let result = match crate::check::connect(r, None).await {
-                    Ok(client) => {
-                        let res = remove_on_router(&client, path, list, &text)
-                            .await
-                            .map_err(|e| e.to_string());
-                        client.close().await;
-                        res
-                    }
-                    Err(e) => Err(e.to_string()),
-                };
+                let result = on_router(r, async |client| {
+                    remove_on_router(client, path, list, &text).await
+                })
+                .await;
                 match result {
                     Ok(n) => {
                         let _ = writeln!(
