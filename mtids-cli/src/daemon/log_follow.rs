@@ -13,8 +13,8 @@ use mtids_enforce::LogPosition;
 use routeros_proto::net::{Client, Error as ApiError, Response, RowStream};
 use routeros_proto::{Command, Reply};
 
-use super::detection::{EventSender, Input};
-use super::router::{any_of, send};
+use super::detection::EventSender;
+use super::router::{any_of, send, send_at};
 use super::{Shared, Stats, system_time, timestamp};
 
 /// How much the router's boot time, computed from its whole-second uptime and our clock,
@@ -289,15 +289,7 @@ async fn process_log_row(
     let event = parse_log_row_bytes(topics, message, &mut scratch).into_owned();
     match at {
         None => send(shared, events, event, observed).await,
-        Some(now) => events
-            .send(Input::Event {
-                source: events.source(),
-                now,
-                event,
-                observed,
-            })
-            .await
-            .map_err(|_| "daemon stopping".to_owned()),
+        Some(now) => send_at(events, now, event, observed).await,
     }
 }
 

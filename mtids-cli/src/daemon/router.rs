@@ -190,7 +190,16 @@ pub(super) async fn send(
     event: mtids_detect::Event<'static>,
     observed: Instant,
 ) -> Result<(), String> {
-    let now = timestamp(shared.now());
+    send_at(events, timestamp(shared.now()), event, observed).await
+}
+
+/// [`send`] with the event's own time (a log line's, read back after a restart).
+pub(super) async fn send_at(
+    events: &EventSender,
+    now: mtids_detect::Timestamp,
+    event: mtids_detect::Event<'static>,
+    observed: Instant,
+) -> Result<(), String> {
     events
         .send(Input::Event {
             source: events.source(),
