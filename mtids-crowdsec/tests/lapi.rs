@@ -9,123 +9,25 @@
 // Helpers outside #[test] functions unwrap too: a panic in a test is a failed assertion.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use mtids_crowdsec::{
     Ban, BanReport, BanScope, Bouncer, Evidence, MachineCredentials, OwnBans, Secret,
     StreamFilters, Submitted, Url, Watcher, WatcherConfig,
 };
-use tokio::sync::RwLock;
 
-/// Held for reading by tests that need the LAPI up, for writing by those that stop it.
-static LAPI_UP: RwLock<()> = RwLock::const_new(());
+#[path = "support/lapi.rs"]
+mod support;
+use support::{LAPI_UP, StartOnDrop, cscli, lapi, lapi_script, lapi_up, unique};
 
-struct Lapi {
-    url: Url,
-    cscli_config: String,
-}
-
-const HOW_TO_START: &str = "no CrowdSec LAPI for the mtids-crowdsec tests: run \
-     `bash mtids-crowdsec/tests/lapi.sh` as root (it installs Debian's crowdsec and starts \
-     its LAPI on 127.0.0.1:18980, offline); .ci/run does this before the tests";
-
-fn lapi() -> &'static Lapi {
-    static LAPI: OnceLock<Lapi> = OnceLock::new();
-    LAPI.get_or_init(|| {
-        let path = std::env::var("MTIDS_TEST_LAPI_ENV")
-            .unwrap_or_else(|_| "/var/lib/mtids-test-lapi/lapi.env".to_owned());
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{HOW_TO_START} (cannot read {path}: {e})"));
-        let vars: HashMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
-        let get = |k: &str| {
-            vars.get(k)
-                .unwrap_or_else(|| panic!("{HOW_TO_START} ({path} has no {k})"))
-                .to_string()
-        };
-        Lapi {
-            url: Url::parse(&get("MTIDS_TEST_LAPI_URL")).unwrap(),
-            cscli_config: get("MTIDS_TEST_LAPI_CSCLI_CONFIG"),
-        }
-    })
-}
-
-/// Runs `lapi.sh <action>` (`start`, `stop`).
-fn lapi_script(action: &str) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lapi.sh");
-    let status = Command::new("bash")
-        .arg(script)
-        .arg(action)
-        .status()
-        .unwrap();
-    assert!(status.success(), "lapi.sh {action} failed");
-}
-
-/// Starts the LAPI again when dropped, so that a failing outage test does
-/// not leave it stopped for the others.
-struct StartOnDrop;
-
-impl Drop for StartOnDrop {
-    fn drop(&mut self) {
-        lapi_script("start");
-    }
-}
-
-/// Waits for the outage tests to end and checks that the LAPI answers.
-async fn lapi_up() -> tokio::sync::RwLockReadGuard<'static, ()> {
-    let guard = LAPI_UP.read().await;
-    let addr = format!(
-        "{}:{}",
-        lapi().url.host_str().unwrap(),
-        lapi().url.port().unwrap()
-    );
-    if tokio::net::TcpStream::connect(&addr).await.is_err() {
-        panic!("{HOW_TO_START} (nothing answers on {addr})");
-    }
-    guard
-}
-
-/// Runs cscli, one at a time: `cscli bouncers add` and `machines add` write the SQLite
-/// file directly, beside the LAPI, and SQLite takes one writer at a time. A write that
-/// still meets "database is locked" is tried again.
-fn cscli(args: &[&str]) -> String {
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let out = Command::new("cscli")
-            .arg("-c")
-            .arg(&lapi().cscli_config)
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("{HOW_TO_START} (cannot run cscli: {e})"));
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() && stderr.contains("database is locked") && attempt < 10 {
-            std::thread::sleep(Duration::from_millis(300));
-            continue;
-        }
-        assert!(out.status.success(), "cscli {args:?} failed: {stderr}");
-        return String::from_utf8(out.stdout).unwrap();
-    }
-}
-
-/// A name no earlier run used.
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
+/// The LAPI's URL, parsed.
+fn url() -> Url {
+    Url::parse(&lapi().url).unwrap()
 }
 
 fn new_bouncer(prefix: &str, filters: StreamFilters, own: OwnBans) -> Bouncer {
     let key = cscli(&["bouncers", "add", &unique(prefix), "-o", "raw"]);
-    Bouncer::new(&lapi().url, Secret::new(key.trim()), filters, 50_000, own).unwrap()
+    Bouncer::new(&url(), Secret::new(key.trim()), filters, 50_000, own).unwrap()
 }
 
 fn new_machine(prefix: &str) -> MachineCredentials {
@@ -284,7 +186,7 @@ async fn pushed_alert_is_a_cscli_decision_and_comes_back_marked_as_ours() {
     ));
     let machine = new_machine("push");
     let machine_id = machine.machine_id.clone();
-    let watcher = Watcher::spawn(&lapi().url, machine, fast(), own.clone()).unwrap();
+    let watcher = Watcher::spawn(&url(), machine, fast(), own.clone()).unwrap();
     assert_eq!(watcher.submit(report), Submitted::Queued);
     wait_for("the alert to be delivered", Duration::from_secs(20), || {
         watcher.stats().delivered == 1
@@ -329,7 +231,7 @@ async fn restarted_lapi_refuses_the_old_token_and_the_watcher_logs_in_again() {
     let _exclusive = LAPI_UP.write().await;
     let _restart = StartOnDrop;
     lapi_script("start");
-    let watcher = Watcher::spawn(&lapi().url, new_machine("jwt"), fast(), OwnBans::new()).unwrap();
+    let watcher = Watcher::spawn(&url(), new_machine("jwt"), fast(), OwnBans::new()).unwrap();
     let first = "198.51.100.30";
     let second = "198.51.100.31";
     clear("-i", first);
@@ -374,8 +276,7 @@ async fn lapi_down_never_delays_submit_and_the_queue_drains_when_it_is_back() {
     lapi_script("start");
     let mut config = fast();
     config.queue_capacity = 5;
-    let watcher =
-        Watcher::spawn(&lapi().url, new_machine("outage"), config, OwnBans::new()).unwrap();
+    let watcher = Watcher::spawn(&url(), new_machine("outage"), config, OwnBans::new()).unwrap();
     let ips: Vec<String> = (100..120).map(|i| format!("198.51.100.{i}")).collect();
     for ip in &ips {
         clear("-i", ip);
@@ -437,11 +338,7 @@ async fn lapi_down_never_delays_submit_and_the_queue_drains_when_it_is_back() {
 /// `GET path` with the bouncer key over a plain socket; the body's length.
 async fn raw_get(path: &str, key: &str) -> usize {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = format!(
-        "{}:{}",
-        lapi().url.host_str().unwrap(),
-        lapi().url.port().unwrap()
-    );
+    let host = lapi().addr();
     let mut stream = tokio::net::TcpStream::connect(&host).await.unwrap();
     let request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nX-Api-Key: {key}\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();

@@ -13,9 +13,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -23,123 +21,14 @@ use std::time::{Duration, Instant, SystemTime};
 use mtids_cli::bans::{self, BansAction};
 use mtids_cli::config::{Config, CrowdsecConfig};
 use mtids_e2e::{Running, Sim, eventually, fail_logins};
-use tokio::sync::RwLock;
 
-/// Held for reading by tests that need the LAPI up, for writing by the one that stops it.
-static LAPI_UP: RwLock<()> = RwLock::const_new(());
+#[path = "../../mtids-crowdsec/tests/support/lapi.rs"]
+mod lapi_support;
+use lapi_support::{StartOnDrop, cscli, lapi, lapi_alone, lapi_script, lapi_up, unique};
 
 /// The tests' pull interval.
 const PULL: Duration = Duration::from_millis(250);
 
-const HOW_TO_START: &str = "no CrowdSec LAPI for the CrowdSec end-to-end tests: run \
-     `bash mtids-crowdsec/tests/lapi.sh` as root (it installs Debian's crowdsec and starts \
-     its LAPI on 127.0.0.1:18980, offline); .ci/run does this before the tests";
-
-struct Lapi {
-    url: String,
-    cscli_config: String,
-}
-
-fn lapi() -> &'static Lapi {
-    static LAPI: OnceLock<Lapi> = OnceLock::new();
-    LAPI.get_or_init(|| {
-        let path = std::env::var("MTIDS_TEST_LAPI_ENV")
-            .unwrap_or_else(|_| "/var/lib/mtids-test-lapi/lapi.env".to_owned());
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{HOW_TO_START} (cannot read {path}: {e})"));
-        let vars: HashMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
-        let get = |k: &str| {
-            vars.get(k)
-                .unwrap_or_else(|| panic!("{HOW_TO_START} ({path} has no {k})"))
-                .to_string()
-        };
-        Lapi {
-            url: get("MTIDS_TEST_LAPI_URL"),
-            cscli_config: get("MTIDS_TEST_LAPI_CSCLI_CONFIG"),
-        }
-    })
-}
-
-/// Waits for the outage test to end and checks that the LAPI answers.
-async fn lapi_up() -> tokio::sync::RwLockReadGuard<'static, ()> {
-    let guard = LAPI_UP.read().await;
-    let addr = lapi().url.trim_start_matches("http://").to_owned();
-    if tokio::net::TcpStream::connect(&addr).await.is_err() {
-        panic!("{HOW_TO_START} (nothing answers on {addr})");
-    }
-    guard
-}
-
-/// Like [`lapi_up`], but alone: for the outage test, and for the measurements (the bulk
-/// import loads the 2-core machine enough to slow every other test's daemons).
-async fn lapi_alone() -> tokio::sync::RwLockWriteGuard<'static, ()> {
-    let guard = LAPI_UP.write().await;
-    let addr = lapi().url.trim_start_matches("http://").to_owned();
-    if tokio::net::TcpStream::connect(&addr).await.is_err() {
-        panic!("{HOW_TO_START} (nothing answers on {addr})");
-    }
-    guard
-}
-
-/// Runs `lapi.sh <action>` (`start`, `stop`).
-fn lapi_script(action: &str) {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../mtids-crowdsec/tests/lapi.sh"
-    );
-    let status = Command::new("bash")
-        .arg(script)
-        .arg(action)
-        .status()
-        .unwrap();
-    assert!(status.success(), "lapi.sh {action} failed");
-}
-
-/// Starts the LAPI again when dropped, so a failing outage test does not leave it stopped.
-struct StartOnDrop;
-
-impl Drop for StartOnDrop {
-    fn drop(&mut self) {
-        lapi_script("start");
-    }
-}
-
-/// Runs cscli, one at a time (`bouncers add` and `machines add` write the SQLite file
-/// beside the LAPI); a write that meets "database is locked" is tried again.
-fn cscli(args: &[&str]) -> String {
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let out = Command::new("cscli")
-            .arg("-c")
-            .arg(&lapi().cscli_config)
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("{HOW_TO_START} (cannot run cscli: {e})"));
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() && stderr.contains("database is locked") && attempt < 10 {
-            std::thread::sleep(Duration::from_millis(300));
-            continue;
-        }
-        assert!(out.status.success(), "cscli {args:?} failed: {stderr}");
-        return String::from_utf8(out.stdout).unwrap();
-    }
-}
-
-/// A name no earlier run used.
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
-/// The scenario word of this run: `cscli decisions add -R` sets it, the daemons filter on it.
 fn run_word() -> &'static str {
     static WORD: OnceLock<String> = OnceLock::new();
     WORD.get_or_init(|| unique("mtidse2e"))
