@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 use routeros_sim::{Connection, Family, Router, RouterConfig, Server, ServerConfig};
 
 mod common;
-use common::{env_u64, free_port, mib, stop, tail};
+use common::{env_u64, free_port, mib, spawn_run, stop, tail};
 
 const LIST: &str = "mtids-blocked";
 const CONNECTION_PRINT: &str = "/ip/firewall/connection/print";
@@ -548,7 +548,7 @@ fn main() -> ExitCode {
         .split_whitespace()
         .map(str::to_owned)
         .collect();
-    let mut command = match wrapper.split_first() {
+    let command = match wrapper.split_first() {
         Some((program, args)) => {
             let mut c = Command::new(program);
             c.args(args).arg(env!("CARGO_BIN_EXE_mtids"));
@@ -556,16 +556,7 @@ fn main() -> ExitCode {
         }
         None => Command::new(env!("CARGO_BIN_EXE_mtids")),
     };
-    let mut child = command
-        .args(["--config".as_ref(), config.as_os_str(), "run".as_ref()])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("spawning mtids run");
+    let mut child = spawn_run(command, &config, dir.path(), &log);
     let pid = if wrapper.is_empty() {
         child.id()
     } else {

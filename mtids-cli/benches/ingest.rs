@@ -27,13 +27,13 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::Path;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use routeros_sim::{Router, RouterConfig, Server, ServerConfig};
 
 mod common;
-use common::{env_u64, free_port, stop, wait_until};
+use common::{env_u64, free_port, spawn_run, stop, wait_until};
 
 /// The brute-forcing marker addresses of the UDP run and the TCP run.
 const MARKER_UDP: &str = "198.51.100.98";
@@ -290,16 +290,12 @@ fn main() -> ExitCode {
     let (udp, tcp) = (free_udp_port(), free_port());
     write_config(&config, server.local_addr(), udp, tcp);
     let log = dir.path().join("mtids.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mtids"))
-        .args(["--config".as_ref(), config.as_os_str(), "run".as_ref()])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("spawning mtids run");
+    let mut child = spawn_run(
+        Command::new(env!("CARGO_BIN_EXE_mtids")),
+        &config,
+        dir.path(),
+        &log,
+    );
     let pid = child.id();
     let ready = wait_until(Duration::from_secs(30), || {
         TcpStream::connect(tcp).is_ok() && router.session_count() > 0

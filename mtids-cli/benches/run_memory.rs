@@ -45,7 +45,7 @@
 use std::io::{BufWriter, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -54,7 +54,7 @@ use mtids_detect::DetectionConfig;
 use routeros_sim::{Router, RouterConfig, Server, ServerConfig};
 
 mod common;
-use common::{env_u64, free_port, mib, stop, tail, wait_until};
+use common::{env_u64, free_port, mib, spawn_run, stop, tail, wait_until};
 
 /// The budget's fixed part: the idle daemon, the event queue, allocator slack.
 const BASE_BYTES: u64 = 32 << 20;
@@ -251,16 +251,12 @@ fn main() -> ExitCode {
     let syslog = free_port();
     write_config(&config, server.local_addr(), syslog, &detection);
     let log = dir.path().join("mtids.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mtids"))
-        .args(["--config".as_ref(), config.as_os_str(), "run".as_ref()])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("spawning mtids run");
+    let mut child = spawn_run(
+        Command::new(env!("CARGO_BIN_EXE_mtids")),
+        &config,
+        dir.path(),
+        &log,
+    );
     let pid = child.id();
 
     let ready = wait_until(Duration::from_secs(30), || {

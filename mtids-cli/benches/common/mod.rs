@@ -5,7 +5,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A whole-number setting from the environment; a malformed value stops the bench.
@@ -66,4 +66,20 @@ pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(5));
     }
     cond()
+}
+
+/// Starts `mtids --config CONFIG run` through `command` (the binary itself, or a profiler
+/// with the binary as its argument) in `dir`, with only `PATH` in its environment, no
+/// stdin or stdout, and its log (stderr) in `log`.
+pub fn spawn_run(mut command: Command, config: &Path, dir: &Path, log: &Path) -> Child {
+    command
+        .args(["--config".as_ref(), config.as_os_str(), "run".as_ref()])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("spawning mtids run")
 }
